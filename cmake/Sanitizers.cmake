@@ -1,0 +1,17 @@
+# ASan+UBSan (GX_SANITIZE) or TSan (GX_TSAN) for every target, tests included.
+if(GX_SANITIZE AND GX_TSAN)
+  message(FATAL_ERROR "GX_SANITIZE and GX_TSAN cannot be combined")
+endif()
+if(GX_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all
+                      -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+if(GX_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()
+if(CMAKE_BUILD_TYPE STREQUAL "Release")
+  set(CMAKE_POSITION_INDEPENDENT_CODE ON)
+  add_link_options(-pie -Wl,-z,relro,-z,now)
+endif()

@@ -1,0 +1,78 @@
+/* metrics.h -- the process-wide metrics registry, served as Prometheus text. Counters and
+ * histograms are declared once in the tables below; updates are lock-free atomics, so any
+ * thread may record at any time. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gx/buf.h"
+#include "gx/err.h"
+
+/* Verbs we time. The order is the label order in the exposition. */
+#define METRICS_VERB_MAP(X)                                                                        \
+    X(FILTER, "filter")                                                                            \
+    X(PRIORITIZE, "prioritize")                                                                    \
+    X(BIND, "bind")                                                                                \
+    X(OTHER, "other")
+
+enum metrics_verb {
+#define METRICS_VERB_ENUM(name, text) METRICS_VERB_##name,
+    METRICS_VERB_MAP(METRICS_VERB_ENUM)
+#undef METRICS_VERB_ENUM
+        METRICS_VERB_COUNT
+};
+
+/* How a request ended, from the scheduler's point of view. */
+#define METRICS_OUTCOME_MAP(X)                                                                     \
+    X(OK, "ok")                     /* 200 and no Error */                                         \
+    X(ERROR, "error")               /* 200 with a non-empty Error */                               \
+    X(BAD_REQUEST, "bad_request")   /* 400 */                                                      \
+    X(TOO_LARGE, "too_large")       /* 413 */                                                      \
+    X(UNAVAILABLE, "unavailable")   /* 503 */                                                      \
+    X(INTERNAL, "internal")         /* 500 */                                                      \
+    X(NOT_FOUND, "not_found")       /* 404 */                                                      \
+    X(BAD_METHOD, "bad_method")     /* 405 */
+
+enum metrics_outcome {
+#define METRICS_OUTCOME_ENUM(name, text) METRICS_OUTCOME_##name,
+    METRICS_OUTCOME_MAP(METRICS_OUTCOME_ENUM)
+#undef METRICS_OUTCOME_ENUM
+        METRICS_OUTCOME_COUNT
+};
+
+/* Plain counters without labels: name, help. */
+#define METRICS_COUNTER_MAP(X)                                                                     \
+    X(FILTER_NODES_PASSED, "gpu_extender_filter_nodes_passed_total",                               \
+      "Nodes that passed filter.")                                                                 \
+    X(FILTER_NODES_FAILED, "gpu_extender_filter_nodes_failed_total",                               \
+      "Nodes rejected into FailedNodes (preemption may help).")                                    \
+    X(FILTER_NODES_UNRESOLVABLE, "gpu_extender_filter_nodes_unresolvable_total",                   \
+      "Nodes rejected into FailedAndUnresolvableNodes.")                                           \
+    X(BIND_QUEUE_FULL, "gpu_extender_bind_queue_full_total",                                       \
+      "Binds refused because every bind worker was busy and the queue was full.")                  \
+    X(APISERVER_TOKEN_RELOADS, "gpu_extender_apiserver_token_reloads_total",                       \
+      "Times the bearer token file was read again (periodic or after a 401).")
+
+enum metrics_counter {
+#define METRICS_COUNTER_ENUM(name, metric, help) METRICS_##name,
+    METRICS_COUNTER_MAP(METRICS_COUNTER_ENUM)
+#undef METRICS_COUNTER_ENUM
+        METRICS_COUNTER_COUNT
+};
+
+/* Records one finished request: its verb, outcome and wall time. */
+void metrics_request_observe(enum metrics_verb verb, enum metrics_outcome outcome,
+                             uint64_t duration_ns);
+void metrics_counter_add(enum metrics_counter c, uint64_t n);
+/* Records the result of one bind: "success" or "error", with the API server's HTTP status
+ * (0 when no answer came back: timeout, connection refused, TLS failure, no API server). */
+void metrics_bind_observe(int success, long api_status);
+/* Appends the whole registry in Prometheus text format 0.0.4. */
+enum err metrics_format(struct buf *out) GX_MUST_CHECK;
+/* Test hook: sets every value back to zero. */
+void metrics_reset(void);
+/* Reads one counter (for tests). */
+uint64_t metrics_counter_get(enum metrics_counter c);
+/* Reads a request count for a verb and outcome (for tests). */
+uint64_t metrics_requests_get(enum metrics_verb verb, enum metrics_outcome outcome);
