@@ -1,4 +1,265 @@
-int main(void)
+/* main.c -- argv/env -> config -> policy -> API server client -> routes -> HTTP server ->
+ * wait for a signal -> drain and stop. The only place that connects modules to each other. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gx/alloc.h"
+#include "gx/config.h"
+#include "gx/httpd.h"
+#include "gx/kube.h"
+#include "gx/kubeconfig.h"
+#include "gx/log.h"
+#include "gx/policy.h"
+#include "gx/routes.h"
+
+extern char **environ;
+
+struct daemon {
+    struct config cfg;
+    struct policy policy;
+    struct kube_client *kube;
+    struct kube_binder *binder;
+    struct routes *routes;
+    struct httpd *httpd;
+};
+
+/* ---- bind glue: routes' bind callback -> the kube binder ---- */
+
+struct bind_call {
+    routes_bind_done_fn *done;
+    void *done_ctx;
+};
+
+static void bind_finished(void *ctx, const struct kube_bind_result *res)
 {
-    return 0;
+    struct bind_call *call = ctx;
+
+    call->done(call->done_ctx, res->ok ? NULL : res->error);
+    free(call);
+}
+
+static bool copy_field(char *dst, size_t cap, struct str s)
+{
+    if (s.len >= cap)
+        return false;
+    memcpy(dst, s.ptr, s.len);
+    dst[s.len] = '\0';
+    return true;
+}
+
+static enum err start_bind(void *ctx, const struct ext_bind_args *args, routes_bind_done_fn *done,
+                           void *done_ctx, struct errbuf *eb)
+{
+    struct daemon *d = ctx;
+    struct kube_bind_req req;
+    struct bind_call *call;
+    enum err e;
+
+    if (!copy_field(req.pod_namespace, sizeof(req.pod_namespace), args->pod_namespace) ||
+        !copy_field(req.pod_name, sizeof(req.pod_name), args->pod_name) ||
+        !copy_field(req.pod_uid, sizeof(req.pod_uid), args->pod_uid) ||
+        !copy_field(req.node, sizeof(req.node), args->node)) {
+        errbuf_set(eb, "gpu-extender: bind arguments are longer than Kubernetes names can be");
+        return ERR_INVALID;
+    }
+    call = xmalloc(sizeof(*call));
+    call->done = done;
+    call->done_ctx = done_ctx;
+    e = kube_binder_submit(d->binder, &req, bind_finished, call);
+    if (e != ERR_OK) {
+        free(call);
+        errbuf_set(eb, "gpu-extender: every bind worker is busy; retry");
+    }
+    return e;
+}
+
+/* ---- start-up ---- */
+
+static int check_policy(const char *path)
+{
+    struct policy p;
+    struct policy_diag diag = {0};
+    enum err e = policy_load(path, &p, &diag);
+
+    for (size_t i = 0; i < diag.count; i++)
+        printf("%s\n", diag.msgs[i]);
+    if (e != ERR_OK && diag.count == 0)
+        printf("%s: %s\n", path, err_str(e));
+    if (e == ERR_OK)
+        printf("%s: ok (strategy %s, hash %s)\n", path, policy_strategy_name(p.strategy), p.hash);
+    return e == ERR_OK ? 0 : 1;
+}
+
+static bool load_policy(struct daemon *d)
+{
+    struct policy_diag diag = {0};
+
+    if (!d->cfg.policy[0]) {
+        policy_default(&d->policy);
+        return true;
+    }
+    if (policy_load(d->cfg.policy, &d->policy, &diag) == ERR_OK)
+        return true;
+    for (size_t i = 0; i < diag.count; i++)
+        log_error("main", "invalid policy", "detail=\"%s\"", diag.msgs[i]);
+    if (diag.count == 0)
+        log_error("main", "cannot read the policy", "path=%s", d->cfg.policy);
+    return false;
+}
+
+/* Chooses how to reach the API server: --kubeconfig, else in-cluster, else none. */
+static bool connect_apiserver(struct daemon *d)
+{
+    struct kube_creds creds = {0};
+    struct errbuf eb = {{0}};
+    enum err e;
+
+    if (d->cfg.kubeconfig[0])
+        e = kubeconfig_load(d->cfg.kubeconfig, NULL, &creds, &eb);
+    else
+        e = kubeconfig_in_cluster(KUBE_SA_DIR, &creds, &eb);
+    if (e == ERR_NOT_FOUND && !d->cfg.kubeconfig[0]) {
+        log_info("main", "no API server configured: standalone mode; bind answers with an Error",
+                 "%s", "");
+        return true;
+    }
+    if (e == ERR_OK)
+        e = kube_client_new(&creds, &d->kube, &eb);
+    kube_creds_destroy(&creds);
+    if (e != ERR_OK) {
+        log_error("main", "cannot configure the API server client", "err=\"%s\"", eb.msg);
+        return false;
+    }
+    d->binder = kube_binder_new(d->kube, (unsigned)d->cfg.bind_workers,
+                                (unsigned)d->cfg.bind_workers * 64, (long)d->cfg.bind_timeout_ms);
+    log_info("main", "API server configured", "server=%s", kube_client_server(d->kube));
+    return true;
+}
+
+static bool write_port_file(const char *path, uint16_t port)
+{
+    char tmp[1100];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f)
+        return false;
+    fprintf(f, "%u\n", (unsigned)port);
+    if (fclose(f) != 0)
+        return false;
+    return rename(tmp, path) == 0;
+}
+
+static void handle_request(void *ctx, struct exchange *ex)
+{
+    routes_handle(ctx, ex);
+}
+
+static bool start_http(struct daemon *d)
+{
+    struct routes_config rc = {
+        .url_prefix = d->cfg.url_prefix,
+        .policy = &d->policy,
+        .bind = d->binder ? start_bind : NULL,
+        .bind_ctx = d,
+        .mode = d->kube ? kube_client_server(d->kube) : "standalone",
+    };
+    struct httpd_config hc = {
+        .listen = d->cfg.listen,
+        .max_body_bytes = (size_t)d->cfg.max_body_bytes,
+        .threads = (unsigned)d->cfg.threads,
+        .handler = handle_request,
+    };
+    struct errbuf eb = {{0}};
+
+    d->routes = routes_new(&rc);
+    hc.handler_ctx = d->routes;
+    if (httpd_start(&hc, &d->httpd, &eb) != ERR_OK) {
+        log_error("main", "cannot start the HTTP server", "err=\"%s\"", eb.msg);
+        return false;
+    }
+    if (d->cfg.port_file[0] && !write_port_file(d->cfg.port_file, httpd_port(d->httpd))) {
+        log_error("main", "cannot write the port file", "path=%s err=\"%s\"", d->cfg.port_file,
+                  strerror(errno));
+        return false;
+    }
+    log_info("main", "serving", "listen=%s port=%u prefix=%s policy=\"%s\" strategy=%s",
+             d->cfg.listen, (unsigned)httpd_port(d->httpd), d->cfg.url_prefix, d->policy.source,
+             policy_strategy_name(d->policy.strategy));
+    return true;
+}
+
+static void stop_all(struct daemon *d)
+{
+    httpd_stop(d->httpd, (unsigned)d->cfg.drain_timeout_ms);
+    kube_binder_free(d->binder);
+    kube_client_free(d->kube);
+    routes_free(d->routes);
+}
+
+/* Blocks until SIGTERM or SIGINT. SIGHUP is logged: policy reload arrives with the policy
+ * issue. The signals are blocked in every thread, so only this sigwait sees them. */
+static void wait_for_signal(const sigset_t *set)
+{
+    int sig = 0;
+
+    for (;;) {
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_warn("main", "SIGHUP ignored: policy reload is not implemented yet", "%s", "");
+            continue;
+        }
+        log_info("main", "stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d;
+    struct errbuf eb = {{0}};
+    enum log_level level;
+    sigset_t set;
+    int rc = 1;
+
+    memset(&d, 0, sizeof(d));
+    if (config_parse(argc, argv, environ, &d.cfg, &eb) != ERR_OK) {
+        fprintf(stderr, "gpu-extender: %s\n", eb.msg);
+        return 2;
+    }
+    if (d.cfg.help) {
+        config_usage(stdout);
+        return 0;
+    }
+    if (d.cfg.version) {
+        printf("gpu-extender %s (%s)\n", GX_VERSION, GX_GIT_VERSION);
+        return 0;
+    }
+    if (d.cfg.check_policy[0])
+        return check_policy(d.cfg.check_policy);
+    if (!log_level_parse(d.cfg.log_level, &level)) {
+        fprintf(stderr, "gpu-extender: --log-level: expected error, warn, info or debug\n");
+        return 2;
+    }
+    log_set_level(level);
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (load_policy(&d) && connect_apiserver(&d) && start_http(&d)) {
+        wait_for_signal(&set);
+        rc = 0;
+    }
+    stop_all(&d);
+    log_info("main", "stopped", "code=%d", rc);
+    return rc;
 }

@@ -1,0 +1,73 @@
+/* codec.h -- the extender wire format: ExtenderArgs and ExtenderBindingArgs in, filter and
+ * prioritize replies out, exactly as in shared/reference/extender-protocol.md.
+ *
+ * Top-level keys are matched case-insensitively (Go's decoder does), and replies use the
+ * PascalCase names. Everything decoded lives in the caller's arena and points into the
+ * request body, which must outlive the result. Pure: no I/O, no globals; thread-safe. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gx/arena.h"
+#include "gx/buf.h"
+#include "gx/compiler.h"
+#include "gx/err.h"
+#include "gx/exchange.h"
+#include "gx/objects.h"
+#include "gx/sched.h"
+
+#define CODEC_MAX_DEPTH 128
+
+struct ext_args {
+    bool has_pod;
+    struct pod_info pod;
+    bool full_nodes; /* "Nodes" was a NodeList: reply with Node objects */
+    struct node_info *nodes;
+    size_t node_count;
+    bool has_names; /* "NodeNames" was an array: reply with names */
+    struct str *names;
+    size_t name_count;
+};
+
+struct ext_bind_args {
+    struct str pod_name;
+    struct str pod_namespace;
+    struct str pod_uid;
+    struct str node;
+};
+
+/* Decodes ExtenderArgs (filter and prioritize). Returns ERR_PARSE for malformed JSON or a wrong
+ * type, ERR_INVALID for well-formed JSON that is not a usable request (no Pod; neither or both
+ * of Nodes and NodeNames), ERR_TOO_LARGE when the arena runs out; eb names the problem and,
+ * for syntax errors, the byte offset. */
+enum err codec_decode_args(struct arena *arena, const char *body, size_t len, struct ext_args *out,
+                           struct errbuf *eb) GX_MUST_CHECK;
+
+/* Decodes ExtenderBindingArgs; all four fields must be non-empty strings except PodUID. */
+enum err codec_decode_bind(struct arena *arena, const char *body, size_t len,
+                           struct ext_bind_args *out, struct errbuf *eb) GX_MUST_CHECK;
+
+/* A filter verdict per input node, in input order. */
+struct codec_filter_result {
+    const struct ext_args *args;
+    const struct sched_fit *fits;   /* one per node or name */
+    const struct node_info *const *reason_nodes; /* node facts for reason text (may hold NULL) */
+    const char *error;              /* non-NULL: the whole call failed, with this message */
+};
+
+/* Encodes an ExtenderFilterResult into ex's reply (200). In full-Nodes mode the passing Node
+ * objects are echoed byte for byte by pointing reply segments into the request body. */
+enum err codec_reply_filter(struct exchange *ex, const struct codec_filter_result *res)
+    GX_MUST_CHECK;
+
+/* Encodes a HostPriorityList (a bare array) for names[i] with scores[i]. */
+enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,
+                                size_t n) GX_MUST_CHECK;
+
+/* Encodes an ExtenderBindingResult {"Error": msg}; an empty msg means success. */
+enum err codec_reply_bind(struct exchange *ex, const char *msg) GX_MUST_CHECK;
+
+/* Encodes {"Error": msg} (msg may be empty) with the given HTTP status. With 200 the
+ * reply is a whole ExtenderFilterResult whose other keys are null. */
+enum err codec_reply_error(struct exchange *ex, int status, const char *msg) GX_MUST_CHECK;

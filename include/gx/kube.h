@@ -1,0 +1,95 @@
+/* kube.h -- talking to the Kubernetes API server: every libcurl and TLS (OpenSSL) use lives
+ * in this module. A client holds the credentials and the bearer token (re-read from its file
+ * at least every minute and after any 401); a session is one thread's connection; a binder
+ * runs binds on its own worker threads so that no HTTP request thread ever waits on the
+ * API server.
+ *
+ * Pod and Node replies are read with the shared object decoder (objects.h). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gx/compiler.h"
+#include "gx/err.h"
+#include "gx/kubeconfig.h"
+
+#define KUBE_TOKEN_MAX_AGE_MS 60000
+#define KUBE_MAX_RESPONSE_BYTES (16u << 20)
+#define KUBE_NAME_MAX 253
+
+struct kube_client;
+struct kube_session;
+
+/* Copies creds. Fails with ERR_INVALID when the server URL is not http(s), or ERR_IO when a
+ * token file named in creds cannot be read. Call once, before any other thread uses libcurl. */
+enum err kube_client_new(const struct kube_creds *creds, struct kube_client **out,
+                         struct errbuf *eb) GX_MUST_CHECK;
+void kube_client_free(struct kube_client *kc);
+const char *kube_client_server(const struct kube_client *kc);
+
+struct kube_response {
+    long status; /* HTTP status; 0 when no answer came back */
+    char *body;  /* NUL-terminated, malloc'd; free with kube_response_destroy() */
+    size_t len;
+};
+
+void kube_response_destroy(struct kube_response *r);
+
+/* A connection for one thread at a time; reuses its connection between calls. */
+struct kube_session *kube_session_new(struct kube_client *kc);
+void kube_session_free(struct kube_session *s);
+
+/* Sends one request (path starts with "/api"). On a 401 it re-reads the token and retries
+ * once. Returns ERR_OK whenever an HTTP answer came back, whatever its status; ERR_TIMEOUT or
+ * ERR_IO (detail in eb) when none did. */
+enum err kube_request(struct kube_session *s, const char *method, const char *path,
+                      const char *content_type, const char *body, size_t body_len,
+                      long timeout_ms, struct kube_response *out, struct errbuf *eb) GX_MUST_CHECK;
+
+/* Pulls "message" out of a Kubernetes Status body into out (always NUL-terminated). */
+void kube_status_message(const char *body, size_t len, char *out, size_t cap);
+
+/* True for a DNS-1123 subdomain (what pod, namespace and node names are): lower-case
+ * alphanumerics, '-' and '.', at most 253 bytes. Anything else never reaches a URL. */
+bool kube_name_is_valid(const char *name);
+
+/* ---- binding ---- */
+
+struct kube_bind_req {
+    char pod_namespace[KUBE_NAME_MAX + 1];
+    char pod_name[KUBE_NAME_MAX + 1];
+    char pod_uid[128];
+    char node[KUBE_NAME_MAX + 1];
+};
+
+struct kube_bind_result {
+    bool ok;
+    long api_status;    /* the status of the decisive API call; 0 when none answered */
+    char error[1536];   /* for the scheduler when !ok */
+    char model[128];    /* what we recorded on the pod */
+    int64_t gpus;
+};
+
+/* Binds one pod, synchronously, within timeout_ms:
+ *   GET the pod (it must exist, have the same UID, not be deleting; already on this node is
+ *   success, on another node an error), GET the node (its GPU model), then POST a v1 Binding
+ *   whose annotations record the decision (gpu-extender.io/gpu-model, gpu-count). Success only
+ *   on 201, or on 409 when a fresh GET shows the pod on this same node. */
+void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long timeout_ms,
+               struct kube_bind_result *out);
+
+typedef void kube_bind_done_fn(void *ctx, const struct kube_bind_result *res);
+
+struct kube_binder;
+
+/* Starts workers threads, each with its own session, and a queue of queue_cap binds. */
+struct kube_binder *kube_binder_new(struct kube_client *kc, unsigned workers, unsigned queue_cap,
+                                    long timeout_ms);
+/* Queues a bind; done runs on a worker thread when it has finished. Returns ERR_UNAVAILABLE
+ * when the queue is full or the binder is stopping (done is then never called). */
+enum err kube_binder_submit(struct kube_binder *b, const struct kube_bind_req *req,
+                            kube_bind_done_fn *done, void *ctx) GX_MUST_CHECK;
+/* Finishes the binds already queued, stops the workers and frees. NULL is a no-op. */
+void kube_binder_free(struct kube_binder *b);

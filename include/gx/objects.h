@@ -1,0 +1,78 @@
+/* objects.h -- the few facts about Nodes and Pods that decisions need, and the one decoder
+ * that reads them from Kubernetes JSON (an extender request's Pod and Nodes today, watch
+ * events later). Whole objects are never kept.
+ *
+ * Strings are views: into the input buffer when the JSON string has no escapes, otherwise
+ * into a decoded copy in the arena. Either way they live as long as the buffer and arena. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gx/arena.h"
+#include "gx/compiler.h"
+#include "gx/jscan.h"
+#include "gx/str.h"
+
+#define OBJ_GPU_RESOURCE "nvidia.com/gpu"
+#define OBJ_LABEL_PRODUCT "nvidia.com/gpu.product"
+#define OBJ_LABEL_FAMILY "nvidia.com/gpu.family"
+#define OBJ_LABEL_MEMORY "nvidia.com/gpu.memory"
+
+/* Pod annotations we read. The gpu-extender.io/ names are a public interface. */
+#define OBJ_ANN_GPU_MODEL "gpu-extender.io/gpu-model"
+#define OBJ_ANN_GPU_MODEL_PREFERRED "gpu-extender.io/gpu-model-preferred"
+#define OBJ_ANN_STRATEGY "gpu-extender.io/strategy"
+#define OBJ_ANN_HAMI_USE "nvidia.com/use-gputype"
+#define OBJ_ANN_HAMI_NOUSE "nvidia.com/nouse-gputype"
+/* Annotations we write on the Binding. */
+#define OBJ_ANN_GPU_COUNT "gpu-extender.io/gpu-count"
+#define OBJ_ANN_DECISION "gpu-extender.io/decision"
+
+/* The largest GPU count we accept anywhere; more is a malformed request, not a big node. */
+#define OBJ_MAX_GPUS 4096
+
+struct node_info {
+    struct str name;
+    struct str raw;             /* the whole Node object's bytes (echoed in full-Nodes mode) */
+    int64_t gpu_allocatable;    /* status.allocatable["nvidia.com/gpu"]; 0 when absent */
+    struct str product;         /* label nvidia.com/gpu.product as written */
+    struct str model;           /* product with -SHARED and -MIG-... stripped (a prefix view) */
+    struct str family;          /* label nvidia.com/gpu.family */
+    int64_t gpu_memory_mib;     /* label nvidia.com/gpu.memory; 0 when absent or not a number */
+    bool unschedulable;         /* spec.unschedulable */
+};
+
+struct pod_info {
+    struct str ns;
+    struct str name;
+    struct str uid;
+    struct str node_name;       /* spec.nodeName; empty while pending */
+    struct str phase;           /* status.phase */
+    bool deleting;              /* metadata.deletionTimestamp is set */
+    int64_t gpus;               /* effective nvidia.com/gpu request, Kubernetes rules */
+    struct str ann_gpu_model;   /* raw annotation values; empty when absent */
+    struct str ann_gpu_model_preferred;
+    struct str ann_strategy;
+    struct str ann_use_gputype;
+    struct str ann_nouse_gputype;
+};
+
+/* Decodes the Node object at the scanner's cursor and consumes it. Unknown fields are
+ * skipped (and validated). Fails the scan with a message on a wrong type, a duplicate key
+ * that we read, or a GPU quantity that is not a whole number in 0..OBJ_MAX_GPUS. */
+bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *out) GX_MUST_CHECK;
+
+/* Decodes the Pod object at the cursor and consumes it; the same rules as for Nodes. The
+ * GPU request is max(sum of app containers and restartable init containers, the largest
+ * init container plus the restartable ones started before it), reading requests and falling
+ * back to limits, as kube-scheduler computes it. */
+bool obj_pod_decode(struct jscan *js, struct arena *arena, struct pod_info *out) GX_MUST_CHECK;
+
+/* Strips the GPU Feature Discovery suffixes -SHARED and -MIG-<profile> (case-insensitive)
+ * from a product label. The result is a prefix view of product. */
+struct str obj_model_from_product(struct str product);
+
+/* Parses a Kubernetes quantity that must be a whole number (e.g. "8", "2k", "3000m").
+ * Returns false for fractions, garbage and values outside [0, max]. */
+bool obj_parse_whole_quantity(struct str q, int64_t max, int64_t *out);

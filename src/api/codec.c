@@ -1,0 +1,459 @@
+/* codec.c -- extender request decoding and reply encoding (see codec.h). */
+#include "gx/codec.h"
+
+#include <cjson/cJSON.h>
+#include <string.h>
+#include <strings.h>
+
+#define ERROR_JSON_MAX 1024
+
+static enum err scan_error(struct jscan *js, struct errbuf *eb)
+{
+    size_t pos;
+    const char *msg = jscan_error(js, &pos);
+
+    if (msg && strstr(msg, "memory budget")) {
+        errbuf_set(eb, "%s", msg);
+        return ERR_TOO_LARGE;
+    }
+    errbuf_set(eb, "malformed request at byte %zu: %s", pos, msg ? msg : "invalid JSON");
+    return ERR_PARSE;
+}
+
+/* Makes room for one more element in an arena array, doubling as it grows. */
+static void *grow(struct arena *arena, void *items, size_t count, size_t *cap, size_t elem)
+{
+    void *bigger;
+
+    if (count < *cap)
+        return items;
+    *cap = *cap ? *cap * 2 : 64;
+    bigger = arena_alloc(arena, *cap * elem);
+    if (bigger && count)
+        memcpy(bigger, items, count * elem);
+    return bigger;
+}
+
+static bool decode_items(struct jscan *js, struct arena *arena, struct ext_args *out)
+{
+    size_t cap = 0;
+    int r;
+
+    if (!jscan_enter_array(js))
+        return false;
+    while ((r = jscan_next_element(js)) == 1) {
+        out->nodes = grow(arena, out->nodes, out->node_count, &cap, sizeof(*out->nodes));
+        if (!out->nodes)
+            return jscan_fail(js, "request too large for its memory budget");
+        if (!obj_node_decode(js, arena, &out->nodes[out->node_count]))
+            return false;
+        out->node_count++;
+    }
+    return r == 0;
+}
+
+/* Nodes: {"metadata":{},"items":[...]} as kube-scheduler builds it (no kind/apiVersion). */
+static bool decode_node_list(struct jscan *js, struct arena *arena, struct ext_args *out)
+{
+    bool seen_items = false;
+    struct str key;
+    int r;
+
+    if (!jscan_enter_object(js))
+        return false;
+    while ((r = jscan_next_member(js, &key)) == 1) {
+        if (!jstr_eq(key, "items") || jscan_peek(js) == JSON_NULL) {
+            if (!jscan_skip(js, NULL))
+                return false;
+            continue;
+        }
+        if (seen_items)
+            return jscan_fail(js, "duplicate key items in Nodes");
+        seen_items = true;
+        if (!decode_items(js, arena, out))
+            return false;
+    }
+    out->full_nodes = true;
+    return r == 0;
+}
+
+static bool decode_names(struct jscan *js, struct arena *arena, struct ext_args *out)
+{
+    size_t cap = 0;
+    int r;
+
+    if (!jscan_enter_array(js))
+        return false;
+    while ((r = jscan_next_element(js)) == 1) {
+        struct str raw;
+        char *dec;
+
+        out->names = grow(arena, out->names, out->name_count, &cap, sizeof(*out->names));
+        if (!out->names)
+            return jscan_fail(js, "request too large for its memory budget");
+        if (!jscan_string(js, &raw))
+            return false;
+        if (jstr_is_plain(raw)) {
+            out->names[out->name_count++] = raw;
+            continue;
+        }
+        dec = arena_alloc(arena, raw.len + 1);
+        if (!dec)
+            return jscan_fail(js, "request too large for its memory budget");
+        out->names[out->name_count++] = (struct str){dec, jstr_decode(raw, dec, raw.len + 1)};
+    }
+    out->has_names = true;
+    return r == 0;
+}
+
+enum top_key { TOP_POD, TOP_NODES, TOP_NAMES, TOP_OTHER };
+
+static enum top_key top_key(struct str key)
+{
+    if (jstr_ieq(key, "Pod"))
+        return TOP_POD;
+    if (jstr_ieq(key, "Nodes"))
+        return TOP_NODES;
+    if (jstr_ieq(key, "NodeNames"))
+        return TOP_NAMES;
+    return TOP_OTHER;
+}
+
+static bool decode_member(struct jscan *js, struct arena *arena, enum top_key k,
+                          struct ext_args *out)
+{
+    if (k == TOP_OTHER || jscan_peek(js) == JSON_NULL)
+        return jscan_skip(js, NULL);
+    switch (k) {
+    case TOP_POD:
+        out->has_pod = true;
+        return obj_pod_decode(js, arena, &out->pod);
+    case TOP_NODES:
+        if (jscan_peek(js) != JSON_OBJECT)
+            return jscan_fail(js, "Nodes must be a NodeList object or null");
+        return decode_node_list(js, arena, out);
+    default:
+        if (jscan_peek(js) != JSON_ARRAY)
+            return jscan_fail(js, "NodeNames must be an array of strings or null");
+        return decode_names(js, arena, out);
+    }
+}
+
+enum err codec_decode_args(struct arena *arena, const char *body, size_t len, struct ext_args *out,
+                           struct errbuf *eb)
+{
+    struct jscan js;
+    unsigned seen = 0;
+    struct str key;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    jscan_init(&js, body, len, CODEC_MAX_DEPTH);
+    if (jscan_peek(&js) != JSON_OBJECT) {
+        jscan_fail(&js, len ? "ExtenderArgs must be a JSON object" : "empty body");
+        return scan_error(&js, eb);
+    }
+    jscan_enter_object(&js);
+    while ((r = jscan_next_member(&js, &key)) == 1) {
+        enum top_key k = top_key(key);
+        if (k != TOP_OTHER && (seen & (1u << k))) {
+            jscan_fail(&js, "duplicate key in ExtenderArgs");
+            break;
+        }
+        seen |= 1u << k;
+        if (!decode_member(&js, arena, k, out))
+            break;
+    }
+    if (r != 0 || !jscan_finish(&js))
+        return scan_error(&js, eb);
+    if (!out->has_pod) {
+        errbuf_set(eb, "ExtenderArgs has no Pod");
+        return ERR_INVALID;
+    }
+    if (out->full_nodes == out->has_names) {
+        errbuf_set(eb, out->full_nodes ? "ExtenderArgs has both Nodes and NodeNames"
+                                       : "ExtenderArgs has neither Nodes nor NodeNames");
+        return ERR_INVALID;
+    }
+    return ERR_OK;
+}
+
+/* ---- bind args: a small document, read with cJSON ---- */
+
+static enum err bind_field(struct arena *arena, const cJSON *item, const char *name,
+                           struct str *out, struct errbuf *eb)
+{
+    size_t n;
+    char *copy;
+
+    if (!cJSON_IsString(item)) {
+        errbuf_set(eb, "ExtenderBindingArgs.%s must be a string", name);
+        return ERR_PARSE;
+    }
+    n = strlen(item->valuestring);
+    copy = arena_strndup(arena, item->valuestring, n);
+    if (!copy)
+        return ERR_TOO_LARGE;
+    *out = (struct str){copy, n};
+    return ERR_OK;
+}
+
+enum err codec_decode_bind(struct arena *arena, const char *body, size_t len,
+                           struct ext_bind_args *out, struct errbuf *eb)
+{
+    static const char *const names[] = {"PodName", "PodNamespace", "PodUID", "Node"};
+    struct str *slots[] = {&out->pod_name, &out->pod_namespace, &out->pod_uid, &out->node};
+    struct jscan js;
+    cJSON *doc, *item;
+    enum err e = ERR_OK;
+    unsigned seen = 0;
+
+    memset(out, 0, sizeof(*out));
+    /* Validate with the scanner first: cJSON accepts invalid UTF-8 and trailing garbage. */
+    jscan_init(&js, body, len, CODEC_MAX_DEPTH);
+    if (jscan_peek(&js) != JSON_OBJECT)
+        jscan_fail(&js, len ? "ExtenderBindingArgs must be a JSON object" : "empty body");
+    if (!jscan_skip(&js, NULL) || !jscan_finish(&js))
+        return scan_error(&js, eb);
+    doc = cJSON_ParseWithLength(body, len);
+    if (!doc)
+        return errbuf_set(eb, "malformed ExtenderBindingArgs"), ERR_PARSE;
+    cJSON_ArrayForEach(item, doc) {
+        for (size_t i = 0; i < GX_ARRAY_LEN(names) && e == ERR_OK; i++) {
+            if (strcasecmp(item->string, names[i]) != 0 || cJSON_IsNull(item))
+                continue;
+            if (seen & (1u << i)) {
+                errbuf_set(eb, "duplicate key %s in ExtenderBindingArgs", names[i]);
+                e = ERR_PARSE;
+            } else {
+                seen |= 1u << i;
+                e = bind_field(arena, item, names[i], slots[i], eb);
+            }
+        }
+    }
+    cJSON_Delete(doc);
+    for (size_t i = 0; i < GX_ARRAY_LEN(names) && e == ERR_OK; i++) {
+        if (i != 2 && slots[i]->len == 0) {
+            errbuf_set(eb, "ExtenderBindingArgs.%s is missing or empty", names[i]);
+            e = ERR_INVALID;
+        }
+    }
+    return e;
+}
+
+/* ---- replies ---- */
+
+/* Moves a built buffer into the arena as the next reply segment. */
+static enum err push_segment(struct exchange *ex, struct exchange_iov *iov, size_t *n,
+                             const void *data, size_t len, bool copy)
+{
+    void *p = (void *)(uintptr_t)data;
+
+    if (copy) {
+        p = arena_alloc(&ex->arena, len ? len : 1);
+        if (!p)
+            return ERR_TOO_LARGE;
+        memcpy(p, data, len);
+    }
+    iov[*n].base = p;
+    iov[*n].len = len;
+    (*n)++;
+    return ERR_OK;
+}
+
+static enum err append_reason_map(struct buf *b, const struct codec_filter_result *res,
+                                  enum sched_verdict which)
+{
+    const struct ext_args *a = res->args;
+    size_t n = a->full_nodes ? a->node_count : a->name_count;
+    bool first = true;
+    enum err e = buf_append(b, "{", 1);
+
+    for (size_t i = 0; i < n && e == ERR_OK; i++) {
+        struct str name = a->full_nodes ? a->nodes[i].name : a->names[i];
+        if (res->fits[i].verdict != which)
+            continue;
+        if (!first)
+            e = buf_append(b, ",", 1);
+        first = false;
+        if (e == ERR_OK)
+            e = buf_append_json_str(b, name.ptr, name.len);
+        if (e == ERR_OK)
+            e = buf_append(b, ":", 1);
+        if (e == ERR_OK) {
+            struct buf reason;
+            buf_init(&reason, 1024);
+            e = sched_reason_format(res->fits[i], res->reason_nodes[i], &reason);
+            if (e == ERR_OK)
+                e = buf_append_json_str(b, reason.ptr, reason.len);
+            buf_destroy(&reason);
+        }
+    }
+    return e == ERR_OK ? buf_append(b, "}", 1) : e;
+}
+
+static enum err append_tail(struct buf *b, const struct codec_filter_result *res)
+{
+    enum err e = buf_append_str(b, ",\"FailedNodes\":");
+
+    if (e == ERR_OK)
+        e = append_reason_map(b, res, SCHED_FAIL);
+    if (e == ERR_OK)
+        e = buf_append_str(b, ",\"FailedAndUnresolvableNodes\":");
+    if (e == ERR_OK)
+        e = append_reason_map(b, res, SCHED_UNRESOLVABLE);
+    if (e == ERR_OK)
+        e = buf_append_str(b, ",\"Error\":\"\"}");
+    return e;
+}
+
+static enum err append_names(struct buf *b, const struct codec_filter_result *res)
+{
+    const struct ext_args *a = res->args;
+    bool first = true;
+    enum err e = buf_append_str(b, "{\"Nodes\":null,\"NodeNames\":[");
+
+    for (size_t i = 0; i < a->name_count && e == ERR_OK; i++) {
+        if (res->fits[i].verdict != SCHED_PASS)
+            continue;
+        if (!first)
+            e = buf_append(b, ",", 1);
+        first = false;
+        if (e == ERR_OK)
+            e = buf_append_json_str(b, a->names[i].ptr, a->names[i].len);
+    }
+    return e == ERR_OK ? buf_append(b, "]", 1) : e;
+}
+
+/* Full-Nodes mode: head, then runs of consecutive passing nodes as single segments pointing
+ * into the request (the separators between them come along), then the tail. */
+static enum err reply_full(struct exchange *ex, const struct codec_filter_result *res,
+                           struct buf *tail)
+{
+    static const char head[] = "{\"Nodes\":{\"metadata\":{},\"items\":[";
+    static const char close_items[] = "]},\"NodeNames\":null";
+    const struct ext_args *a = res->args;
+    size_t n = 0, max_iov = 2 * a->node_count + 4;
+    struct exchange_iov *iov = arena_alloc(&ex->arena, max_iov * sizeof(*iov));
+    enum err e;
+    bool any = false;
+
+    if (!iov)
+        return ERR_TOO_LARGE;
+    e = push_segment(ex, iov, &n, head, sizeof(head) - 1, false);
+    for (size_t i = 0; i < a->node_count && e == ERR_OK;) {
+        size_t j = i;
+        if (res->fits[i].verdict != SCHED_PASS) {
+            i++;
+            continue;
+        }
+        while (j + 1 < a->node_count && res->fits[j + 1].verdict == SCHED_PASS)
+            j++;
+        if (any)
+            e = push_segment(ex, iov, &n, ",", 1, false);
+        any = true;
+        if (e == ERR_OK)
+            e = push_segment(ex, iov, &n, a->nodes[i].raw.ptr,
+                             (size_t)(a->nodes[j].raw.ptr + a->nodes[j].raw.len -
+                                      a->nodes[i].raw.ptr),
+                             false);
+        i = j + 1;
+    }
+    if (e == ERR_OK)
+        e = push_segment(ex, iov, &n, close_items, sizeof(close_items) - 1, false);
+    if (e == ERR_OK)
+        e = push_segment(ex, iov, &n, tail->ptr, tail->len, true);
+    if (e != ERR_OK)
+        return e;
+    ex->status = 200;
+    ex->content_type = "application/json";
+    ex->iov = iov;
+    ex->iov_count = n;
+    return ERR_OK;
+}
+
+enum err codec_reply_filter(struct exchange *ex, const struct codec_filter_result *res)
+{
+    struct buf b;
+    enum err e;
+
+    if (res->error)
+        return codec_reply_error(ex, 200, res->error);
+    buf_init(&b, ex->arena.cap_bytes);
+    if (res->args->full_nodes) {
+        e = append_tail(&b, res);
+        if (e == ERR_OK)
+            e = reply_full(ex, res, &b);
+    } else {
+        e = append_names(&b, res);
+        if (e == ERR_OK)
+            e = append_tail(&b, res);
+        if (e == ERR_OK)
+            e = exchange_reply_copy(ex, 200, "application/json", b.ptr, b.len);
+    }
+    buf_destroy(&b);
+    return e;
+}
+
+enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,
+                                size_t n)
+{
+    struct buf b;
+    enum err e;
+
+    buf_init(&b, ex->arena.cap_bytes);
+    e = buf_append(&b, "[", 1);
+    for (size_t i = 0; i < n && e == ERR_OK; i++) {
+        e = buf_append_str(&b, i ? ",{\"Host\":" : "{\"Host\":");
+        if (e == ERR_OK)
+            e = buf_append_json_str(&b, names[i].ptr, names[i].len);
+        if (e == ERR_OK)
+            e = buf_printf(&b, ",\"Score\":%d}", scores[i]);
+    }
+    if (e == ERR_OK)
+        e = buf_append(&b, "]", 1);
+    if (e == ERR_OK)
+        e = exchange_reply_copy(ex, 200, "application/json", b.ptr, b.len);
+    buf_destroy(&b);
+    return e;
+}
+
+enum err codec_reply_bind(struct exchange *ex, const char *msg)
+{
+    struct buf b;
+    enum err e;
+
+    buf_init(&b, ERROR_JSON_MAX + 64);
+    e = buf_append_str(&b, "{\"Error\":");
+    if (e == ERR_OK)
+        e = buf_append_json_str(&b, msg, strnlen(msg, ERROR_JSON_MAX));
+    if (e == ERR_OK)
+        e = buf_append(&b, "}", 1);
+    if (e == ERR_OK)
+        e = exchange_reply_copy(ex, 200, "application/json", b.ptr, b.len);
+    buf_destroy(&b);
+    return e;
+}
+
+enum err codec_reply_error(struct exchange *ex, int status, const char *msg)
+{
+    cJSON *doc = cJSON_CreateObject();
+    char *text;
+    enum err e;
+
+    if (status == 200) {
+        /* A filter Error reply keeps every ExtenderFilterResult key, as Go writes them. */
+        cJSON_AddNullToObject(doc, "Nodes");
+        cJSON_AddNullToObject(doc, "NodeNames");
+        cJSON_AddNullToObject(doc, "FailedNodes");
+        cJSON_AddNullToObject(doc, "FailedAndUnresolvableNodes");
+    }
+    cJSON_AddStringToObject(doc, "Error", msg);
+    text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (!text)
+        return ERR_NOMEM;
+    e = exchange_reply_copy(ex, status, "application/json", text, strlen(text));
+    cJSON_free(text);
+    return e;
+}

@@ -1,0 +1,339 @@
+/* httpd.c -- libmicrohttpd glue (see httpd.h). The only file that includes microhttpd.h. */
+#include "gx/httpd.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gx/alloc.h"
+#include "gx/log.h"
+
+/* The arena of a request may use this much beyond half its body (decoded nodes, the reply). */
+#define HTTPD_ARENA_BASE_BYTES (16u << 20)
+
+struct httpd {
+    struct MHD_Daemon *daemon;
+    struct httpd_config cfg;
+    uint16_t port;
+    atomic_uint in_flight;
+};
+
+/* One request's state, MHD's per-request context. */
+struct request {
+    struct exchange ex;
+    struct httpd *h;
+    struct MHD_Connection *conn;
+    char *body;
+    size_t body_len;
+    size_t body_alloc;
+    bool handled;   /* the handler has run */
+    bool suspended; /* we suspended the connection waiting for a deferred reply */
+    bool done;      /* the reply is set (immediately or by exchange_complete) */
+    pthread_mutex_t lock;
+};
+
+static void request_free(struct request *rq)
+{
+    arena_destroy(&rq->ex.arena);
+    pthread_mutex_destroy(&rq->lock);
+    free(rq->body);
+    free(rq);
+}
+
+/* Called by exchange_complete() on whatever thread finished a deferred reply. */
+static void on_deferred_complete(struct exchange *ex)
+{
+    struct request *rq = ex->transport;
+
+    pthread_mutex_lock(&rq->lock);
+    rq->done = true;
+    if (rq->suspended) {
+        rq->suspended = false;
+        MHD_resume_connection(rq->conn);
+    }
+    pthread_mutex_unlock(&rq->lock);
+}
+
+static struct request *request_new(struct httpd *h, struct MHD_Connection *conn,
+                                   const char *method, const char *url)
+{
+    struct request *rq = xcalloc(1, sizeof(*rq));
+
+    rq->h = h;
+    rq->conn = conn;
+    pthread_mutex_init(&rq->lock, NULL);
+    arena_init(&rq->ex.arena, HTTPD_ARENA_BASE_BYTES);
+    rq->ex.method = xstrdup(method);
+    rq->ex.path = xstrdup(url);
+    rq->ex.start_ns = exchange_now_ns();
+    rq->ex.body_limit = h->cfg.max_body_bytes;
+    rq->ex.on_complete = on_deferred_complete;
+    rq->ex.transport = rq;
+    atomic_fetch_add(&h->in_flight, 1);
+    return rq;
+}
+
+/* Sizes the body buffer from Content-Length, so a 180 MB body is one allocation and never a
+ * doubling; marks the request too large without reading anything past the cap. */
+static void request_check_length(struct request *rq)
+{
+    const char *cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char *end = NULL;
+    unsigned long long n;
+
+    if (!cl)
+        return;
+    n = strtoull(cl, &end, 10);
+    if (end == cl || *end != '\0')
+        return;
+    if (n > rq->h->cfg.max_body_bytes) {
+        rq->ex.body_too_large = true;
+        return;
+    }
+    rq->body_alloc = (size_t)n + 1;
+    rq->body = xmalloc(rq->body_alloc);
+}
+
+static void request_append(struct request *rq, const char *data, size_t n)
+{
+    size_t max = rq->h->cfg.max_body_bytes;
+
+    if (rq->ex.body_too_large)
+        return;
+    if (n > max || rq->body_len > max - n) {
+        rq->ex.body_too_large = true;
+        return;
+    }
+    if (rq->body_len + n + 1 > rq->body_alloc) {
+        size_t want = rq->body_alloc ? rq->body_alloc * 2 : 64 * 1024;
+        while (want < rq->body_len + n + 1)
+            want *= 2;
+        rq->body_alloc = want > max + 1 ? max + 1 : want;
+        rq->body = xrealloc(rq->body, rq->body_alloc);
+    }
+    memcpy(rq->body + rq->body_len, data, n);
+    rq->body_len += n;
+}
+
+static enum MHD_Result queue_reply(struct request *rq)
+{
+    struct exchange *ex = &rq->ex;
+    struct MHD_IoVec *iov = NULL;
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if (ex->iov_count) {
+        iov = arena_alloc(&ex->arena, ex->iov_count * sizeof(*iov));
+        if (!iov)
+            return MHD_NO;
+        for (size_t i = 0; i < ex->iov_count; i++) {
+            iov[i].iov_base = ex->iov[i].base;
+            iov[i].iov_len = ex->iov[i].len;
+        }
+    }
+    resp = MHD_create_response_from_iovec(iov, (unsigned)ex->iov_count, NULL, NULL);
+    if (!resp)
+        return MHD_NO;
+    if (ex->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ex->content_type);
+    ret = MHD_queue_response(rq->conn, (unsigned)(ex->status ? ex->status : 500), resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Runs the handler once the whole body is in (or refused), then queues or suspends. */
+static enum MHD_Result dispatch(struct request *rq)
+{
+    struct httpd *h = rq->h;
+
+    rq->handled = true;
+    rq->ex.body = rq->body ? rq->body : "";
+    rq->ex.body_len = rq->body_len;
+    if (rq->ex.body_len)
+        rq->ex.arena.cap_bytes += rq->ex.body_len / 2;
+    h->cfg.handler(h->cfg.handler_ctx, &rq->ex);
+    if (!rq->ex.deferred)
+        return queue_reply(rq);
+    pthread_mutex_lock(&rq->lock);
+    if (!rq->done) {
+        rq->suspended = true;
+        MHD_suspend_connection(rq->conn);
+    }
+    pthread_mutex_unlock(&rq->lock);
+    return rq->suspended ? MHD_YES : queue_reply(rq);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    struct httpd *h = cls;
+    struct request *rq = *req_cls;
+    bool done;
+
+    (void)version;
+    if (!rq) {
+        rq = request_new(h, conn, method, url);
+        *req_cls = rq;
+        request_check_length(rq);
+        /* A body we will not read is refused now; MHD then closes the connection. */
+        return rq->ex.body_too_large ? dispatch(rq) : MHD_YES;
+    }
+    if (*upload_data_size) {
+        request_append(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (!rq->handled)
+        return dispatch(rq);
+    /* Resumed after a deferred reply. */
+    pthread_mutex_lock(&rq->lock);
+    done = rq->done;
+    pthread_mutex_unlock(&rq->lock);
+    return done ? queue_reply(rq) : MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct httpd *h = cls;
+    struct request *rq = *req_cls;
+
+    (void)conn;
+    if (!rq)
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        log_debug("http", "request ended early", "path=%s code=%d", rq->ex.path, (int)toe);
+    free((void *)(uintptr_t)rq->ex.method);
+    free((void *)(uintptr_t)rq->ex.path);
+    request_free(rq);
+    *req_cls = NULL;
+    atomic_fetch_sub(&h->in_flight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_warn("http", "libmicrohttpd", "detail=\"%s\"", msg);
+}
+
+/* Splits "host:port" or "[v6]:port" and resolves it to a socket address. */
+static enum err parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *ss_len,
+                             struct errbuf *eb)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    const char *h = listen;
+    size_t hlen;
+    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc;
+
+    if (!colon || colon[1] == '\0') {
+        errbuf_set(eb, "listen address \"%s\" is not HOST:PORT", listen);
+        return ERR_INVALID;
+    }
+    hlen = (size_t)(colon - listen);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof(host)) {
+        errbuf_set(eb, "listen host is too long");
+        return ERR_INVALID;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    rc = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0 || !res) {
+        errbuf_set(eb, "listen address \"%s\": %s", listen, gai_strerror(rc));
+        return ERR_INVALID;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *ss_len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return ERR_OK;
+}
+
+enum err httpd_start(const struct httpd_config *cfg, struct httpd **out, struct errbuf *eb)
+{
+    struct sockaddr_storage ss;
+    socklen_t ss_len = 0;
+    struct httpd *h;
+    const union MHD_DaemonInfo *info;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    unsigned threads = cfg->threads;
+    enum err e = parse_listen(cfg->listen, &ss, &ss_len, eb);
+
+    if (e != ERR_OK)
+        return e;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1;
+    }
+    h = xcalloc(1, sizeof(*h));
+    h->cfg = *cfg;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->idle_timeout_s ? cfg->idle_timeout_s : 120u, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, h, MHD_OPTION_END);
+    if (!h->daemon) {
+        errbuf_set(eb, "cannot listen on %s (address in use or not local?)", cfg->listen);
+        free(h);
+        return ERR_IO;
+    }
+    info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : 0;
+    *out = h;
+    return ERR_OK;
+}
+
+uint16_t httpd_port(const struct httpd *h)
+{
+    return h->port;
+}
+
+unsigned httpd_in_flight(const struct httpd *h)
+{
+    return atomic_load(&((struct httpd *)(uintptr_t)h)->in_flight);
+}
+
+void httpd_stop(struct httpd *h, unsigned drain_ms)
+{
+    MHD_socket fd;
+    unsigned waited = 0;
+
+    if (!h)
+        return;
+    fd = MHD_quiesce_daemon(h->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    while (atomic_load(&h->in_flight) > 0 && waited < drain_ms) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        waited += 10;
+    }
+    if (atomic_load(&h->in_flight) > 0)
+        log_warn("http", "stopping with requests in flight", "count=%u",
+                 atomic_load(&h->in_flight));
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}

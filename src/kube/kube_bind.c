@@ -1,0 +1,375 @@
+/* kube_bind.c -- binding a pod through the API server, and the worker pool that runs binds
+ * off the HTTP threads (see kube.h).
+ *
+ * Why GET the pod first: kube-apiserver 1.26 wipes metadata.uid from a posted Binding (see the
+ * fixture post-binding.201-stale-uid-accepted.json), so a pod deleted and recreated under the
+ * same name would be bound silently. Checking the UID ourselves closes most of that window,
+ * and the same GET makes bind idempotent when the scheduler retries one that already worked. */
+#include "gx/kube.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gx/alloc.h"
+#include "gx/arena.h"
+#include "gx/buf.h"
+#include "gx/jscan.h"
+#include "gx/log.h"
+#include "gx/metrics.h"
+#include "gx/objects.h"
+
+#define BIND_ARENA_BYTES (32u << 20)
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct bind_ctx {
+    struct kube_session *s;
+    const struct kube_bind_req *req;
+    struct kube_bind_result *out;
+    uint64_t deadline_ms;
+    struct arena arena;
+};
+
+static long remaining(const struct bind_ctx *b)
+{
+    uint64_t now = mono_ms();
+
+    return now >= b->deadline_ms ? 0 : (long)(b->deadline_ms - now);
+}
+
+static void fail(struct bind_ctx *b, long status, const char *fmt, ...) GX_PRINTF(3, 4);
+
+static void fail(struct bind_ctx *b, long status, const char *fmt, ...)
+{
+    char detail[600];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    b->out->ok = false;
+    b->out->api_status = status;
+    snprintf(b->out->error, sizeof(b->out->error), "gpu-extender: bind %s/%s to %s: %s",
+             b->req->pod_namespace, b->req->pod_name, b->req->node, detail);
+}
+
+/* Describes an unexpected API answer: "apiserver 403: <message>". */
+static void fail_api(struct bind_ctx *b, const char *what, const struct kube_response *r)
+{
+    char msg[400];
+
+    kube_status_message(r->body, r->len, msg, sizeof(msg));
+    fail(b, r->status, "%s: apiserver %ld: %s", what, r->status, msg[0] ? msg : "(no message)");
+}
+
+/* GETs path and decodes it with decode(); returns true with the object, or false with out set. */
+static bool get_object(struct bind_ctx *b, const char *path, const char *what, bool is_pod,
+                       void *obj, struct kube_response *resp)
+{
+    struct errbuf eb = {{0}};
+    struct jscan js;
+    enum err e = kube_request(b->s, "GET", path, NULL, NULL, 0, remaining(b), resp, &eb);
+    bool ok;
+
+    if (e != ERR_OK) {
+        fail(b, 0, "GET %s: %s", what, eb.msg);
+        return false;
+    }
+    if (resp->status != 200) {
+        fail_api(b, is_pod ? "GET pod" : "GET node", resp);
+        return false;
+    }
+    jscan_init(&js, resp->body, resp->len, 128);
+    ok = is_pod ? obj_pod_decode(&js, &b->arena, obj) : obj_node_decode(&js, &b->arena, obj);
+    if (!ok || !jscan_finish(&js)) {
+        fail(b, resp->status, "GET %s: unreadable reply: %s", what, jscan_error(&js, NULL));
+        return false;
+    }
+    return true;
+}
+
+/* Checks the pod before binding. Returns 1 to go on, 0 when it is already bound here
+ * (success), -1 on a failure (out set). */
+static int check_pod(struct bind_ctx *b, const struct pod_info *pod)
+{
+    const struct kube_bind_req *req = b->req;
+
+    if (req->pod_uid[0] && !str_eq_cstr(pod->uid, req->pod_uid)) {
+        fail(b, 200, "pod UID is %.*s, not %s: the pod was recreated", (int)pod->uid.len,
+             pod->uid.ptr, req->pod_uid);
+        return -1;
+    }
+    if (pod->node_name.len) {
+        if (str_eq_cstr(pod->node_name, req->node))
+            return 0;
+        fail(b, 200, "pod is already bound to node %.*s", (int)pod->node_name.len,
+             pod->node_name.ptr);
+        return -1;
+    }
+    if (pod->deleting) {
+        fail(b, 200, "pod is being deleted");
+        return -1;
+    }
+    return 1;
+}
+
+static enum err binding_body(const struct bind_ctx *b, const struct node_info *node,
+                             const struct pod_info *pod, struct buf *out)
+{
+    const struct kube_bind_req *req = b->req;
+    char count[32];
+    enum err e;
+
+    snprintf(count, sizeof(count), "%lld", (long long)pod->gpus);
+    e = buf_printf(out, "{\"apiVersion\":\"v1\",\"kind\":\"Binding\",\"metadata\":{\"name\":\"%s\","
+                        "\"namespace\":\"%s\",",
+                   req->pod_name, req->pod_namespace);
+    if (e == ERR_OK && req->pod_uid[0]) {
+        e = buf_append_str(out, "\"uid\":");
+        if (e == ERR_OK)
+            e = buf_append_json_str(out, req->pod_uid, strlen(req->pod_uid));
+        if (e == ERR_OK)
+            e = buf_append(out, ",", 1);
+    }
+    if (e == ERR_OK)
+        e = buf_append_str(out, "\"annotations\":{\"" OBJ_ANN_GPU_MODEL "\":");
+    if (e == ERR_OK)
+        e = buf_append_json_str(out, node->model.ptr, node->model.len);
+    if (e == ERR_OK)
+        e = buf_printf(out, ",\"" OBJ_ANN_GPU_COUNT "\":\"%s\"}},\"target\":{\"apiVersion\":\"v1\","
+                            "\"kind\":\"Node\",\"name\":\"%s\"}}",
+                       count, req->node);
+    return e;
+}
+
+/* After a 409 or a lost reply: is the pod on our node now? */
+static bool confirm_bound(struct bind_ctx *b, const char *pod_path)
+{
+    struct kube_response resp = {0};
+    struct pod_info pod;
+    struct bind_ctx probe = *b;
+    struct kube_bind_result scratch = {0};
+    bool ok;
+
+    probe.out = &scratch;
+    ok = get_object(&probe, pod_path, "pod", true, &pod, &resp) &&
+         str_eq_cstr(pod.node_name, b->req->node) &&
+         (!b->req->pod_uid[0] || str_eq_cstr(pod.uid, b->req->pod_uid));
+    kube_response_destroy(&resp);
+    return ok;
+}
+
+static void post_binding(struct bind_ctx *b, const char *pod_path, const struct buf *body)
+{
+    char path[1100];
+    struct kube_response resp = {0};
+    struct errbuf eb = {{0}};
+    enum err e;
+
+    snprintf(path, sizeof(path), "%s/binding", pod_path);
+    e = kube_request(b->s, "POST", path, "application/json", body->ptr, body->len, remaining(b),
+                     &resp, &eb);
+    if (e != ERR_OK) {
+        /* The POST may have landed before the answer was lost: look before saying no. */
+        if (remaining(b) > 0 && confirm_bound(b, pod_path))
+            b->out->ok = true;
+        else
+            fail(b, 0, "POST binding: %s", eb.msg);
+    } else if (resp.status == 201) {
+        b->out->ok = true;
+        b->out->api_status = 201;
+    } else if (resp.status == 409 && confirm_bound(b, pod_path)) {
+        b->out->ok = true;
+        b->out->api_status = 409;
+    } else {
+        fail_api(b, "POST binding", &resp);
+    }
+    kube_response_destroy(&resp);
+}
+
+static void bind_run(struct bind_ctx *b)
+{
+    const struct kube_bind_req *req = b->req;
+    char pod_path[1024], node_path[300];
+    struct kube_response pod_resp = {0}, node_resp = {0};
+    struct pod_info pod;
+    struct node_info node;
+    struct buf body;
+    int r;
+
+    snprintf(pod_path, sizeof(pod_path), "/api/v1/namespaces/%s/pods/%s", req->pod_namespace,
+             req->pod_name);
+    snprintf(node_path, sizeof(node_path), "/api/v1/nodes/%s", req->node);
+    buf_init(&body, 64 * 1024);
+    if (!get_object(b, pod_path, "pod", true, &pod, &pod_resp))
+        goto out_free;
+    b->out->gpus = pod.gpus;
+    r = check_pod(b, &pod);
+    if (r <= 0) {
+        b->out->ok = r == 0;
+        b->out->api_status = 200;
+        goto out_free;
+    }
+    if (!get_object(b, node_path, "node", false, &node, &node_resp))
+        goto out_free;
+    snprintf(b->out->model, sizeof(b->out->model), "%.*s", (int)node.model.len, node.model.ptr);
+    if (binding_body(b, &node, &pod, &body) != ERR_OK) {
+        fail(b, 0, "cannot build the Binding");
+        goto out_free;
+    }
+    post_binding(b, pod_path, &body);
+out_free:
+    buf_destroy(&body);
+    kube_response_destroy(&node_resp);
+    kube_response_destroy(&pod_resp);
+}
+
+void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long timeout_ms,
+               struct kube_bind_result *out)
+{
+    struct bind_ctx b = {.s = s, .req = req, .out = out};
+
+    memset(out, 0, sizeof(*out));
+    if (!kube_name_is_valid(req->pod_namespace) || !kube_name_is_valid(req->pod_name) ||
+        !kube_name_is_valid(req->node)) {
+        fail(&b, 0, "namespace, pod and node names must be DNS-1123 names");
+        return;
+    }
+    b.deadline_ms = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
+    arena_init(&b.arena, BIND_ARENA_BYTES);
+    bind_run(&b);
+    arena_destroy(&b.arena);
+    metrics_bind_observe(out->ok, out->api_status);
+    if (out->ok)
+        log_info("kube", "bound", "pod=%s/%s node=%s model=\"%s\" gpus=%lld status=%ld",
+                 req->pod_namespace, req->pod_name, req->node, out->model, (long long)out->gpus,
+                 out->api_status);
+    else
+        log_warn("kube", "bind failed", "pod=%s/%s node=%s status=%ld err=\"%s\"",
+                 req->pod_namespace, req->pod_name, req->node, out->api_status, out->error);
+}
+
+/* ---- the worker pool ---- */
+
+struct bind_job {
+    struct kube_bind_req req;
+    kube_bind_done_fn *done;
+    void *ctx;
+};
+
+struct kube_binder {
+    struct kube_client *kc;
+    long timeout_ms;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct bind_job *queue; /* ring buffer */
+    unsigned cap, head, count;
+    bool stopping;
+    unsigned nworkers;
+    pthread_t *workers;
+};
+
+static bool next_job(struct kube_binder *b, struct bind_job *job)
+{
+    bool have;
+
+    pthread_mutex_lock(&b->lock);
+    while (b->count == 0 && !b->stopping)
+        pthread_cond_wait(&b->wake, &b->lock);
+    have = b->count > 0;
+    if (have) {
+        *job = b->queue[b->head];
+        b->head = (b->head + 1) % b->cap;
+        b->count--;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return have;
+}
+
+static void *worker_main(void *arg)
+{
+    struct kube_binder *b = arg;
+    struct kube_session *s = kube_session_new(b->kc);
+    struct bind_job job;
+
+    while (next_job(b, &job)) {
+        struct kube_bind_result res;
+        if (s) {
+            kube_bind(s, &job.req, b->timeout_ms, &res);
+        } else {
+            memset(&res, 0, sizeof(res));
+            snprintf(res.error, sizeof(res.error), "gpu-extender: cannot create an HTTP client");
+        }
+        job.done(job.ctx, &res);
+    }
+    kube_session_free(s);
+    return NULL;
+}
+
+struct kube_binder *kube_binder_new(struct kube_client *kc, unsigned workers, unsigned queue_cap,
+                                    long timeout_ms)
+{
+    struct kube_binder *b = xcalloc(1, sizeof(*b));
+
+    b->kc = kc;
+    b->timeout_ms = timeout_ms;
+    b->cap = queue_cap ? queue_cap : 1;
+    b->queue = xcalloc(b->cap, sizeof(*b->queue));
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->wake, NULL);
+    b->workers = xcalloc(workers ? workers : 1, sizeof(*b->workers));
+    for (unsigned i = 0; i < (workers ? workers : 1); i++) {
+        if (pthread_create(&b->workers[i], NULL, worker_main, b) != 0)
+            break;
+        b->nworkers++;
+    }
+    return b;
+}
+
+enum err kube_binder_submit(struct kube_binder *b, const struct kube_bind_req *req,
+                            kube_bind_done_fn *done, void *ctx)
+{
+    enum err e = ERR_OK;
+
+    pthread_mutex_lock(&b->lock);
+    if (b->stopping || b->count == b->cap || b->nworkers == 0) {
+        e = ERR_UNAVAILABLE;
+    } else {
+        struct bind_job *job = &b->queue[(b->head + b->count) % b->cap];
+        job->req = *req;
+        job->done = done;
+        job->ctx = ctx;
+        b->count++;
+        pthread_cond_signal(&b->wake);
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (e != ERR_OK)
+        metrics_counter_add(METRICS_BIND_QUEUE_FULL, 1);
+    return e;
+}
+
+void kube_binder_free(struct kube_binder *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->lock);
+    b->stopping = true;
+    pthread_cond_broadcast(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+    for (unsigned i = 0; i < b->nworkers; i++)
+        pthread_join(b->workers[i], NULL);
+    pthread_cond_destroy(&b->wake);
+    pthread_mutex_destroy(&b->lock);
+    free(b->workers);
+    free(b->queue);
+    free(b);
+}

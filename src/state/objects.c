@@ -1,0 +1,477 @@
+/* objects.c -- reads the decision-relevant facts out of Node and Pod JSON (see objects.h).
+ *
+ * Each reader walks one object level, consumes every member (skipping, and so validating,
+ * the ones we do not need) and remembers which wanted keys it has seen, so that a repeated
+ * key is an error rather than a silent choice between two values. */
+#include "gx/objects.h"
+
+#include <string.h>
+
+/* A string value, with escapes decoded into the arena when there are any. A decoded string
+ * is never longer than its escaped form, so raw.len + 1 bytes always suffice. */
+static bool read_string(struct jscan *js, struct arena *arena, struct str *out)
+{
+    struct str raw;
+    char *p;
+
+    if (jscan_peek(js) == JSON_NULL)
+        return jscan_skip(js, NULL);
+    if (!jscan_string(js, &raw))
+        return false;
+    if (jstr_is_plain(raw)) {
+        *out = raw;
+        return true;
+    }
+    p = arena_alloc(arena, raw.len + 1);
+    if (!p)
+        return jscan_fail(js, "request too large for its memory budget");
+    out->len = jstr_decode(raw, p, raw.len + 1);
+    out->ptr = p;
+    return true;
+}
+
+/* Fails on a value that should have been an object. At the end of the input, skipping yields
+ * the precise syntax error ("unexpected end of input") instead of a type complaint. */
+static bool not_object(struct jscan *js, const char *msg)
+{
+    if (jscan_peek(js) == JSON_NONE && !jscan_failed(js))
+        return jscan_skip(js, NULL) && jscan_fail(js, msg);
+    return jscan_fail(js, msg);
+}
+
+/* Enters an object, or consumes a null. Returns 1 entered, 0 null, -1 error. */
+static int enter_object_or_null(struct jscan *js)
+{
+    if (jscan_peek(js) == JSON_NULL)
+        return jscan_skip(js, NULL) ? 0 : -1;
+    return jscan_enter_object(js) ? 1 : -1;
+}
+
+static int enter_array_or_null(struct jscan *js)
+{
+    if (jscan_peek(js) == JSON_NULL)
+        return jscan_skip(js, NULL) ? 0 : -1;
+    return jscan_enter_array(js) ? 1 : -1;
+}
+
+/* Finds key among names[]; returns its index, or -1. Marks it seen in *seen and fails the
+ * scan on a repeat. */
+static int match_key(struct jscan *js, struct str key, const char *const *names, size_t n,
+                     uint32_t *seen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!jstr_eq(key, names[i]))
+            continue;
+        if (*seen & (1u << i)) {
+            jscan_fail(js, "duplicate key in object");
+            return -2;
+        }
+        *seen |= 1u << i;
+        return (int)i;
+    }
+    return -1;
+}
+
+/* Walks an object whose members are handled by fn(index of the key in names, or -1 for an
+ * unknown key, which fn must consume). */
+typedef bool obj_member_fn(struct jscan *js, int idx, void *ctx);
+
+static bool walk_object(struct jscan *js, const char *const *names, size_t n, obj_member_fn *fn,
+                        void *ctx)
+{
+    uint32_t seen = 0;
+    struct str key;
+    int r, idx;
+
+    r = enter_object_or_null(js);
+    if (r <= 0)
+        return r == 0;
+    while ((r = jscan_next_member(js, &key)) == 1) {
+        idx = match_key(js, key, names, n, &seen);
+        if (idx == -2 || !fn(js, idx, ctx))
+            return false;
+    }
+    return r == 0;
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+bool obj_parse_whole_quantity(struct str q, int64_t max, int64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        int64_t mul;
+        int64_t div;
+    } units[] = {{"", 1, 1},       {"m", 1, 1000},         {"k", 1000, 1},
+                 {"M", 1000000, 1}, {"Ki", 1024, 1},        {"Mi", 1048576, 1}};
+    size_t digits = 0;
+    int64_t v = 0;
+
+    while (digits < q.len && is_digit(q.ptr[digits])) {
+        if (v > (INT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (q.ptr[digits] - '0');
+        digits++;
+    }
+    if (digits == 0)
+        return false;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        struct str suffix = {q.ptr + digits, q.len - digits};
+        if (!str_eq_cstr(suffix, units[i].suffix))
+            continue;
+        if (v % units[i].div != 0 || v / units[i].div > max / units[i].mul)
+            return false;
+        *out = v / units[i].div * units[i].mul;
+        return *out <= max;
+    }
+    return false;
+}
+
+struct str obj_model_from_product(struct str product)
+{
+    static const char shared[] = "-SHARED";
+    struct str s = product;
+    size_t n = sizeof(shared) - 1;
+
+    if (s.len >= n && str_ieq((struct str){s.ptr + s.len - n, n}, STR_LIT(shared)))
+        s.len -= n;
+    for (size_t i = 0; i + 5 <= s.len; i++) {
+        if (str_ieq((struct str){s.ptr + i, 5}, STR_LIT("-MIG-"))) {
+            s.len = i;
+            break;
+        }
+    }
+    return s;
+}
+
+/* Reads a resource map ({"nvidia.com/gpu": "8", ...}) and returns the GPU quantity. */
+struct gpu_qty {
+    struct arena *arena;
+    int64_t *value;
+    bool *present;
+};
+
+static const char *const resource_names[] = {OBJ_GPU_RESOURCE};
+
+static bool gpu_qty_member(struct jscan *js, int idx, void *ctx)
+{
+    struct gpu_qty *q = ctx;
+    struct str text = STR_NULL;
+
+    if (idx < 0)
+        return jscan_skip(js, NULL);
+    if (!read_string(js, q->arena, &text))
+        return false;
+    if (!obj_parse_whole_quantity(text, OBJ_MAX_GPUS, q->value))
+        return jscan_fail(js, "nvidia.com/gpu quantity is not a whole number in range");
+    *q->present = true;
+    return true;
+}
+
+static bool read_gpu_quantity(struct jscan *js, struct arena *arena, int64_t *value,
+                              bool *present)
+{
+    struct gpu_qty q = {arena, value, present};
+
+    return walk_object(js, resource_names, 1, gpu_qty_member, &q);
+}
+
+/* ---- Nodes ---- */
+
+static const char *const node_label_names[] = {OBJ_LABEL_PRODUCT, OBJ_LABEL_FAMILY,
+                                               OBJ_LABEL_MEMORY};
+
+struct node_ctx {
+    struct arena *arena;
+    struct node_info *node;
+};
+
+static bool node_label(struct jscan *js, int idx, void *ctx)
+{
+    struct node_ctx *c = ctx;
+    struct str memory = STR_NULL;
+    int64_t mib;
+
+    switch (idx) {
+    case 0:
+        if (!read_string(js, c->arena, &c->node->product))
+            return false;
+        c->node->model = obj_model_from_product(c->node->product);
+        return true;
+    case 1:
+        return read_string(js, c->arena, &c->node->family);
+    case 2:
+        /* A label we cannot read as MiB is treated as absent, never as an error: labels
+         * are free text and other tools write them (KAI #706). */
+        if (!read_string(js, c->arena, &memory))
+            return false;
+        if (str_to_i64(memory, 0, INT64_MAX, &mib) == ERR_OK)
+            c->node->gpu_memory_mib = mib;
+        return true;
+    default:
+        return jscan_skip(js, NULL);
+    }
+}
+
+static const char *const node_meta_names[] = {"name", "labels"};
+
+static bool node_meta(struct jscan *js, int idx, void *ctx)
+{
+    struct node_ctx *c = ctx;
+
+    switch (idx) {
+    case 0:
+        return read_string(js, c->arena, &c->node->name);
+    case 1:
+        return walk_object(js, node_label_names, GX_ARRAY_LEN(node_label_names), node_label, c);
+    default:
+        return jscan_skip(js, NULL);
+    }
+}
+
+static const char *const node_spec_names[] = {"unschedulable"};
+
+static bool node_spec(struct jscan *js, int idx, void *ctx)
+{
+    struct node_ctx *c = ctx;
+
+    if (idx == 0 && jscan_peek(js) != JSON_NULL)
+        return jscan_bool(js, &c->node->unschedulable);
+    return jscan_skip(js, NULL);
+}
+
+static const char *const node_status_names[] = {"allocatable"};
+
+static bool node_status(struct jscan *js, int idx, void *ctx)
+{
+    struct node_ctx *c = ctx;
+    bool present = false;
+
+    if (idx == 0)
+        return read_gpu_quantity(js, c->arena, &c->node->gpu_allocatable, &present);
+    return jscan_skip(js, NULL);
+}
+
+static const char *const node_names[] = {"metadata", "spec", "status"};
+
+static bool node_member(struct jscan *js, int idx, void *ctx)
+{
+    switch (idx) {
+    case 0:
+        return walk_object(js, node_meta_names, GX_ARRAY_LEN(node_meta_names), node_meta, ctx);
+    case 1:
+        return walk_object(js, node_spec_names, GX_ARRAY_LEN(node_spec_names), node_spec, ctx);
+    case 2:
+        return walk_object(js, node_status_names, GX_ARRAY_LEN(node_status_names), node_status,
+                           ctx);
+    default:
+        return jscan_skip(js, NULL);
+    }
+}
+
+bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *out)
+{
+    struct node_ctx c = {arena, out};
+    size_t start;
+
+    memset(out, 0, sizeof(*out));
+    if (jscan_peek(js) != JSON_OBJECT)
+        return not_object(js, "node is not an object");
+    start = js->pos;
+    if (!walk_object(js, node_names, GX_ARRAY_LEN(node_names), node_member, &c))
+        return false;
+    out->raw = (struct str){js->buf + start, js->pos - start};
+    if (out->name.len == 0)
+        return jscan_fail(js, "node has no metadata.name");
+    return true;
+}
+
+/* ---- Pods ---- */
+
+struct container_acc {
+    int64_t app_sum;      /* app containers plus restartable (sidecar) init containers */
+    int64_t sidecar_sum;  /* restartable init containers seen so far */
+    int64_t init_max;     /* max over init containers of (its request + sidecars before it) */
+};
+
+struct container {
+    struct arena *arena;
+    int64_t req;
+    int64_t lim;
+    bool has_req;
+    bool has_lim;
+    bool restartable;
+};
+
+static const char *const resources_names[] = {"requests", "limits"};
+
+static bool resources_member(struct jscan *js, int idx, void *ctx)
+{
+    struct container *c = ctx;
+
+    if (idx == 0)
+        return read_gpu_quantity(js, c->arena, &c->req, &c->has_req);
+    if (idx == 1)
+        return read_gpu_quantity(js, c->arena, &c->lim, &c->has_lim);
+    return jscan_skip(js, NULL);
+}
+
+static const char *const container_names[] = {"resources", "restartPolicy"};
+
+static bool container_member(struct jscan *js, int idx, void *ctx)
+{
+    struct container *c = ctx;
+    struct str policy = STR_NULL;
+
+    if (idx == 0)
+        return walk_object(js, resources_names, 2, resources_member, c);
+    if (idx == 1) {
+        if (!read_string(js, c->arena, &policy))
+            return false;
+        c->restartable = str_eq_cstr(policy, "Always");
+        return true;
+    }
+    return jscan_skip(js, NULL);
+}
+
+/* Reads containers[] or initContainers[] and folds their GPU requests into acc. */
+static bool read_containers(struct jscan *js, struct arena *arena, bool init,
+                            struct container_acc *acc)
+{
+    int r = enter_array_or_null(js);
+
+    if (r <= 0)
+        return r == 0;
+    while ((r = jscan_next_element(js)) == 1) {
+        struct container c = {.arena = arena};
+        int64_t gpus;
+
+        if (jscan_peek(js) != JSON_OBJECT)
+            return jscan_fail(js, "container is not an object");
+        if (!walk_object(js, container_names, 2, container_member, &c))
+            return false;
+        /* Extended resources must have requests equal to limits; requests win if both. */
+        gpus = c.has_req ? c.req : (c.has_lim ? c.lim : 0);
+        if (!init) {
+            acc->app_sum += gpus;
+        } else if (c.restartable) {
+            acc->sidecar_sum += gpus;
+            acc->app_sum += gpus;
+            if (acc->sidecar_sum > acc->init_max)
+                acc->init_max = acc->sidecar_sum;
+        } else if (gpus + acc->sidecar_sum > acc->init_max) {
+            acc->init_max = gpus + acc->sidecar_sum;
+        }
+        if (acc->app_sum > OBJ_MAX_GPUS || acc->init_max > OBJ_MAX_GPUS)
+            return jscan_fail(js, "pod requests more nvidia.com/gpu than any node can have");
+    }
+    return r == 0;
+}
+
+struct pod_ctx {
+    struct arena *arena;
+    struct pod_info *pod;
+    struct container_acc acc;
+};
+
+static const char *const pod_ann_names[] = {OBJ_ANN_GPU_MODEL, OBJ_ANN_GPU_MODEL_PREFERRED,
+                                            OBJ_ANN_STRATEGY, OBJ_ANN_HAMI_USE,
+                                            OBJ_ANN_HAMI_NOUSE};
+
+static bool pod_annotation(struct jscan *js, int idx, void *ctx)
+{
+    struct pod_ctx *c = ctx;
+    struct str *slots[] = {&c->pod->ann_gpu_model, &c->pod->ann_gpu_model_preferred,
+                           &c->pod->ann_strategy, &c->pod->ann_use_gputype,
+                           &c->pod->ann_nouse_gputype};
+
+    if (idx < 0)
+        return jscan_skip(js, NULL);
+    return read_string(js, c->arena, slots[idx]);
+}
+
+static const char *const pod_meta_names[] = {"name", "namespace", "uid", "annotations",
+                                             "deletionTimestamp"};
+
+static bool pod_meta(struct jscan *js, int idx, void *ctx)
+{
+    struct pod_ctx *c = ctx;
+
+    switch (idx) {
+    case 0:
+        return read_string(js, c->arena, &c->pod->name);
+    case 1:
+        return read_string(js, c->arena, &c->pod->ns);
+    case 2:
+        return read_string(js, c->arena, &c->pod->uid);
+    case 3:
+        return walk_object(js, pod_ann_names, GX_ARRAY_LEN(pod_ann_names), pod_annotation, c);
+    case 4:
+        c->pod->deleting = jscan_peek(js) != JSON_NULL;
+        return jscan_skip(js, NULL);
+    default:
+        return jscan_skip(js, NULL);
+    }
+}
+
+static const char *const pod_spec_names[] = {"containers", "initContainers", "nodeName"};
+
+static bool pod_spec(struct jscan *js, int idx, void *ctx)
+{
+    struct pod_ctx *c = ctx;
+
+    switch (idx) {
+    case 0:
+        return read_containers(js, c->arena, false, &c->acc);
+    case 1:
+        return read_containers(js, c->arena, true, &c->acc);
+    case 2:
+        return read_string(js, c->arena, &c->pod->node_name);
+    default:
+        return jscan_skip(js, NULL);
+    }
+}
+
+static const char *const pod_status_names[] = {"phase"};
+
+static bool pod_status(struct jscan *js, int idx, void *ctx)
+{
+    struct pod_ctx *c = ctx;
+
+    if (idx == 0)
+        return read_string(js, c->arena, &c->pod->phase);
+    return jscan_skip(js, NULL);
+}
+
+static const char *const pod_names[] = {"metadata", "spec", "status"};
+
+static bool pod_member(struct jscan *js, int idx, void *ctx)
+{
+    switch (idx) {
+    case 0:
+        return walk_object(js, pod_meta_names, GX_ARRAY_LEN(pod_meta_names), pod_meta, ctx);
+    case 1:
+        return walk_object(js, pod_spec_names, GX_ARRAY_LEN(pod_spec_names), pod_spec, ctx);
+    case 2:
+        return walk_object(js, pod_status_names, GX_ARRAY_LEN(pod_status_names), pod_status,
+                           ctx);
+    default:
+        return jscan_skip(js, NULL);
+    }
+}
+
+bool obj_pod_decode(struct jscan *js, struct arena *arena, struct pod_info *out)
+{
+    struct pod_ctx c = {.arena = arena, .pod = out};
+
+    memset(out, 0, sizeof(*out));
+    if (jscan_peek(js) != JSON_OBJECT)
+        return not_object(js, "pod is not an object");
+    if (!walk_object(js, pod_names, GX_ARRAY_LEN(pod_names), pod_member, &c))
+        return false;
+    out->gpus = c.acc.app_sum > c.acc.init_max ? c.acc.app_sum : c.acc.init_max;
+    return true;
+}
