@@ -122,7 +122,7 @@ static bool connect_apiserver(struct daemon *d)
     if (d->cfg.kubeconfig[0])
         e = kubeconfig_load(d->cfg.kubeconfig, NULL, &creds, &eb);
     else
-        e = kubeconfig_in_cluster(KUBE_SA_DIR, &creds, &eb);
+        e = kubeconfig_in_cluster(d->cfg.serviceaccount_dir, &creds, &eb);
     if (e == ERR_NOT_FOUND && !d->cfg.kubeconfig[0]) {
         log_info("main", "no API server configured: standalone mode; bind answers with an Error",
                  "%s", "");

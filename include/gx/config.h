@@ -15,6 +15,7 @@ struct config {
     char port_file[1024];
     char url_prefix[256];
     char kubeconfig[1024];
+    char serviceaccount_dir[1024];
     char policy[1024];
     char log_level[16];
     char check_policy[1024]; /* --check-policy FILE: validate and exit */

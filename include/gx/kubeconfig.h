@@ -35,13 +35,20 @@ struct kube_creds {
  * and a user. Relative file paths are resolved against the kubeconfig's directory. Returns
  * ERR_IO when the file cannot be read, ERR_PARSE for bad YAML or base64, ERR_INVALID for a
  * missing context/cluster/user/server or an unsupported auth method (exec, auth-provider),
- * with the detail in eb. On success *out is filled and owned by the caller. */
+ * with the detail in eb. On success *out is filled and owned by the caller.
+ * Also: ERR_TOO_LARGE for a file over 16 MiB; ERR_PARSE for YAML anchors, aliases or tags, which
+ * are refused. Keys this module does not read are ignored. A user entry with no credentials at
+ * all is accepted (anonymous, e.g. through `kubectl proxy`). When both a file and *-data are
+ * given for the same item, both fields are filled; client-go gives *-data precedence. */
 enum err kubeconfig_load(const char *path, const char *context, struct kube_creds *out,
                          struct errbuf *eb) GX_MUST_CHECK;
 
 /* In-cluster config: server from KUBERNETES_SERVICE_HOST/PORT (IPv6 hosts get brackets),
  * token_file and ca_file under sa_dir (pass KUBE_SA_DIR; tests pass their own). Returns
- * ERR_NOT_FOUND when KUBERNETES_SERVICE_HOST is unset. The token is not read here. */
+ * ERR_NOT_FOUND when KUBERNETES_SERVICE_HOST is unset. The token is not read here.
+ * An unset or empty KUBERNETES_SERVICE_PORT means 443; a port outside 1..65535, or a host holding
+ * characters that would change the URL ("/@?#" and the like), gives ERR_INVALID. NULL sa_dir
+ * means KUBE_SA_DIR. */
 enum err kubeconfig_in_cluster(const char *sa_dir, struct kube_creds *out,
                                struct errbuf *eb) GX_MUST_CHECK;
 

@@ -41,11 +41,17 @@ void policy_default(struct policy *out);
 /* Parses and validates text (len bytes; need not be NUL-terminated). name is used in
  * messages, usually the file path. Every error is collected in diag (up to the limit) in one
  * pass: unknown keys, wrong types, out-of-range values, bad enum values. Returns ERR_OK and
- * fills *out, or ERR_INVALID/ERR_PARSE with *out untouched. diag may be NULL. */
+ * fills *out, or ERR_INVALID/ERR_PARSE with *out untouched. diag may be NULL.
+ * ERR_INVALID also covers duplicate keys, a missing apiVersion or kind, every weight at 0 and an
+ * empty document. ERR_PARSE (bad YAML, or input past the parser's caps: 64 levels of nesting,
+ * 65536 nodes; anchors, aliases and tags are refused) comes with exactly one message. diag is
+ * reset first. source is name, truncated to fit. Pure; thread-safe. */
 enum err policy_parse(const char *name, const char *text, size_t len, struct policy *out,
                       struct policy_diag *diag) GX_MUST_CHECK;
 
-/* Reads path (capped at POLICY_MAX_FILE_BYTES: ERR_TOO_LARGE) and calls policy_parse(). */
+/* Reads path (capped at POLICY_MAX_FILE_BYTES: ERR_TOO_LARGE) and calls policy_parse().
+ * ERR_IO when the file cannot be opened or read. Those two come with one "path: reason" message
+ * in diag (no line:col). */
 enum err policy_load(const char *path, struct policy *out, struct policy_diag *diag) GX_MUST_CHECK;
 
 const char *policy_strategy_name(enum policy_strategy s);

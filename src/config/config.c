@@ -38,6 +38,9 @@ static const struct setting settings[] = {
     STR_SETTING("kubeconfig", "GPU_EXTENDER_KUBECONFIG", kubeconfig, "",
                 "kubeconfig for the API server; without it: in-cluster config when "
                 "KUBERNETES_SERVICE_HOST is set, else standalone"),
+    STR_SETTING("serviceaccount-dir", "GPU_EXTENDER_SERVICEACCOUNT_DIR", serviceaccount_dir,
+                "/var/run/secrets/kubernetes.io/serviceaccount",
+                "in-cluster token and ca.crt directory (the token is re-read every minute)"),
     STR_SETTING("policy", "GPU_EXTENDER_POLICY", policy, "",
                 "policy YAML file; without it the embedded default"),
     INT_SETTING("max-body-bytes", "GPU_EXTENDER_MAX_BODY_BYTES", max_body_bytes, "268435456", 1024,

@@ -220,6 +220,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     atomic_fetch_sub(&h->in_flight, 1);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) GX_PRINTF(2, 0);
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];

@@ -1,0 +1,13 @@
+/* policy_schema.h -- private to src/config: a read-only view of the policy schema table's keys,
+ * so a test can check that policy/README.md documents exactly the keys the table knows. The
+ * table itself, and everything it drives, stays in policy.c. */
+#pragma once
+
+#include <stddef.h>
+
+/* Number of keys in the schema table. */
+size_t policy_schema_count(void);
+
+/* Dotted path of key i, e.g. "scoring.weights.model"; NULL when i >= policy_schema_count().
+ * The string is static. */
+const char *policy_schema_key(size_t i);

@@ -1,0 +1,137 @@
+/* test_jscan.c -- the validating JSON cursor: grammar, UTF-8, depth, spans, escapes. */
+#include "gx/jscan.h"
+
+#include "check.h"
+
+/* Walks a whole document with jscan_skip; returns true when it is valid JSON. */
+static bool valid(const char *doc)
+{
+    struct jscan js;
+
+    jscan_init(&js, doc, strlen(doc), JSCAN_MAX_DEPTH);
+    return jscan_skip(&js, NULL) && jscan_finish(&js);
+}
+
+static void test_grammar(void)
+{
+    static const char *const good[] = {
+        "{}", "[]", "0", "-0", "1.5e-3", "-12.0E+2", "\"\"", "true", "false", "null",
+        " { \"a\" : [ 1 , 2 , { } , [ ] ] , \"b\" : null } ", "\"\\u00e9\\n\\\"\\/\"",
+        "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"", "[[[[[]]]]]", "{\"a\":{\"b\":{\"c\":1}}}",
+    };
+    static const char *const bad[] = {
+        "", " ", "{", "}", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}", "[1 2]", "01", "1.",
+        "1e", "-", "+1", ".5", "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12g4\"", "[1]]", "{} {}",
+        "\"\x01\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xf5\x80\x80\x80\"", "\"\x80\"",
+        "\"\xe2\x82\"", "[\"a\",]", "{\"a\":}", "NaN", "[Infinity]",
+    };
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (!valid(good[i])) {
+            fprintf(stderr, "should be valid: %s\n", good[i]);
+            abort();
+        }
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (valid(bad[i])) {
+            fprintf(stderr, "should be invalid: %s\n", bad[i]);
+            abort();
+        }
+    }
+}
+
+static void test_nul_byte(void)
+{
+    const char doc[] = "\"a\0b\"";
+    struct jscan js;
+
+    jscan_init(&js, doc, sizeof(doc) - 1, 16);
+    CHECK(!jscan_skip(&js, NULL));
+}
+
+static void test_depth(void)
+{
+    char deep[2000];
+    struct jscan js;
+
+    memset(deep, '[', 1000);
+    memset(deep + 1000, ']', 1000);
+    jscan_init(&js, deep, sizeof(deep), 128);
+    CHECK(!jscan_skip(&js, NULL));
+    CHECK_STR_EQ(jscan_error(&js, NULL), "nesting too deep");
+    jscan_init(&js, deep + 1000 - 100, 200, 128);
+    CHECK(jscan_skip(&js, NULL));
+}
+
+static void test_cursor_and_spans(void)
+{
+    const char *doc = "{\"Pod\": {\"x\": [1, 2]}, \"NodeNames\": [\"a\", \"b\\u0021\"], \"z\": 1}";
+    struct jscan js;
+    struct str key, span, raw;
+    char out[16];
+
+    jscan_init(&js, doc, strlen(doc), 64);
+    CHECK(jscan_enter_object(&js));
+    CHECK_EQ(jscan_next_member(&js, &key), 1);
+    CHECK(jstr_eq(key, "Pod"));
+    CHECK(jscan_skip(&js, &span));
+    CHECK_STRN_EQ(span.ptr, span.len, "{\"x\": [1, 2]}");
+    CHECK_EQ(jscan_next_member(&js, &key), 1);
+    CHECK(jstr_ieq(key, "nodenames"));
+    CHECK(!jstr_eq(key, "nodenames"));
+    CHECK(jscan_enter_array(&js));
+    CHECK_EQ(jscan_next_element(&js), 1);
+    CHECK(jscan_string(&js, &raw));
+    CHECK_STRN_EQ(raw.ptr, raw.len, "a");
+    CHECK_EQ(jscan_next_element(&js), 1);
+    CHECK(jscan_string(&js, &raw));
+    CHECK(!jstr_is_plain(raw));
+    CHECK_EQ(jstr_decode(raw, out, sizeof(out)), 2);
+    CHECK_STR_EQ(out, "b!");
+    CHECK_EQ(jscan_next_element(&js), 0);
+    CHECK_EQ(jscan_next_member(&js, &key), 1);
+    CHECK(jscan_skip(&js, NULL));
+    CHECK_EQ(jscan_next_member(&js, &key), 0);
+    CHECK(jscan_finish(&js));
+}
+
+static void test_escaped_keys(void)
+{
+    struct str raw = STR_LIT("nvidia.com\\/gpu");
+    struct str pair = STR_LIT("\\ud83d\\ude00");
+    struct str lone = STR_LIT("\\ud800x");
+    char out[16];
+
+    CHECK(jstr_eq(raw, "nvidia.com/gpu"));
+    CHECK_EQ(jstr_decode(pair, out, sizeof(out)), 4);
+    CHECK(memcmp(out, "\xf0\x9f\x98\x80", 4) == 0);
+    CHECK_EQ(jstr_decode(lone, out, sizeof(out)), 4);
+    CHECK(memcmp(out, "\xef\xbf\xbdx", 4) == 0);
+    CHECK_EQ(jstr_decode(pair, out, 4), SIZE_MAX);
+}
+
+static void test_errors_are_sticky(void)
+{
+    struct jscan js;
+    size_t pos;
+
+    jscan_init(&js, "[1, x]", 6, 8);
+    CHECK(!jscan_skip(&js, NULL));
+    CHECK(jscan_failed(&js));
+    CHECK_STR_EQ(jscan_error(&js, &pos), "unexpected character");
+    CHECK_EQ(pos, 4);
+    CHECK_EQ(jscan_peek(&js), JSON_NONE);
+    CHECK(!jscan_enter_object(&js));
+}
+
+int main(void)
+{
+    test_grammar();
+    test_nul_byte();
+    test_depth();
+    test_cursor_and_spans();
+    test_escaped_keys();
+    test_errors_are_sticky();
+    printf("test_jscan: ok\n");
+    return 0;
+}
