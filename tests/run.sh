@@ -1,0 +1,22 @@
+#!/bin/sh
+# The test command (README "Run the tests"; .ci/run calls exactly this).
+#   1. installs the Debian packages (scripts/deps.sh)
+#   2. gcc build with -Werror, unit tests
+#   3. clang build with AddressSanitizer + UndefinedBehaviorSanitizer, every test
+#      (unit, fuzz-corpus replay, lint, curl-driven integration against the real binary)
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo "== gcc, -Werror, unit tests"
+cmake -S . -B build-gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGX_WERROR=ON >/dev/null
+cmake --build build-gcc -j"$jobs"
+ctest --test-dir build-gcc -L unit --output-on-failure -j"$jobs"
+
+echo "== clang, ASan + UBSan, all tests"
+cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+      -DGX_SANITIZE=ON -DGX_WERROR=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan -LE bench --output-on-failure -j"$jobs"
