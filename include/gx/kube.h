@@ -93,3 +93,47 @@ enum err kube_binder_submit(struct kube_binder *b, const struct kube_bind_req *r
                             kube_bind_done_fn *done, void *ctx) GX_MUST_CHECK;
 /* Finishes the binds already queued, stops the workers and frees. NULL is a no-op. */
 void kube_binder_free(struct kube_binder *b);
+
+/* ---- list and watch ---- */
+
+enum kube_event_type { KUBE_EVENT_ADDED = 0, KUBE_EVENT_MODIFIED, KUBE_EVENT_DELETED };
+
+/* What a watch reports. Every callback runs on the watch's own thread, one at a time; obj
+ * points at one object's JSON and is valid only during the call. */
+struct kube_watch_handler {
+    void *ctx;
+    /* A full list starts (at start-up, and again after 410 Gone or when a watch cannot be
+     * resumed). Objects until list_end() are the complete set; anything not in it is gone. */
+    void (*list_begin)(void *ctx);
+    /* One object: type ADDED for list items, or a watch event's type. */
+    void (*object)(void *ctx, enum kube_event_type type, const char *obj, size_t len);
+    /* The list is complete at resource_version; watch events follow. */
+    void (*list_end)(void *ctx, const char *resource_version);
+    /* A batch of events was delivered (one network read's worth): a good moment to publish.
+     * Also called for bookmarks, so the receiver knows the stream is alive. */
+    void (*flush)(void *ctx);
+    /* The API server cannot be reached or the stream broke; state is now stale until the next
+     * list_end() or flush(). why is a one-line reason. */
+    void (*disconnected)(void *ctx, const char *why);
+};
+
+struct kube_watch_config {
+    const char *path;           /* "/api/v1/nodes" or "/api/v1/pods" */
+    const char *field_selector; /* NULL, or e.g. "status.phase!=Succeeded" (URL-escaped by us) */
+    long page_limit;            /* list page size (limit=); 0: 500 */
+    long watch_timeout_s;       /* timeoutSeconds= for each watch request; 0: 300 */
+    long backoff_min_ms;        /* reconnect backoff, doubling with jitter; 0: 200 */
+    long backoff_max_ms;        /* 0: 30000 */
+    long stall_timeout_s;       /* no bytes (not even a bookmark) for this long: reconnect; 0: 120 */
+};
+
+struct kube_watch;
+
+/* Starts a thread that lists (paginated with limit/continue), then watches from the list's
+ * resourceVersion with allowWatchBookmarks, parsing the event stream as it arrives. It
+ * reconnects with backoff and jitter, lists again on 410 Gone (from the list or as a watch
+ * ERROR event), and re-reads the token on 401 (kube_request's rule). Never gives up. */
+struct kube_watch *kube_watch_start(struct kube_client *kc, const struct kube_watch_config *cfg,
+                                    const struct kube_watch_handler *h);
+/* Stops the thread (interrupting a blocked read within about a second) and frees. NULL: no-op. */
+void kube_watch_stop(struct kube_watch *w);
