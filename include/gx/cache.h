@@ -1,0 +1,92 @@
+/* cache.h -- cluster state: the GPU facts of every node and of every pod that asks for GPUs,
+ * kept from the API server's list and watch, and published as immutable, refcounted
+ * snapshots. Watch threads write; request threads only read snapshots. Whole objects are never
+ * kept: a node costs its name, model, family strings and a few counters; a GPU pod its UID,
+ * node name and count; a pod that asks for no GPU costs nothing.
+ *
+ * Accounting: free GPUs on a node = allocatable - GPUs of non-terminal pods bound there
+ * (a pod being deleted still holds its GPUs until it is gone) - reservations of binds in flight.
+ * A reservation is taken before a bind POSTs and turns into ordinary accounting when the watch
+ * shows the pod bound, or is released when the bind fails.
+ *
+ * Locking: one mutex guards the mutable maps; it is held only for in-memory work, never
+ * across I/O. Every function is thread-safe. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gx/compiler.h"
+#include "gx/err.h"
+#include "gx/objects.h"
+
+/* A reservation that the watch never confirms (the pod vanished, the watch is down) is
+ * dropped after this long, so a leak cannot hold GPUs forever. */
+#define CACHE_RESERVATION_TTL_MS (5 * 60 * 1000)
+
+struct cache;
+
+struct cache_node {
+    struct node_info info; /* strings owned by the snapshot; raw is empty */
+    int64_t gpus_used;     /* non-terminal pods bound here */
+    int64_t gpus_reserved; /* binds in flight, not yet seen bound */
+};
+
+struct cache_snapshot {
+    size_t node_count;
+    const struct cache_node *nodes; /* in no particular order */
+    bool synced;                    /* both nodes and pods have been listed once */
+    uint64_t generation;            /* grows with every change published */
+};
+
+struct cache_status {
+    bool synced;
+    bool connected;         /* no watch is in an outage */
+    int64_t age_ms;         /* since the last word from the API server; -1 before any */
+    size_t nodes;
+    size_t gpu_pods;
+    size_t reservations;
+    uint64_t events;        /* objects applied since start */
+    uint64_t relists;
+};
+
+struct cache *cache_new(void);
+void cache_free(struct cache *c);
+
+/* ---- writer side (watch threads) ---- */
+
+/* A full list of nodes (or pods) starts: entries not seen again before *_relist_end() are
+ * removed then. */
+void cache_nodes_relist_begin(struct cache *c);
+void cache_nodes_relist_end(struct cache *c);
+void cache_pods_relist_begin(struct cache *c);
+void cache_pods_relist_end(struct cache *c);
+/* Adds or replaces one node; strings are copied. */
+void cache_node_upsert(struct cache *c, const struct node_info *n);
+void cache_node_delete(struct cache *c, struct str name);
+/* Adds, replaces or removes (deleted) one pod. Pods without GPUs are ignored. */
+void cache_pod_upsert(struct cache *c, const struct pod_info *p);
+void cache_pod_delete(struct cache *c, const struct pod_info *p);
+/* The stream is alive (bookmark or events), or not (why: one line). */
+void cache_contact(struct cache *c);
+void cache_disconnected(struct cache *c, const char *why);
+
+/* ---- reader side (request threads) ---- */
+
+/* The current snapshot, with a reference held; never NULL. Pair with cache_snapshot_release(). */
+struct cache_snapshot *cache_snapshot_acquire(struct cache *c);
+void cache_snapshot_release(struct cache_snapshot *s);
+/* The node named name, or NULL. */
+const struct cache_node *cache_snapshot_find(const struct cache_snapshot *s, struct str name);
+
+/* Reserves gpus on node for the pod pod_uid, if that many are free now counting every other
+ * reservation. Returns ERR_OK (also when this pod already holds a reservation or is already
+ * counted on that node), ERR_UNAVAILABLE when they are not free or the cache is not synced,
+ * ERR_NOT_FOUND for a node the cache does not know; eb says why. */
+enum err cache_reserve(struct cache *c, struct str pod_uid, struct str node, int64_t gpus,
+                       struct errbuf *eb) GX_MUST_CHECK;
+/* Drops the pod's reservation (its bind failed). No-op when there is none. */
+void cache_release(struct cache *c, struct str pod_uid);
+
+void cache_status_get(struct cache *c, struct cache_status *out);

@@ -1,0 +1,236 @@
+/* test_cache.c -- GPU accounting, relists, reservations and snapshot lifetime. */
+#include "gx/cache.h"
+
+#include <pthread.h>
+
+#include "check.h"
+
+static struct node_info node(const char *name, int64_t gpus)
+{
+    struct node_info n;
+
+    memset(&n, 0, sizeof(n));
+    n.name = str_from_cstr(name);
+    n.product = STR_LIT("NVIDIA-A100-SXM4-80GB-SHARED");
+    n.model = obj_model_from_product(n.product);
+    n.gpu_allocatable = gpus;
+    return n;
+}
+
+static struct pod_info pod(const char *uid, const char *node_name, int64_t gpus, const char *phase)
+{
+    struct pod_info p;
+
+    memset(&p, 0, sizeof(p));
+    p.uid = str_from_cstr(uid);
+    p.node_name = str_from_cstr(node_name);
+    p.gpus = gpus;
+    p.phase = str_from_cstr(phase);
+    return p;
+}
+
+/* used + reserved on a node in a fresh snapshot, or -1 when the node is unknown. */
+static int64_t taken(struct cache *c, const char *name)
+{
+    struct cache_snapshot *s = cache_snapshot_acquire(c);
+    const struct cache_node *n = cache_snapshot_find(s, str_from_cstr(name));
+    int64_t t = n ? n->gpus_used + n->gpus_reserved : -1;
+
+    cache_snapshot_release(s);
+    return t;
+}
+
+static void sync_empty(struct cache *c)
+{
+    cache_nodes_relist_begin(c);
+    cache_node_upsert(c, &(struct node_info){0}); /* no name: ignored */
+    cache_nodes_relist_end(c);
+    cache_pods_relist_begin(c);
+    cache_pods_relist_end(c);
+}
+
+static void test_accounting(void)
+{
+    struct cache *c = cache_new();
+    struct cache_snapshot *s;
+    struct pod_info p;
+
+    s = cache_snapshot_acquire(c);
+    CHECK(!s->synced);
+    cache_snapshot_release(s);
+    sync_empty(c);
+    cache_node_upsert(c, &(struct node_info){0});
+    { struct node_info n = node("a", 8); cache_node_upsert(c, &n); }
+    { struct node_info n = node("b", 4); cache_node_upsert(c, &n); }
+    s = cache_snapshot_acquire(c);
+    CHECK(s->synced);
+    CHECK_EQ(s->node_count, 2);
+    CHECK_STRN_EQ(cache_snapshot_find(s, STR_LIT("a"))->info.model.ptr,
+                  cache_snapshot_find(s, STR_LIT("a"))->info.model.len, "NVIDIA-A100-SXM4-80GB");
+    CHECK(cache_snapshot_find(s, STR_LIT("zz")) == NULL);
+    cache_snapshot_release(s);
+
+    p = pod("u1", "", 2, "Pending");
+    cache_pod_upsert(c, &p);
+    CHECK_EQ(taken(c, "a"), 0);
+    p = pod("u1", "a", 2, "Pending");
+    cache_pod_upsert(c, &p);
+    CHECK_EQ(taken(c, "a"), 2);
+    cache_pod_upsert(c, &p); /* the same update twice counts once */
+    CHECK_EQ(taken(c, "a"), 2);
+    p = pod("u2", "a", 3, "Running");
+    cache_pod_upsert(c, &p);
+    CHECK_EQ(taken(c, "a"), 5);
+    p = pod("u2", "a", 3, "Succeeded");
+    cache_pod_upsert(c, &p);
+    CHECK_EQ(taken(c, "a"), 2);
+    p = pod("u3", "b", 0, "Running"); /* no GPUs: not tracked */
+    cache_pod_upsert(c, &p);
+    CHECK_EQ(taken(c, "b"), 0);
+    p = pod("u1", "a", 2, "Running");
+    p.deleting = true; /* terminating pods keep their GPUs until they are gone */
+    cache_pod_upsert(c, &p);
+    CHECK_EQ(taken(c, "a"), 2);
+    cache_pod_delete(c, &p);
+    CHECK_EQ(taken(c, "a"), 0);
+    cache_node_delete(c, STR_LIT("b"));
+    CHECK_EQ(taken(c, "b"), -1);
+    cache_free(c);
+}
+
+static void test_relist_sweeps(void)
+{
+    struct cache *c = cache_new();
+    struct cache_status st;
+    struct pod_info p1 = pod("u1", "a", 1, "Running"), p2 = pod("u2", "a", 2, "Running");
+
+    sync_empty(c);
+    { struct node_info n = node("a", 8); cache_node_upsert(c, &n); }
+    { struct node_info n = node("gone", 8); cache_node_upsert(c, &n); }
+    cache_pod_upsert(c, &p1);
+    cache_pod_upsert(c, &p2);
+    CHECK_EQ(taken(c, "a"), 3);
+    /* A relist (after 410 Gone) that no longer has "gone" or u2. */
+    cache_nodes_relist_begin(c);
+    { struct node_info n = node("a", 8); cache_node_upsert(c, &n); }
+    cache_nodes_relist_end(c);
+    cache_pods_relist_begin(c);
+    cache_pod_upsert(c, &p1);
+    cache_pods_relist_end(c);
+    CHECK_EQ(taken(c, "gone"), -1);
+    CHECK_EQ(taken(c, "a"), 1);
+    cache_status_get(c, &st);
+    CHECK(st.synced && st.connected);
+    CHECK_EQ(st.nodes, 1);
+    CHECK_EQ(st.gpu_pods, 1);
+    CHECK_EQ(st.relists, 4);
+    cache_free(c);
+}
+
+static void test_reservations(void)
+{
+    struct cache *c = cache_new();
+    struct errbuf eb = {{0}};
+    struct pod_info bound = pod("r1", "a", 2, "Pending");
+
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, &eb), ERR_UNAVAILABLE);
+    sync_empty(c);
+    { struct node_info n = node("a", 4); cache_node_upsert(c, &n); }
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("nope"), 1, &eb), ERR_NOT_FOUND);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, &eb), ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, &eb), ERR_OK); /* idempotent */
+    CHECK_EQ(taken(c, "a"), 2);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r2"), STR_LIT("a"), 2, &eb), ERR_OK);
+    errbuf_clear(&eb);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r3"), STR_LIT("a"), 1, &eb), ERR_UNAVAILABLE);
+    CHECK_STR_EQ(eb.msg, "node a has 0 free nvidia.com/gpu, the pod needs 1");
+    /* r2's bind failed: its GPUs come back. */
+    cache_release(c, STR_LIT("r2"));
+    CHECK_EQ(taken(c, "a"), 2);
+    /* r1 shows up bound: reservation becomes accounting, never counted twice. */
+    cache_pod_upsert(c, &bound);
+    CHECK_EQ(taken(c, "a"), 2);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, &eb), ERR_OK);
+    CHECK_EQ(taken(c, "a"), 2);
+    cache_free(c);
+}
+
+static void test_snapshots_are_immutable(void)
+{
+    struct cache *c = cache_new();
+    struct cache_snapshot *old, *now;
+    const struct cache_node *n;
+    struct pod_info p = pod("u", "a", 3, "Running");
+
+    sync_empty(c);
+    { struct node_info x = node("a", 8); cache_node_upsert(c, &x); }
+    old = cache_snapshot_acquire(c);
+    cache_pod_upsert(c, &p);
+    { struct node_info x = node("a", 16); cache_node_upsert(c, &x); }
+    cache_node_delete(c, STR_LIT("a"));
+    now = cache_snapshot_acquire(c);
+    n = cache_snapshot_find(old, STR_LIT("a"));
+    CHECK(n != NULL);
+    CHECK_EQ(n->info.gpu_allocatable, 8);
+    CHECK_EQ(n->gpus_used, 0);
+    CHECK_STRN_EQ(n->info.name.ptr, n->info.name.len, "a");
+    CHECK(cache_snapshot_find(now, STR_LIT("a")) == NULL);
+    CHECK(now->generation > old->generation);
+    cache_snapshot_release(old);
+    cache_snapshot_release(now);
+    cache_free(c);
+}
+
+/* Many threads race to reserve one node's GPUs: exactly as many succeed as fit. */
+struct race {
+    struct cache *c;
+    int id;
+    int won;
+};
+
+static void *racer(void *arg)
+{
+    struct race *r = arg;
+    char uid[32];
+
+    for (int i = 0; i < 50; i++) {
+        snprintf(uid, sizeof(uid), "t%d-%d", r->id, i);
+        if (cache_reserve(r->c, str_from_cstr(uid), STR_LIT("a"), 1, NULL) == ERR_OK)
+            r->won++;
+        cache_snapshot_release(cache_snapshot_acquire(r->c));
+    }
+    return NULL;
+}
+
+static void test_reservation_race(void)
+{
+    struct cache *c = cache_new();
+    struct race r[8];
+    pthread_t t[8];
+    int won = 0;
+
+    sync_empty(c);
+    { struct node_info x = node("a", 37); cache_node_upsert(c, &x); }
+    for (int i = 0; i < 8; i++) {
+        r[i] = (struct race){c, i, 0};
+        pthread_create(&t[i], NULL, racer, &r[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        won += r[i].won;
+    }
+    CHECK_EQ(won, 37);
+    CHECK_EQ(taken(c, "a"), 37);
+    cache_free(c);
+}
+
+int main(void)
+{
+    test_accounting();
+    test_relist_sweeps();
+    test_reservations();
+    test_snapshots_are_immutable();
+    test_reservation_race();
+    printf("test_cache: ok\n");
+    return 0;
+}
