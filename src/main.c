@@ -9,21 +9,33 @@
 #include <unistd.h>
 
 #include "gx/alloc.h"
+#include "gx/cache.h"
 #include "gx/config.h"
 #include "gx/httpd.h"
 #include "gx/kube.h"
 #include "gx/kubeconfig.h"
 #include "gx/log.h"
+#include "gx/objects.h"
 #include "gx/policy.h"
 #include "gx/routes.h"
 
 extern char **environ;
+
+/* Feeds one watch (nodes or pods) into the cache. */
+struct watch_feed {
+    struct cache *cache;
+    bool pods;
+    uint64_t bad_objects;
+};
 
 struct daemon {
     struct config cfg;
     struct policy policy;
     struct kube_client *kube;
     struct kube_binder *binder;
+    struct cache *cache;
+    struct watch_feed feeds[2];
+    struct kube_watch *watches[2];
     struct routes *routes;
     struct httpd *httpd;
 };
@@ -78,6 +90,115 @@ static enum err start_bind(void *ctx, const struct ext_bind_args *args, routes_b
     return e;
 }
 
+/* ---- watch glue: API server objects -> cache ---- */
+
+#define FEED_ARENA_BYTES (32u << 20)
+
+static void feed_list_begin(void *ctx)
+{
+    struct watch_feed *f = ctx;
+
+    if (f->pods)
+        cache_pods_relist_begin(f->cache);
+    else
+        cache_nodes_relist_begin(f->cache);
+}
+
+static void feed_list_end(void *ctx, const char *rv)
+{
+    struct watch_feed *f = ctx;
+
+    if (f->pods)
+        cache_pods_relist_end(f->cache);
+    else
+        cache_nodes_relist_end(f->cache);
+    log_debug("main", "listed", "resource=%s rv=%s", f->pods ? "pods" : "nodes", rv);
+}
+
+/* Decodes one object with the same decoder that reads extender requests. An object we cannot
+ * read is skipped and counted, never fatal: the API server is the source of truth, and one odd
+ * object must not stop the cache. */
+static void feed_object(void *ctx, enum kube_event_type type, const char *obj, size_t len)
+{
+    struct watch_feed *f = ctx;
+    struct arena arena;
+    struct jscan js;
+    struct node_info node;
+    struct pod_info pod;
+    bool ok;
+
+    arena_init(&arena, FEED_ARENA_BYTES);
+    jscan_init(&js, obj, len, 128);
+    ok = f->pods ? obj_pod_decode(&js, &arena, &pod) : obj_node_decode(&js, &arena, &node);
+    if (!ok) {
+        if (f->bad_objects++ % 1000 == 0)
+            log_warn("main", "skipped an object the decoder could not read", "resource=%s err=\"%s\"",
+                     f->pods ? "pods" : "nodes", jscan_error(&js, NULL));
+    } else if (f->pods) {
+        if (type == KUBE_EVENT_DELETED)
+            cache_pod_delete(f->cache, &pod);
+        else
+            cache_pod_upsert(f->cache, &pod);
+    } else if (type == KUBE_EVENT_DELETED) {
+        cache_node_delete(f->cache, node.name);
+    } else {
+        cache_node_upsert(f->cache, &node);
+    }
+    arena_destroy(&arena);
+}
+
+static void feed_flush(void *ctx)
+{
+    struct watch_feed *f = ctx;
+
+    cache_contact(f->cache);
+}
+
+static void feed_disconnected(void *ctx, const char *why)
+{
+    struct watch_feed *f = ctx;
+
+    cache_disconnected(f->cache, why);
+}
+
+static void start_watches(struct daemon *d)
+{
+    static const char *const paths[] = {"/api/v1/nodes", "/api/v1/pods"};
+
+    for (int i = 0; i < 2; i++) {
+        struct kube_watch_config wc = {.path = paths[i]};
+        struct kube_watch_handler h = {
+            .ctx = &d->feeds[i],
+            .list_begin = feed_list_begin,
+            .object = feed_object,
+            .list_end = feed_list_end,
+            .flush = feed_flush,
+            .disconnected = feed_disconnected,
+        };
+        d->feeds[i] = (struct watch_feed){.cache = d->cache, .pods = i == 1};
+        d->watches[i] = kube_watch_start(d->kube, &wc, &h);
+    }
+}
+
+static bool hook_reserve(void *ctx, const char *pod_uid, const char *node, int64_t gpus,
+                         char *why, size_t why_cap)
+{
+    struct daemon *d = ctx;
+    struct errbuf eb = {{0}};
+
+    if (cache_reserve(d->cache, str_from_cstr(pod_uid), str_from_cstr(node), gpus, &eb) == ERR_OK)
+        return true;
+    snprintf(why, why_cap, "%s", eb.msg);
+    return false;
+}
+
+static void hook_release(void *ctx, const char *pod_uid)
+{
+    struct daemon *d = ctx;
+
+    cache_release(d->cache, str_from_cstr(pod_uid));
+}
+
 /* ---- start-up ---- */
 
 static int check_policy(const char *path)
@@ -115,6 +236,7 @@ static bool load_policy(struct daemon *d)
 /* Chooses how to reach the API server: --kubeconfig, else in-cluster, else none. */
 static bool connect_apiserver(struct daemon *d)
 {
+    struct kube_bind_hooks hooks;
     struct kube_creds creds = {0};
     struct errbuf eb = {{0}};
     enum err e;
@@ -135,9 +257,14 @@ static bool connect_apiserver(struct daemon *d)
         log_error("main", "cannot configure the API server client", "err=\"%s\"", eb.msg);
         return false;
     }
+    d->cache = cache_new();
+    hooks = (struct kube_bind_hooks){hook_reserve, hook_release, d};
     d->binder = kube_binder_new(d->kube, (unsigned)d->cfg.bind_workers,
-                                (unsigned)d->cfg.bind_workers * 64, (long)d->cfg.bind_timeout_ms);
-    log_info("main", "API server configured", "server=%s", kube_client_server(d->kube));
+                                (unsigned)d->cfg.bind_workers * 64, (long)d->cfg.bind_timeout_ms,
+                                &hooks);
+    start_watches(d);
+    log_info("main", "API server configured; listing nodes and pods", "server=%s",
+             kube_client_server(d->kube));
     return true;
 }
 
@@ -169,6 +296,7 @@ static bool start_http(struct daemon *d)
         .bind = d->binder ? start_bind : NULL,
         .bind_ctx = d,
         .mode = d->kube ? kube_client_server(d->kube) : "standalone",
+        .cache = d->cache,
     };
     struct httpd_config hc = {
         .listen = d->cfg.listen,
@@ -199,6 +327,9 @@ static void stop_all(struct daemon *d)
 {
     httpd_stop(d->httpd, (unsigned)d->cfg.drain_timeout_ms);
     kube_binder_free(d->binder);
+    kube_watch_stop(d->watches[0]);
+    kube_watch_stop(d->watches[1]);
+    cache_free(d->cache);
     kube_client_free(d->kube);
     routes_free(d->routes);
 }

@@ -4,6 +4,7 @@
 #   2. gcc build with -Werror, unit tests
 #   3. clang build with AddressSanitizer + UndefinedBehaviorSanitizer, every test
 #      (unit, fuzz-corpus replay, lint, curl-driven integration against the real binary)
+#   4. clang build with ThreadSanitizer: the tests of shared state (label tsan)
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
@@ -20,3 +21,8 @@ cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan -LE bench --output-on-failure -j"$jobs"
+
+echo "== clang, ThreadSanitizer, shared-state tests"
+cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DGX_TSAN=ON >/dev/null
+cmake --build build-tsan -j"$jobs" --target test_cache test_concurrency
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan -L tsan --output-on-failure

@@ -72,21 +72,32 @@ struct kube_bind_result {
     int64_t gpus;
 };
 
+/* Reservation hooks: bind takes the pod's GPUs on the node (reserve) after checking the pod
+ * and before it POSTs, and gives them back (release) if the bind fails. reserve returns false
+ * with a reason in why when they are not free. Both may be NULL. Called on worker threads. */
+struct kube_bind_hooks {
+    bool (*reserve)(void *ctx, const char *pod_uid, const char *node, int64_t gpus, char *why,
+                    size_t why_cap);
+    void (*release)(void *ctx, const char *pod_uid);
+    void *ctx;
+};
+
 /* Binds one pod, synchronously, within timeout_ms:
  *   GET the pod (it must exist, have the same UID, not be deleting; already on this node is
  *   success, on another node an error), GET the node (its GPU model), then POST a v1 Binding
  *   whose annotations record the decision (gpu-extender.io/gpu-model, gpu-count). Success only
  *   on 201, or on 409 when a fresh GET shows the pod on this same node. */
 void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long timeout_ms,
-               struct kube_bind_result *out);
+               const struct kube_bind_hooks *hooks, struct kube_bind_result *out);
 
 typedef void kube_bind_done_fn(void *ctx, const struct kube_bind_result *res);
 
 struct kube_binder;
 
-/* Starts workers threads, each with its own session, and a queue of queue_cap binds. */
+/* Starts workers threads, each with its own session, and a queue of queue_cap binds. hooks
+ * (may be NULL) is copied. */
 struct kube_binder *kube_binder_new(struct kube_client *kc, unsigned workers, unsigned queue_cap,
-                                    long timeout_ms);
+                                    long timeout_ms, const struct kube_bind_hooks *hooks);
 /* Queues a bind; done runs on a worker thread when it has finished. Returns ERR_UNAVAILABLE
  * when the queue is full or the binder is stopping (done is then never called). */
 enum err kube_binder_submit(struct kube_binder *b, const struct kube_bind_req *req,

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "gx/cache.h"
 #include "gx/codec.h"
 #include "gx/exchange.h"
 #include "gx/policy.h"
@@ -27,6 +28,7 @@ struct routes_config {
     routes_bind_fn *bind;    /* NULL: standalone, bind answers with an Error */
     void *bind_ctx;
     const char *mode;        /* "standalone" or the API server URL, shown by /readyz */
+    struct cache *cache;     /* NULL: standalone, no cluster state (free GPUs = allocatable) */
 };
 
 struct routes;

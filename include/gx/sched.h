@@ -29,7 +29,8 @@ enum sched_verdict {
     X(NO_MODEL_LABEL, "node has no nvidia.com/gpu.product label")                                  \
     X(MODEL_NOT_REQUIRED, "not in gpu-extender.io/gpu-model")                                      \
     X(MODEL_NOT_USE, "not in nvidia.com/use-gputype")                                              \
-    X(MODEL_NOUSE, "excluded by nvidia.com/nouse-gputype")
+    X(MODEL_NOUSE, "excluded by nvidia.com/nouse-gputype")                                         \
+    X(UNKNOWN_NODE, "node is not in the cluster cache")
 
 enum sched_reason {
 #define SCHED_REASON_ENUM(name, text) SCHED_REASON_##name,

@@ -17,6 +17,7 @@ struct routes {
     routes_bind_fn *bind;
     void *bind_ctx;
     char mode[256];
+    struct cache *cache;
 };
 
 struct routes *routes_new(const struct routes_config *cfg)
@@ -31,6 +32,7 @@ struct routes *routes_new(const struct routes_config *cfg)
     r->policy = cfg->policy;
     r->bind = cfg->bind;
     r->bind_ctx = cfg->bind_ctx;
+    r->cache = cfg->cache;
     snprintf(r->mode, sizeof(r->mode), "%s", cfg->mode ? cfg->mode : "standalone");
     return r;
 }
@@ -97,11 +99,11 @@ static void reply_err(struct exchange *ex, enum err e, const struct errbuf *eb)
     reply_error(ex, err_status(e), eb->msg[0] ? eb->msg : err_str(e));
 }
 
-/* The cluster cache arrives with the cluster-state issue; until then NodeNames requests
- * cannot be answered, and the scheduler must hear that rather than a guess. */
 static const char no_cache_msg[] =
-    "gpu-extender: nodeCacheCapable requests need the cluster cache, which this build does not "
-    "have yet; configure the extender with nodeCacheCapable: false";
+    "gpu-extender: nodeCacheCapable requests need the cluster cache, and this extender runs "
+    "standalone (no API server configured); configure nodeCacheCapable: false";
+static const char not_synced_msg[] =
+    "gpu-extender: the cluster cache has not synced with the API server yet; retry";
 
 static bool decode_request(struct exchange *ex, struct ext_args *args)
 {
@@ -116,19 +118,84 @@ static bool decode_request(struct exchange *ex, struct ext_args *args)
     return true;
 }
 
-static bool filter_nodes(struct exchange *ex, const struct ext_args *args,
+/* One candidate node as decisions see it: its facts (from the request in full-Nodes mode,
+ * from the cache for NodeNames) and the GPUs already taken on it. info is NULL for a name the
+ * cache does not know. */
+struct node_view {
+    const struct node_info *info;
+    int64_t used;
+};
+
+struct views {
+    struct node_view *v;
+    size_t n;
+    struct cache_snapshot *snap; /* held while the views point into it */
+    const char *error;           /* set: the whole call fails with this */
+};
+
+static int64_t taken_on(const struct cache_snapshot *snap, struct str name)
+{
+    const struct cache_node *cn = snap ? cache_snapshot_find(snap, name) : NULL;
+
+    return cn ? cn->gpus_used + cn->gpus_reserved : 0;
+}
+
+/* Builds the views; false only when the arena is exhausted. */
+static bool resolve_nodes(struct routes *r, struct exchange *ex, const struct ext_args *a,
+                          struct views *out)
+{
+    size_t n = a->full_nodes ? a->node_count : a->name_count;
+
+    memset(out, 0, sizeof(*out));
+    if (r->cache) {
+        out->snap = cache_snapshot_acquire(r->cache);
+        if (!out->snap->synced) {
+            out->error = not_synced_msg;
+            return true;
+        }
+    } else if (!a->full_nodes) {
+        out->error = no_cache_msg;
+        return true;
+    }
+    out->v = arena_alloc(&ex->arena, (n + 1) * sizeof(*out->v));
+    if (!out->v)
+        return false;
+    out->n = n;
+    for (size_t i = 0; i < n; i++) {
+        const struct cache_node *cn;
+        if (a->full_nodes) {
+            out->v[i].info = &a->nodes[i];
+            out->v[i].used = taken_on(out->snap, a->nodes[i].name);
+            continue;
+        }
+        cn = cache_snapshot_find(out->snap, a->names[i]);
+        out->v[i].info = cn ? &cn->info : NULL;
+        out->v[i].used = cn ? cn->gpus_used + cn->gpus_reserved : 0;
+    }
+    return true;
+}
+
+static void views_release(struct views *v)
+{
+    if (v->snap)
+        cache_snapshot_release(v->snap);
+}
+
+static bool filter_nodes(struct exchange *ex, const struct ext_args *args, const struct views *v,
                          struct codec_filter_result *res)
 {
-    struct sched_fit *fits = arena_alloc(&ex->arena, (args->node_count + 1) * sizeof(*fits));
-    const struct node_info **nodes =
-        arena_alloc(&ex->arena, (args->node_count + 1) * sizeof(*nodes));
+    struct sched_fit *fits = arena_alloc(&ex->arena, (v->n + 1) * sizeof(*fits));
+    const struct node_info **nodes = arena_alloc(&ex->arena, (v->n + 1) * sizeof(*nodes));
     uint64_t counts[3] = {0, 0, 0};
 
     if (!fits || !nodes)
         return false;
-    for (size_t i = 0; i < args->node_count; i++) {
-        fits[i] = sched_filter_node(&args->pod, &args->nodes[i], 0);
-        nodes[i] = &args->nodes[i];
+    for (size_t i = 0; i < v->n; i++) {
+        nodes[i] = v->v[i].info;
+        if (!v->v[i].info)
+            fits[i] = (struct sched_fit){SCHED_UNRESOLVABLE, SCHED_REASON_UNKNOWN_NODE};
+        else
+            fits[i] = sched_filter_node(&args->pod, v->v[i].info, v->v[i].used);
         counts[fits[i].verdict]++;
     }
     metrics_counter_add(METRICS_FILTER_NODES_PASSED, counts[SCHED_PASS]);
@@ -144,19 +211,23 @@ static void handle_filter(struct routes *r, struct exchange *ex)
     struct ext_args args;
     struct codec_filter_result res = {.args = &args};
     struct errbuf eb = {{0}};
+    struct views v;
     enum err e;
 
     if (!decode_request(ex, &args)) {
         observe(ex, METRICS_VERB_FILTER, false);
         return;
     }
-    if (!args.full_nodes)
-        res.error = no_cache_msg;
+    if (!resolve_nodes(r, ex, &args, &v))
+        res.error = "gpu-extender: request too large for its memory budget";
+    else if (v.error)
+        res.error = v.error;
     else if (!sched_pod_check(&args.pod, r->policy, &eb))
         res.error = eb.msg;
-    else if (!filter_nodes(ex, &args, &res))
+    else if (!filter_nodes(ex, &args, &v, &res))
         res.error = "gpu-extender: request too large for its memory budget";
     e = codec_reply_filter(ex, &res);
+    views_release(&v);
     if (e != ERR_OK)
         reply_error(ex, err_status(e), "cannot encode the filter reply");
     observe(ex, METRICS_VERB_FILTER, res.error != NULL);
@@ -165,6 +236,7 @@ static void handle_filter(struct routes *r, struct exchange *ex)
 static void handle_prioritize(struct routes *r, struct exchange *ex)
 {
     struct ext_args args;
+    struct views v;
     struct str *names;
     int *scores;
 
@@ -172,24 +244,23 @@ static void handle_prioritize(struct routes *r, struct exchange *ex)
         observe(ex, METRICS_VERB_PRIORITIZE, false);
         return;
     }
-    if (!args.full_nodes) {
-        reply_error(ex, 503, no_cache_msg);
+    if (!resolve_nodes(r, ex, &args, &v) || v.error) {
+        reply_error(ex, v.error ? 503 : 413, v.error ? v.error : "request too large");
+        views_release(&v);
         observe(ex, METRICS_VERB_PRIORITIZE, false);
         return;
     }
-    names = arena_alloc(&ex->arena, (args.node_count + 1) * sizeof(*names));
-    scores = arena_alloc(&ex->arena, (args.node_count + 1) * sizeof(*scores));
-    if (!names || !scores) {
-        reply_error(ex, 413, "request too large for its memory budget");
-        observe(ex, METRICS_VERB_PRIORITIZE, false);
-        return;
+    names = arena_alloc(&ex->arena, (v.n + 1) * sizeof(*names));
+    scores = arena_alloc(&ex->arena, (v.n + 1) * sizeof(*scores));
+    for (size_t i = 0; names && scores && i < v.n; i++) {
+        names[i] = args.full_nodes ? args.nodes[i].name : args.names[i];
+        scores[i] = v.v[i].info ? sched_score_node(&args.pod, v.v[i].info, v.v[i].used,
+                                                   r->policy).score
+                                : 0;
     }
-    for (size_t i = 0; i < args.node_count; i++) {
-        names[i] = args.nodes[i].name;
-        scores[i] = sched_score_node(&args.pod, &args.nodes[i], 0, r->policy).score;
-    }
-    if (codec_reply_prioritize(ex, names, scores, args.node_count) != ERR_OK)
+    if (!names || !scores || codec_reply_prioritize(ex, names, scores, v.n) != ERR_OK)
         reply_error(ex, 413, "cannot encode the prioritize reply");
+    views_release(&v);
     observe(ex, METRICS_VERB_PRIORITIZE, false);
 }
 
@@ -238,12 +309,41 @@ static void reply_text(struct exchange *ex, int status, const char *ctype, const
         exchange_reply(ex, 500, "text/plain", "internal error\n", 15);
 }
 
-static void handle_metrics(struct exchange *ex)
+static enum err append_cache_metrics(struct buf *b, struct cache *cache)
+{
+    struct cache_status st;
+
+    if (!cache)
+        return ERR_OK;
+    cache_status_get(cache, &st);
+    return buf_printf(
+        b,
+        "# HELP gpu_extender_cache_synced 1 once nodes and pods have been listed.\n"
+        "# TYPE gpu_extender_cache_synced gauge\ngpu_extender_cache_synced %d\n"
+        "# HELP gpu_extender_cache_connected 0 while a watch is in an outage.\n"
+        "# TYPE gpu_extender_cache_connected gauge\ngpu_extender_cache_connected %d\n"
+        "# HELP gpu_extender_cache_age_seconds Time since the last word from the API server.\n"
+        "# TYPE gpu_extender_cache_age_seconds gauge\ngpu_extender_cache_age_seconds %.3f\n"
+        "# HELP gpu_extender_cache_nodes Nodes in the cache.\n"
+        "# TYPE gpu_extender_cache_nodes gauge\ngpu_extender_cache_nodes %zu\n"
+        "# HELP gpu_extender_cache_gpu_pods Pods with GPU requests in the cache.\n"
+        "# TYPE gpu_extender_cache_gpu_pods gauge\ngpu_extender_cache_gpu_pods %zu\n"
+        "# HELP gpu_extender_cache_reservations Binds in flight holding GPUs.\n"
+        "# TYPE gpu_extender_cache_reservations gauge\ngpu_extender_cache_reservations %zu\n"
+        "# HELP gpu_extender_cache_events_total Node and pod objects applied.\n"
+        "# TYPE gpu_extender_cache_events_total counter\ngpu_extender_cache_events_total %lu\n"
+        "# HELP gpu_extender_cache_relists_total Full lists (start-up, 410 Gone).\n"
+        "# TYPE gpu_extender_cache_relists_total counter\ngpu_extender_cache_relists_total %lu\n",
+        st.synced, st.connected, st.age_ms < 0 ? -1.0 : (double)st.age_ms / 1000.0, st.nodes,
+        st.gpu_pods, st.reservations, (unsigned long)st.events, (unsigned long)st.relists);
+}
+
+static void handle_metrics(struct routes *r, struct exchange *ex)
 {
     struct buf b;
 
     buf_init(&b, 4u << 20);
-    if (metrics_format(&b) == ERR_OK)
+    if (metrics_format(&b) == ERR_OK && append_cache_metrics(&b, r->cache) == ERR_OK)
         reply_text(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr);
     else
         reply_error(ex, 500, "cannot format metrics");
@@ -262,14 +362,78 @@ static void reply_json_doc(struct exchange *ex, cJSON *doc)
     cJSON_free(text);
 }
 
+static void add_cache_status(cJSON *doc, struct cache *cache, bool *ready)
+{
+    struct cache_status st;
+    cJSON *c;
+
+    if (!cache) {
+        cJSON_AddStringToObject(doc, "cache", "none (standalone): free GPUs are allocatable GPUs");
+        return;
+    }
+    cache_status_get(cache, &st);
+    *ready = st.synced;
+    c = cJSON_AddObjectToObject(doc, "cache");
+    cJSON_AddBoolToObject(c, "synced", st.synced);
+    cJSON_AddBoolToObject(c, "connected", st.connected);
+    cJSON_AddNumberToObject(c, "ageSeconds", st.age_ms < 0 ? -1.0 : (double)st.age_ms / 1000.0);
+    cJSON_AddNumberToObject(c, "nodes", (double)st.nodes);
+    cJSON_AddNumberToObject(c, "gpuPods", (double)st.gpu_pods);
+    cJSON_AddNumberToObject(c, "reservations", (double)st.reservations);
+}
+
+/* Ready once the cache has synced (always, standalone). While the API server is unreachable
+ * after that, we stay ready and serve from the last known state; ageSeconds says how old. */
 static void handle_readyz(struct routes *r, struct exchange *ex)
 {
     cJSON *doc = cJSON_CreateObject();
+    bool ready = true;
+    char *text;
 
-    cJSON_AddStringToObject(doc, "status", "ok");
     cJSON_AddStringToObject(doc, "mode", r->mode);
     cJSON_AddStringToObject(doc, "policy", r->policy->source);
-    cJSON_AddStringToObject(doc, "cache", "none: free GPUs are allocatable GPUs");
+    add_cache_status(doc, r->cache, &ready);
+    cJSON_AddStringToObject(doc, "status", ready ? "ok" : "cache not synced");
+    text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (text)
+        reply_text(ex, ready ? 200 : 503, "application/json", text);
+    else
+        reply_error(ex, 500, "out of memory");
+    cJSON_free(text);
+}
+
+/* GET /debug/nodes: what the cache believes about every node, for operators and tests. */
+static void handle_debug_nodes(struct routes *r, struct exchange *ex)
+{
+    struct cache_snapshot *snap;
+    cJSON *doc, *arr;
+
+    if (!r->cache) {
+        reply_error(ex, 404, "no cluster cache in standalone mode");
+        return;
+    }
+    snap = cache_snapshot_acquire(r->cache);
+    doc = cJSON_CreateObject();
+    cJSON_AddBoolToObject(doc, "synced", snap->synced);
+    cJSON_AddNumberToObject(doc, "generation", (double)snap->generation);
+    arr = cJSON_AddArrayToObject(doc, "nodes");
+    for (size_t i = 0; i < snap->node_count; i++) {
+        const struct cache_node *n = &snap->nodes[i];
+        cJSON *o = cJSON_CreateObject();
+        char name[KUBE_NODE_NAME_MAX + 1], model[256];
+        snprintf(name, sizeof(name), "%.*s", (int)n->info.name.len, n->info.name.ptr);
+        snprintf(model, sizeof(model), "%.*s", (int)n->info.model.len, n->info.model.ptr);
+        cJSON_AddStringToObject(o, "name", name);
+        cJSON_AddStringToObject(o, "model", model);
+        cJSON_AddNumberToObject(o, "allocatable", (double)n->info.gpu_allocatable);
+        cJSON_AddNumberToObject(o, "used", (double)n->gpus_used);
+        cJSON_AddNumberToObject(o, "reserved", (double)n->gpus_reserved);
+        cJSON_AddNumberToObject(o, "free", (double)(n->info.gpu_allocatable - n->gpus_used -
+                                                    n->gpus_reserved));
+        cJSON_AddItemToArray(arr, o);
+    }
+    cache_snapshot_release(snap);
     reply_json_doc(ex, doc);
 }
 
@@ -282,7 +446,17 @@ static void handle_version(struct exchange *ex)
     reply_json_doc(ex, doc);
 }
 
-enum route_id { R_NONE, R_FILTER, R_PRIORITIZE, R_BIND, R_HEALTHZ, R_READYZ, R_METRICS, R_VERSION };
+enum route_id {
+    R_NONE,
+    R_FILTER,
+    R_PRIORITIZE,
+    R_BIND,
+    R_HEALTHZ,
+    R_READYZ,
+    R_METRICS,
+    R_VERSION,
+    R_DEBUG_NODES
+};
 
 static enum route_id match_route(const struct routes *r, const char *path, bool *is_post)
 {
@@ -291,7 +465,7 @@ static enum route_id match_route(const struct routes *r, const char *path, bool 
         enum route_id id;
     } verbs[] = {{"/filter", R_FILTER}, {"/prioritize", R_PRIORITIZE}, {"/bind", R_BIND}},
       gets[] = {{"/healthz", R_HEALTHZ}, {"/readyz", R_READYZ}, {"/metrics", R_METRICS},
-                {"/version", R_VERSION}};
+                {"/version", R_VERSION}, {"/debug/nodes", R_DEBUG_NODES}};
     size_t plen = strlen(r->prefix);
 
     *is_post = true;
@@ -370,7 +544,10 @@ void routes_handle(struct routes *r, struct exchange *ex)
         handle_readyz(r, ex);
         break;
     case R_METRICS:
-        handle_metrics(ex);
+        handle_metrics(r, ex);
+        break;
+    case R_DEBUG_NODES:
+        handle_debug_nodes(r, ex);
         break;
     default:
         handle_version(ex);

@@ -34,9 +34,11 @@ static uint64_t mono_ms(void)
 struct bind_ctx {
     struct kube_session *s;
     const struct kube_bind_req *req;
+    const struct kube_bind_hooks *hooks;
     struct kube_bind_result *out;
     uint64_t deadline_ms;
     struct arena arena;
+    char uid[128]; /* the pod's UID as the API server reported it */
 };
 
 static long remaining(const struct bind_ctx *b)
@@ -196,6 +198,22 @@ static void post_binding(struct bind_ctx *b, const char *pod_path, const struct 
     kube_response_destroy(&resp);
 }
 
+/* Takes the pod's GPUs on the node before the POST, so two binds in flight can never both
+ * get the last free GPUs (kubernetes #82359). Returns false with out set when they are gone. */
+static bool reserve(struct bind_ctx *b, const struct pod_info *pod)
+{
+    char why[300];
+
+    snprintf(b->uid, sizeof(b->uid), "%.*s", (int)pod->uid.len, pod->uid.ptr);
+    if (!b->hooks || !b->hooks->reserve || pod->gpus <= 0)
+        return true;
+    why[0] = '\0';
+    if (b->hooks->reserve(b->hooks->ctx, b->uid, b->req->node, pod->gpus, why, sizeof(why)))
+        return true;
+    fail(b, 0, "%s", why[0] ? why : "the GPUs are no longer free");
+    return false;
+}
+
 static void bind_run(struct bind_ctx *b)
 {
     const struct kube_bind_req *req = b->req;
@@ -226,7 +244,11 @@ static void bind_run(struct bind_ctx *b)
         fail(b, 0, "cannot build the Binding");
         goto out_free;
     }
+    if (!reserve(b, &pod))
+        goto out_free;
     post_binding(b, pod_path, &body);
+    if (!b->out->ok && b->hooks && b->hooks->release)
+        b->hooks->release(b->hooks->ctx, b->uid);
 out_free:
     buf_destroy(&body);
     kube_response_destroy(&node_resp);
@@ -234,9 +256,9 @@ out_free:
 }
 
 void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long timeout_ms,
-               struct kube_bind_result *out)
+               const struct kube_bind_hooks *hooks, struct kube_bind_result *out)
 {
-    struct bind_ctx b = {.s = s, .req = req, .out = out};
+    struct bind_ctx b = {.s = s, .req = req, .hooks = hooks, .out = out};
 
     memset(out, 0, sizeof(*out));
     if (!kube_name_is_valid(req->pod_namespace) || !kube_name_is_valid(req->pod_name) ||
@@ -269,6 +291,7 @@ struct bind_job {
 struct kube_binder {
     struct kube_client *kc;
     long timeout_ms;
+    struct kube_bind_hooks hooks;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     struct bind_job *queue; /* ring buffer */
@@ -304,7 +327,7 @@ static void *worker_main(void *arg)
     while (next_job(b, &job)) {
         struct kube_bind_result res;
         if (s) {
-            kube_bind(s, &job.req, b->timeout_ms, &res);
+            kube_bind(s, &job.req, b->timeout_ms, &b->hooks, &res);
         } else {
             memset(&res, 0, sizeof(res));
             snprintf(res.error, sizeof(res.error), "gpu-extender: cannot create an HTTP client");
@@ -316,10 +339,12 @@ static void *worker_main(void *arg)
 }
 
 struct kube_binder *kube_binder_new(struct kube_client *kc, unsigned workers, unsigned queue_cap,
-                                    long timeout_ms)
+                                    long timeout_ms, const struct kube_bind_hooks *hooks)
 {
     struct kube_binder *b = xcalloc(1, sizeof(*b));
 
+    if (hooks)
+        b->hooks = *hooks;
     b->kc = kc;
     b->timeout_ms = timeout_ms;
     b->cap = queue_cap ? queue_cap : 1;

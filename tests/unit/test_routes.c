@@ -105,6 +105,7 @@ static void test_dispatch(struct routes *r)
     expect(r, "GET", "/healthz", NULL, 200, "ok");
     expect(r, "GET", "/readyz", NULL, 200, "\"mode\":\"standalone\"");
     expect(r, "GET", "/version", NULL, 200, "\"version\"");
+    expect(r, "GET", "/debug/nodes", NULL, 404, "standalone");
     expect(r, "GET", "/metrics", NULL, 200, "gpu_extender_requests_total{verb=\"filter\"");
     expect(r, "GET", "/nope", NULL, 404, "no such endpoint");
     expect(r, "GET", "/gpu/filter", NULL, 405, "use POST");
@@ -187,6 +188,87 @@ static void test_deferred_bind(const struct policy *pol)
     routes_free(r);
 }
 
+/* Loads the captured NodeList into a cache, as the node watch would. */
+static void load_nodes(struct cache *c)
+{
+    char path[1024];
+    char *body;
+    size_t len;
+    struct jscan js;
+    struct str key;
+    struct arena arena;
+
+    snprintf(path, sizeof(path), "%s/apiserver/raw/list-nodes.200.json", getenv("GX_FIXTURES"));
+    body = check_read_file(path, &len);
+    arena_init(&arena, 1 << 20);
+    jscan_init(&js, body, len, 64);
+    cache_nodes_relist_begin(c);
+    CHECK(jscan_enter_object(&js));
+    while (jscan_next_member(&js, &key) == 1) {
+        if (!jstr_eq(key, "items")) {
+            CHECK(jscan_skip(&js, NULL));
+            continue;
+        }
+        CHECK(jscan_enter_array(&js));
+        while (jscan_next_element(&js) == 1) {
+            struct node_info n;
+            CHECK(obj_node_decode(&js, &arena, &n));
+            cache_node_upsert(c, &n);
+        }
+    }
+    CHECK(jscan_finish(&js));
+    cache_nodes_relist_end(c);
+    arena_destroy(&arena);
+    free(body);
+}
+
+static void test_cache_mode(const struct policy *pol)
+{
+    struct cache *c = cache_new();
+    struct routes_config rc = {.url_prefix = "/", .policy = pol, .mode = "https://apiserver",
+                               .cache = c};
+    struct routes *r = routes_new(&rc);
+    char *names = fixture("filter.args.nodecache-true.json");
+    char *full = fixture("filter.args.nodecache-false.json");
+    struct pod_info big = {.uid = STR_LIT("x"), .node_name = STR_LIT("gpu-node-3"), .gpus = 4,
+                           .phase = STR_LIT("Running")};
+    struct errbuf eb = {{0}};
+
+    /* Before the first sync: not ready, and filter asks the scheduler to retry. */
+    expect(r, "GET", "/readyz", NULL, 503, "\"synced\":false");
+    expect(r, "POST", "/filter", names, 200, "has not synced");
+    load_nodes(c);
+    cache_pods_relist_begin(c);
+    cache_pods_relist_end(c);
+    expect(r, "GET", "/readyz", NULL, 200, "\"nodes\":3");
+    expect(r, "POST", "/filter", names,
+           200, "\"NodeNames\":[\"gpu-node-2\",\"gpu-node-3\",\"gpu-node-1\"],\"FailedNodes\":{}");
+    /* gpu-node-3's 4 GPUs are taken: preemption could help, so FailedNodes, in both modes. */
+    cache_pod_upsert(c, &big);
+    expect(r, "POST", "/filter", names, 200,
+           "\"FailedNodes\":{\"gpu-node-3\":\"gpu-extender: not enough free nvidia.com/gpu\"}");
+    expect(r, "POST", "/filter", full, 200,
+           "\"FailedNodes\":{\"gpu-node-3\":\"gpu-extender: not enough free nvidia.com/gpu\"}");
+    expect(r, "POST", "/prioritize", names, 200, "{\"Host\":\"gpu-node-3\",\"Score\":10}");
+    /* A reservation counts like a bound pod: 7 of gpu-node-1's 8 are reserved. */
+    CHECK_EQ(cache_reserve(c, STR_LIT("r"), STR_LIT("gpu-node-1"), 8, &eb), ERR_OK);
+    expect(r, "POST", "/filter", names, 200, "\"gpu-node-1\":\"gpu-extender: not enough free");
+    cache_release(c, STR_LIT("r"));
+    /* A name the cache does not know. */
+    cache_node_delete(c, STR_LIT("gpu-node-2"));
+    expect(r, "POST", "/filter", names, 200,
+           "\"FailedAndUnresolvableNodes\":{\"gpu-node-2\":\"gpu-extender: node is not in the "
+           "cluster cache\"}");
+    expect(r, "GET", "/metrics", NULL, 200, "gpu_extender_cache_nodes 2");
+    expect(r, "GET", "/debug/nodes", NULL, 200,
+           "{\"name\":\"gpu-node-3\",\"model\":\"NVIDIA-A100-SXM4-80GB\",\"allocatable\":4,"
+           "\"used\":4,\"reserved\":0,\"free\":0}");
+    free(names);
+    free(full);
+    routes_free(r);
+    cache_free(c);
+}
+
 int main(void)
 {
     struct policy pol;
@@ -204,6 +286,7 @@ int main(void)
     CHECK(metrics_counter_get(METRICS_FILTER_NODES_PASSED) >= 3);
     routes_free(r);
     test_deferred_bind(&pol);
+    test_cache_mode(&pol);
     printf("test_routes: ok\n");
     return 0;
 }
