@@ -191,6 +191,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         request_append(rq, upload_data, *upload_data_size);
         *upload_data_size = 0;
+        /* A chunked body that crosses the cap is read to its end and dropped, then refused:
+         * libmicrohttpd 0.9.75 cannot queue a reply in the middle of an upload. Nothing past
+         * the cap is kept. */
         return MHD_YES;
     }
     if (!rq->handled)
