@@ -323,9 +323,14 @@ static bool start_http(struct daemon *d)
     return true;
 }
 
+/* Order matters: stop accepting and let requests finish; then finish every bind, which
+ * completes the replies that wait on them; only then may the HTTP server stop, since
+ * libmicrohttpd cannot stop with a connection still suspended. */
 static void stop_all(struct daemon *d)
 {
-    httpd_stop(d->httpd, (unsigned)d->cfg.drain_timeout_ms);
+    httpd_quiesce(d->httpd, (unsigned)d->cfg.drain_timeout_ms);
+    kube_binder_stop(d->binder);
+    httpd_stop(d->httpd, 2000);
     kube_binder_free(d->binder);
     kube_watch_stop(d->watches[0]);
     kube_watch_stop(d->watches[1]);

@@ -33,6 +33,10 @@ enum err httpd_start(const struct httpd_config *cfg, struct httpd **out, struct 
 uint16_t httpd_port(const struct httpd *h);
 /* Requests started and not yet finished (deferred ones included). */
 unsigned httpd_in_flight(const struct httpd *h);
-/* Stops accepting connections, waits up to drain_ms for requests in flight to finish, then
- * stops and frees everything. NULL is a no-op. */
+/* Stops accepting connections and waits up to drain_ms for requests in flight to finish.
+ * Connections already open are still served. NULL is a no-op. */
+void httpd_quiesce(struct httpd *h, unsigned drain_ms);
+/* Waits up to drain_ms more for requests in flight, then stops and frees everything. Every
+ * deferred reply must have been completed by then (libmicrohttpd cannot stop with a suspended
+ * connection): stop whatever completes them first. NULL is a no-op. */
 void httpd_stop(struct httpd *h, unsigned drain_ms);

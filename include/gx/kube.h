@@ -102,7 +102,11 @@ struct kube_binder *kube_binder_new(struct kube_client *kc, unsigned workers, un
  * when the queue is full or the binder is stopping (done is then never called). */
 enum err kube_binder_submit(struct kube_binder *b, const struct kube_bind_req *req,
                             kube_bind_done_fn *done, void *ctx) GX_MUST_CHECK;
-/* Finishes the binds already queued, stops the workers and frees. NULL is a no-op. */
+/* Refuses new binds (submit answers ERR_UNAVAILABLE), finishes the ones already queued and
+ * joins the workers, so every done callback has run when it returns. Idempotent; NULL is a
+ * no-op. Safe while other threads still call kube_binder_submit(). */
+void kube_binder_stop(struct kube_binder *b);
+/* Stops (see above) and frees. No thread may use b afterwards. NULL is a no-op. */
 void kube_binder_free(struct kube_binder *b);
 
 /* ---- list and watch ---- */

@@ -178,24 +178,27 @@ enum err codec_decode_args(struct arena *arena, const char *body, size_t len, st
     return ERR_OK;
 }
 
-/* ---- bind args: a small document, read with cJSON ---- */
+/* ---- bind args ---- */
 
-static enum err bind_field(struct arena *arena, const cJSON *item, const char *name,
-                           struct str *out, struct errbuf *eb)
+/* Reads one string field, decoded; a NUL inside it is refused, because C strings would cut it
+ * and the name used would not be the name sent. */
+static bool bind_field(struct jscan *js, struct arena *arena, struct str *out)
 {
-    size_t n;
-    char *copy;
+    struct str raw;
+    char *dec;
 
-    if (!cJSON_IsString(item)) {
-        errbuf_set(eb, "ExtenderBindingArgs.%s must be a string", name);
-        return ERR_PARSE;
-    }
-    n = strlen(item->valuestring);
-    copy = arena_strndup(arena, item->valuestring, n);
-    if (!copy)
-        return ERR_TOO_LARGE;
-    *out = (struct str){copy, n};
-    return ERR_OK;
+    if (jscan_peek(js) != JSON_STRING)
+        return jscan_fail(js, "ExtenderBindingArgs fields must be strings");
+    if (!jscan_string(js, &raw))
+        return false;
+    dec = arena_alloc(arena, raw.len + 1);
+    if (!dec)
+        return jscan_fail(js, "request too large for its memory budget");
+    out->len = jstr_decode(raw, dec, raw.len + 1);
+    out->ptr = dec;
+    if (memchr(dec, '\0', out->len))
+        return jscan_fail(js, "NUL character in an ExtenderBindingArgs field");
+    return true;
 }
 
 enum err codec_decode_bind(struct arena *arena, const char *body, size_t len,
@@ -204,41 +207,43 @@ enum err codec_decode_bind(struct arena *arena, const char *body, size_t len,
     static const char *const names[] = {"PodName", "PodNamespace", "PodUID", "Node"};
     struct str *slots[] = {&out->pod_name, &out->pod_namespace, &out->pod_uid, &out->node};
     struct jscan js;
-    cJSON *doc, *item;
-    enum err e = ERR_OK;
+    struct str key;
     unsigned seen = 0;
+    int r;
 
     memset(out, 0, sizeof(*out));
-    /* Validate with the scanner first: cJSON accepts invalid UTF-8 and trailing garbage. */
     jscan_init(&js, body, len, CODEC_MAX_DEPTH);
-    if (jscan_peek(&js) != JSON_OBJECT)
+    if (jscan_peek(&js) != JSON_OBJECT) {
         jscan_fail(&js, len ? "ExtenderBindingArgs must be a JSON object" : "empty body");
-    if (!jscan_skip(&js, NULL) || !jscan_finish(&js))
         return scan_error(&js, eb);
-    doc = cJSON_ParseWithLength(body, len);
-    if (!doc)
-        return errbuf_set(eb, "malformed ExtenderBindingArgs"), ERR_PARSE;
-    cJSON_ArrayForEach(item, doc) {
-        for (size_t i = 0; i < GX_ARRAY_LEN(names) && e == ERR_OK; i++) {
-            if (strcasecmp(item->string, names[i]) != 0 || cJSON_IsNull(item))
-                continue;
-            if (seen & (1u << i)) {
-                errbuf_set(eb, "duplicate key %s in ExtenderBindingArgs", names[i]);
-                e = ERR_PARSE;
-            } else {
-                seen |= 1u << i;
-                e = bind_field(arena, item, names[i], slots[i], eb);
-            }
-        }
     }
-    cJSON_Delete(doc);
-    for (size_t i = 0; i < GX_ARRAY_LEN(names) && e == ERR_OK; i++) {
+    jscan_enter_object(&js);
+    while ((r = jscan_next_member(&js, &key)) == 1) {
+        size_t i = 0;
+        while (i < GX_ARRAY_LEN(names) && !jstr_ieq(key, names[i]))
+            i++;
+        if (i == GX_ARRAY_LEN(names) || jscan_peek(&js) == JSON_NULL) {
+            if (!jscan_skip(&js, NULL))
+                break;
+            continue;
+        }
+        if (seen & (1u << i)) {
+            jscan_fail(&js, "duplicate key in ExtenderBindingArgs");
+            break;
+        }
+        seen |= 1u << i;
+        if (!bind_field(&js, arena, slots[i]))
+            break;
+    }
+    if (r != 0 || !jscan_finish(&js))
+        return scan_error(&js, eb);
+    for (size_t i = 0; i < GX_ARRAY_LEN(names); i++) {
         if (i != 2 && slots[i]->len == 0) {
             errbuf_set(eb, "ExtenderBindingArgs.%s is missing or empty", names[i]);
-            e = ERR_INVALID;
+            return ERR_INVALID;
         }
     }
-    return e;
+    return ERR_OK;
 }
 
 /* ---- replies ---- */

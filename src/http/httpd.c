@@ -24,6 +24,7 @@ struct httpd {
     struct httpd_config cfg;
     uint16_t port;
     atomic_uint in_flight;
+    bool quiesced;
 };
 
 /* One request's state, MHD's per-request context. */
@@ -321,21 +322,36 @@ unsigned httpd_in_flight(const struct httpd *h)
     return atomic_load(&((struct httpd *)(uintptr_t)h)->in_flight);
 }
 
-void httpd_stop(struct httpd *h, unsigned drain_ms)
+static void wait_in_flight(struct httpd *h, unsigned drain_ms)
 {
-    MHD_socket fd;
     unsigned waited = 0;
 
-    if (!h)
-        return;
-    fd = MHD_quiesce_daemon(h->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
     while (atomic_load(&h->in_flight) > 0 && waited < drain_ms) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
         waited += 10;
     }
+}
+
+void httpd_quiesce(struct httpd *h, unsigned drain_ms)
+{
+    MHD_socket fd;
+
+    if (!h || h->quiesced)
+        return;
+    h->quiesced = true;
+    fd = MHD_quiesce_daemon(h->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    wait_in_flight(h, drain_ms);
+}
+
+void httpd_stop(struct httpd *h, unsigned drain_ms)
+{
+    if (!h)
+        return;
+    httpd_quiesce(h, 0);
+    wait_in_flight(h, drain_ms);
     if (atomic_load(&h->in_flight) > 0)
         log_warn("http", "stopping with requests in flight", "count=%u",
                  atomic_load(&h->in_flight));

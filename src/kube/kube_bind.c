@@ -297,6 +297,7 @@ struct kube_binder {
     struct bind_job *queue; /* ring buffer */
     unsigned cap, head, count;
     bool stopping;
+    bool joined;
     unsigned nworkers;
     pthread_t *workers;
 };
@@ -382,16 +383,29 @@ enum err kube_binder_submit(struct kube_binder *b, const struct kube_bind_req *r
     return e;
 }
 
-void kube_binder_free(struct kube_binder *b)
+void kube_binder_stop(struct kube_binder *b)
 {
+    bool joined;
+
     if (!b)
         return;
     pthread_mutex_lock(&b->lock);
     b->stopping = true;
+    joined = b->joined;
+    b->joined = true;
     pthread_cond_broadcast(&b->wake);
     pthread_mutex_unlock(&b->lock);
+    if (joined)
+        return;
     for (unsigned i = 0; i < b->nworkers; i++)
         pthread_join(b->workers[i], NULL);
+}
+
+void kube_binder_free(struct kube_binder *b)
+{
+    if (!b)
+        return;
+    kube_binder_stop(b);
     pthread_cond_destroy(&b->wake);
     pthread_mutex_destroy(&b->lock);
     free(b->workers);

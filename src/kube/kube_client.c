@@ -14,8 +14,9 @@
 #include "gx/jscan.h"
 #include "gx/log.h"
 #include "gx/metrics.h"
+#include "kube_internal.h"
 
-#define TOKEN_MAX_BYTES 16384
+#define TOKEN_MAX_BYTES KUBE_TOKEN_MAX_BYTES
 
 struct kube_client {
     struct kube_creds creds; /* our own deep copy */
@@ -91,7 +92,7 @@ static enum err reload_token(struct kube_client *kc, struct errbuf *eb)
 }
 
 /* Formats the Authorization header for the current token into out (empty: none). */
-static void auth_header(struct kube_client *kc, bool force_reload, char *out, size_t cap)
+void kube_client_auth_header(struct kube_client *kc, bool force_reload, char *out, size_t cap)
 {
     struct errbuf eb = {{0}};
 
@@ -192,6 +193,11 @@ static void set_tls(CURL *c, const struct kube_creds *cr)
         curl_easy_setopt(c, CURLOPT_SSLKEY, cr->client_key_file);
 }
 
+void kube_client_set_tls(const struct kube_client *kc, CURL *c)
+{
+    set_tls(c, &kc->creds);
+}
+
 struct kube_session *kube_session_new(struct kube_client *kc)
 {
     struct kube_session *s = xcalloc(1, sizeof(*s));
@@ -262,7 +268,7 @@ static enum err request_once(struct kube_session *s, const char *method, const c
     struct buf resp;
     CURLcode rc;
 
-    auth_header(s->kc, force_token, auth, sizeof(auth));
+    kube_client_auth_header(s->kc, force_token, auth, sizeof(auth));
     snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type ? content_type : "");
     headers = curl_slist_append(headers, "Accept: application/json");
     if (auth[0])
@@ -326,16 +332,32 @@ void kube_status_message(const char *body, size_t len, char *out, size_t cap)
     }
 }
 
+static bool is_alnum_lower(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* RFC 1123 subdomain, as Kubernetes validates names: dot-separated labels, each starting and
+ * ending with [a-z0-9] with only [a-z0-9-] between. So ".", "..", "-x" and "a..b" never reach
+ * a URL, where a client would collapse dot segments into another path. */
 bool kube_name_is_valid(const char *name)
 {
     size_t n = strlen(name);
+    size_t label = 0;
 
     if (n == 0 || n > KUBE_NAME_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+        if (c == '.') {
+            if (label == 0 || !is_alnum_lower(name[i - 1]))
+                return false;
+            label = 0;
+        } else if (is_alnum_lower(c) || (c == '-' && label > 0)) {
+            label++;
+        } else {
             return false;
+        }
     }
-    return true;
+    return is_alnum_lower(name[n - 1]);
 }

@@ -139,6 +139,9 @@ static void test_bind_args(void)
     CHECK_EQ(bind_of(&arena, "{\"PodName\":\"a\"}", &b), ERR_INVALID);
     CHECK_EQ(bind_of(&arena, "{\"PodName\":\"a\"} x", &b), ERR_PARSE);
     CHECK_EQ(bind_of(&arena, "[\"PodName\"]", &b), ERR_PARSE);
+    CHECK_EQ(bind_of(&arena, "{\"PodName\":\"x\\u0000y\",\"PodNamespace\":\"d\",\"Node\":\"n\"}",
+                     &b),
+             ERR_PARSE);
     arena_destroy(&arena);
 }
 
