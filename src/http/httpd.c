@@ -23,9 +23,14 @@ struct httpd {
     struct MHD_Daemon *daemon;
     struct httpd_config cfg;
     uint16_t port;
-    atomic_uint in_flight;
+    atomic_uint in_flight; /* requests begun and not yet finished */
+    atomic_uint uploading; /* of those, still receiving their body */
     bool quiesced;
 };
+
+/* At shutdown a request still uploading gets this long to finish its body: on loopback a
+ * live upload takes milliseconds, and a dead or half-closed client must not hold us up. */
+#define HTTPD_UPLOAD_GRACE_MS 1000
 
 /* One request's state, MHD's per-request context. */
 struct request {
@@ -79,6 +84,7 @@ static struct request *request_new(struct httpd *h, struct MHD_Connection *conn,
     rq->ex.on_complete = on_deferred_complete;
     rq->ex.transport = rq;
     atomic_fetch_add(&h->in_flight, 1);
+    atomic_fetch_add(&h->uploading, 1);
     return rq;
 }
 
@@ -157,6 +163,7 @@ static enum MHD_Result dispatch(struct request *rq)
     struct httpd *h = rq->h;
 
     rq->handled = true;
+    atomic_fetch_sub(&h->uploading, 1);
     rq->ex.body = rq->body ? rq->body : "";
     rq->ex.body_len = rq->body_len;
     if (rq->ex.body_len)
@@ -217,6 +224,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_debug("http", "request ended early", "path=%s code=%d", rq->ex.path, (int)toe);
+    if (!rq->handled)
+        atomic_fetch_sub(&h->uploading, 1);
     free((void *)(uintptr_t)rq->ex.method);
     free((void *)(uintptr_t)rq->ex.path);
     request_free(rq);
@@ -322,11 +331,16 @@ unsigned httpd_in_flight(const struct httpd *h)
     return atomic_load(&((struct httpd *)(uintptr_t)h)->in_flight);
 }
 
+/* Waits until no dispatched request is unfinished and no upload is pending (uploads get
+ * HTTPD_UPLOAD_GRACE_MS), or drain_ms has passed. */
 static void wait_in_flight(struct httpd *h, unsigned drain_ms)
 {
     unsigned waited = 0;
 
-    while (atomic_load(&h->in_flight) > 0 && waited < drain_ms) {
+    while (waited < drain_ms) {
+        unsigned all = atomic_load(&h->in_flight), up = atomic_load(&h->uploading);
+        if (all == 0 || (all == up && waited >= HTTPD_UPLOAD_GRACE_MS))
+            break;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
         waited += 10;
@@ -353,8 +367,8 @@ void httpd_stop(struct httpd *h, unsigned drain_ms)
     httpd_quiesce(h, 0);
     wait_in_flight(h, drain_ms);
     if (atomic_load(&h->in_flight) > 0)
-        log_warn("http", "stopping with requests in flight", "count=%u",
-                 atomic_load(&h->in_flight));
+        log_warn("http", "stopping with requests in flight", "count=%u uploading=%u",
+                 atomic_load(&h->in_flight), atomic_load(&h->uploading));
     MHD_stop_daemon(h->daemon);
     free(h);
 }

@@ -59,6 +59,7 @@ struct cache {
     struct snapshot_impl *current;
     uint64_t last_contact_ms;
     bool connected;
+    char last_error[200]; /* why the last outage began */
     uint64_t events, relists;
 };
 
@@ -484,9 +485,9 @@ void cache_contact(struct cache *c)
 
 void cache_disconnected(struct cache *c, const char *why)
 {
-    (void)why;
     pthread_mutex_lock(&c->lock);
     c->connected = false;
+    snprintf(c->last_error, sizeof(c->last_error), "%s", why ? why : "");
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -509,7 +510,9 @@ static enum err reserve_locked(struct cache *c, struct str uid, struct str node,
     int64_t free_gpus;
 
     if (!(c->nodes_listed && c->pods_listed)) {
-        errbuf_set(eb, "the cluster cache has not synced yet");
+        errbuf_set(eb, "the cluster cache has not synced yet%s%s%s",
+                   c->last_error[0] ? " (API server: " : "", c->last_error,
+                   c->last_error[0] ? ")" : "");
         return ERR_UNAVAILABLE;
     }
     if (!ne) {

@@ -1,0 +1,61 @@
+# Integration tests, included by tests/CMakeLists.txt: every tests/curl/test_<name>.sh is one
+# ctest, integration_<name>, run with bash against the real daemon binary; the fake API
+# server's self-test (tests/test_fake_apiserver.py) is another. Label "integration":
+#
+#   ctest --test-dir build -L integration --output-on-failure
+#
+# They need only bash, curl, python3 (standard library) and openssl, and talk to 127.0.0.1
+# on ports the kernel picks, so they may run in parallel (ctest -j).
+
+find_program(GX_BASH_EXECUTABLE bash)
+find_program(GX_CURL_EXECUTABLE curl)
+find_program(GX_PYTHON3_EXECUTABLE python3)
+
+if(NOT GX_BASH_EXECUTABLE OR NOT GX_CURL_EXECUTABLE OR NOT GX_PYTHON3_EXECUTABLE)
+  # Registered anyway, so that a missing tool is a failing test rather than a silent gap.
+  message(WARNING "integration tests need bash, curl and python3 "
+                  "(found: '${GX_BASH_EXECUTABLE}' '${GX_CURL_EXECUTABLE}' '${GX_PYTHON3_EXECUTABLE}')")
+endif()
+if(NOT GX_BASH_EXECUTABLE)
+  set(GX_BASH_EXECUTABLE bash)
+endif()
+if(NOT GX_PYTHON3_EXECUTABLE)
+  set(GX_PYTHON3_EXECUTABLE python3)
+endif()
+
+set(GX_INTEGRATION_ENV
+    "GX_DAEMON=$<TARGET_FILE:gpu-extender>"
+    "GX_FIXTURES=${GX_FIXTURES}"
+    "GX_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+    "KUBE_FIXTURES=${GX_FIXTURES}/apiserver")
+
+# Seconds each script may take (they finish well inside these under ASan on 2 cores; the
+# margin is for a loaded CI machine running ctest -j).
+set(GX_INTEGRATION_TIMEOUT_test_verbs 90)
+set(GX_INTEGRATION_TIMEOUT_test_bad_input 120)
+set(GX_INTEGRATION_TIMEOUT_test_bind 120)
+set(GX_INTEGRATION_TIMEOUT_test_shutdown 90)
+
+file(GLOB GX_CURL_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/curl/test_*.sh)
+foreach(script ${GX_CURL_TESTS})
+  get_filename_component(name ${script} NAME_WE)
+  set(timeout ${GX_INTEGRATION_TIMEOUT_${name}})
+  if(NOT timeout)
+    set(timeout 120)
+  endif()
+  add_test(NAME integration_${name} COMMAND ${GX_BASH_EXECUTABLE} ${script})
+  set_tests_properties(integration_${name} PROPERTIES
+    LABELS integration
+    TIMEOUT ${timeout}
+    ENVIRONMENT "${GX_INTEGRATION_ENV}"
+    REQUIRED_FILES "${script};${CMAKE_CURRENT_SOURCE_DIR}/curl/lib.sh")
+endforeach()
+
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_fake_apiserver.py)
+  add_test(NAME integration_fake_apiserver
+           COMMAND ${GX_PYTHON3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/test_fake_apiserver.py)
+  set_tests_properties(integration_fake_apiserver PROPERTIES
+    LABELS integration
+    TIMEOUT 120
+    ENVIRONMENT "${GX_INTEGRATION_ENV}")
+endif()
