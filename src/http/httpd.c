@@ -332,14 +332,14 @@ unsigned httpd_in_flight(const struct httpd *h)
 }
 
 /* Waits until no dispatched request is unfinished and no upload is pending (uploads get
- * HTTPD_UPLOAD_GRACE_MS), or drain_ms has passed. */
-static void wait_in_flight(struct httpd *h, unsigned drain_ms)
+ * upload_grace_ms), or drain_ms has passed. */
+static void wait_in_flight(struct httpd *h, unsigned drain_ms, unsigned upload_grace_ms)
 {
     unsigned waited = 0;
 
     while (waited < drain_ms) {
         unsigned all = atomic_load(&h->in_flight), up = atomic_load(&h->uploading);
-        if (all == 0 || (all == up && waited >= HTTPD_UPLOAD_GRACE_MS))
+        if (all == 0 || (all == up && waited >= upload_grace_ms))
             break;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -357,7 +357,7 @@ void httpd_quiesce(struct httpd *h, unsigned drain_ms)
     fd = MHD_quiesce_daemon(h->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
-    wait_in_flight(h, drain_ms);
+    wait_in_flight(h, drain_ms, HTTPD_UPLOAD_GRACE_MS);
 }
 
 void httpd_stop(struct httpd *h, unsigned drain_ms)
@@ -365,7 +365,7 @@ void httpd_stop(struct httpd *h, unsigned drain_ms)
     if (!h)
         return;
     httpd_quiesce(h, 0);
-    wait_in_flight(h, drain_ms);
+    wait_in_flight(h, drain_ms, 0); /* uploads had their grace in httpd_quiesce() */
     if (atomic_load(&h->in_flight) > 0)
         log_warn("http", "stopping with requests in flight", "count=%u uploading=%u",
                  atomic_load(&h->in_flight), atomic_load(&h->uploading));
