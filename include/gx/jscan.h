@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gx/arena.h"
 #include "gx/str.h"
 
 #define JSCAN_MAX_DEPTH 512
@@ -60,6 +61,11 @@ int jscan_next_member(struct jscan *js, struct str *key);
 int jscan_next_element(struct jscan *js);
 /* Consumes a string value; *raw is its content with escapes intact. Fails on other types. */
 bool jscan_string(struct jscan *js, struct str *raw);
+/* Consumes a string value and hands out its decoded text: a view of the input when it has no
+ * escapes, else a copy decoded into the arena (never longer than the escaped form). Fails the
+ * scan on other types, and with "request too large for its memory budget" when the arena is
+ * full. */
+bool jscan_string_decoded(struct jscan *js, struct arena *arena, struct str *out);
 /* Consumes a boolean value. Fails on other types. */
 bool jscan_bool(struct jscan *js, bool *out);
 /* After the top-level value: succeeds only if nothing but whitespace remains. */

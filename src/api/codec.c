@@ -85,22 +85,12 @@ static bool decode_names(struct jscan *js, struct arena *arena, struct ext_args 
     if (!jscan_enter_array(js))
         return false;
     while ((r = jscan_next_element(js)) == 1) {
-        struct str raw;
-        char *dec;
-
         out->names = grow(arena, out->names, out->name_count, &cap, sizeof(*out->names));
         if (!out->names)
             return jscan_fail(js, "request too large for its memory budget");
-        if (!jscan_string(js, &raw))
+        if (!jscan_string_decoded(js, arena, &out->names[out->name_count]))
             return false;
-        if (jstr_is_plain(raw)) {
-            out->names[out->name_count++] = raw;
-            continue;
-        }
-        dec = arena_alloc(arena, raw.len + 1);
-        if (!dec)
-            return jscan_fail(js, "request too large for its memory budget");
-        out->names[out->name_count++] = (struct str){dec, jstr_decode(raw, dec, raw.len + 1)};
+        out->name_count++;
     }
     out->has_names = true;
     return r == 0;
@@ -184,19 +174,11 @@ enum err codec_decode_args(struct arena *arena, const char *body, size_t len, st
  * and the name used would not be the name sent. */
 static bool bind_field(struct jscan *js, struct arena *arena, struct str *out)
 {
-    struct str raw;
-    char *dec;
-
     if (jscan_peek(js) != JSON_STRING)
         return jscan_fail(js, "ExtenderBindingArgs fields must be strings");
-    if (!jscan_string(js, &raw))
+    if (!jscan_string_decoded(js, arena, out))
         return false;
-    dec = arena_alloc(arena, raw.len + 1);
-    if (!dec)
-        return jscan_fail(js, "request too large for its memory budget");
-    out->len = jstr_decode(raw, dec, raw.len + 1);
-    out->ptr = dec;
-    if (memchr(dec, '\0', out->len))
+    if (out->len && memchr(out->ptr, '\0', out->len))
         return jscan_fail(js, "NUL character in an ExtenderBindingArgs field");
     return true;
 }

@@ -453,6 +453,25 @@ bool jscan_string(struct jscan *js, struct str *raw)
     return scan_string(js, raw);
 }
 
+bool jscan_string_decoded(struct jscan *js, struct arena *arena, struct str *out)
+{
+    struct str raw;
+    char *p;
+
+    if (!jscan_string(js, &raw))
+        return false;
+    if (jstr_is_plain(raw)) {
+        *out = raw;
+        return true;
+    }
+    p = arena_alloc(arena, raw.len + 1);
+    if (!p)
+        return jscan_fail(js, "request too large for its memory budget");
+    out->len = jstr_decode(raw, p, raw.len + 1);
+    out->ptr = p;
+    return true;
+}
+
 bool jscan_bool(struct jscan *js, bool *out)
 {
     enum jtype t = jscan_peek(js);

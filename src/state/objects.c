@@ -7,27 +7,12 @@
 
 #include <string.h>
 
-/* A string value, with escapes decoded into the arena when there are any. A decoded string
- * is never longer than its escaped form, so raw.len + 1 bytes always suffice. */
+/* A string value, decoded; null leaves *out as it was. */
 static bool read_string(struct jscan *js, struct arena *arena, struct str *out)
 {
-    struct str raw;
-    char *p;
-
     if (jscan_peek(js) == JSON_NULL)
         return jscan_skip(js, NULL);
-    if (!jscan_string(js, &raw))
-        return false;
-    if (jstr_is_plain(raw)) {
-        *out = raw;
-        return true;
-    }
-    p = arena_alloc(arena, raw.len + 1);
-    if (!p)
-        return jscan_fail(js, "request too large for its memory budget");
-    out->len = jstr_decode(raw, p, raw.len + 1);
-    out->ptr = p;
-    return true;
+    return jscan_string_decoded(js, arena, out);
 }
 
 /* Fails on a value that should have been an object. At the end of the input, skipping yields
