@@ -27,7 +27,6 @@
 #define OBJ_ANN_HAMI_NOUSE "nvidia.com/nouse-gputype"
 /* Annotations we write on the Binding. */
 #define OBJ_ANN_GPU_COUNT "gpu-extender.io/gpu-count"
-#define OBJ_ANN_DECISION "gpu-extender.io/decision"
 
 /* The largest GPU count we accept anywhere; more is a malformed request, not a big node. */
 #define OBJ_MAX_GPUS 4096
