@@ -192,11 +192,11 @@ static bool hook_reserve(void *ctx, const char *pod_uid, const char *node, int64
     return false;
 }
 
-static void hook_release(void *ctx, const char *pod_uid)
+static void hook_release(void *ctx, const char *pod_uid, const char *node)
 {
     struct daemon *d = ctx;
 
-    cache_release(d->cache, str_from_cstr(pod_uid));
+    cache_release(d->cache, str_from_cstr(pod_uid), str_from_cstr(node));
 }
 
 /* ---- start-up ---- */

@@ -59,3 +59,22 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_fake_apiserver.py)
     TIMEOUT 120
     ENVIRONMENT "${GX_INTEGRATION_ENV}")
 endif()
+
+# Churn, bind races and restart (tests/integration/README.md): a kube-scheduler simulator
+# against the daemon and the fake API server, checking for over-allocation and that the
+# cache converges to the truth after every step.
+set(GX_PY_INTEGRATION_FILES
+    "${CMAKE_CURRENT_SOURCE_DIR}/integration/sched_sim.py;${CMAKE_CURRENT_SOURCE_DIR}/integration/test_churn.py;${CMAKE_CURRENT_SOURCE_DIR}/fake_apiserver.py")
+add_test(NAME integration_churn COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_churn.py ChurnTest -v)
+add_test(NAME integration_bind_races COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_churn.py BindRaceTest -v)
+add_test(NAME integration_restart COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_restart.py -v)
+set_tests_properties(integration_churn integration_bind_races integration_restart PROPERTIES
+  LABELS integration
+  ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
+  REQUIRED_FILES "${GX_PY_INTEGRATION_FILES}")
+set_tests_properties(integration_churn PROPERTIES TIMEOUT 300 PROCESSORS 2)
+set_tests_properties(integration_restart PROPERTIES TIMEOUT 180)
+set_tests_properties(integration_bind_races PROPERTIES TIMEOUT 90)

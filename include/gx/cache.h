@@ -81,12 +81,14 @@ void cache_snapshot_release(struct cache_snapshot *s);
 const struct cache_node *cache_snapshot_find(const struct cache_snapshot *s, struct str name);
 
 /* Reserves gpus on node for the pod pod_uid, if that many are free now counting every other
- * reservation. Returns ERR_OK (also when this pod already holds a reservation or is already
- * counted on that node), ERR_UNAVAILABLE when they are not free or the cache is not synced,
- * ERR_NOT_FOUND for a node the cache does not know; eb says why. */
+ * reservation. A reservation belongs to one pod on one node: two binds of the same pod to two
+ * nodes hold two, and each bind releases only its own. Returns ERR_OK (also when this pod
+ * already holds a reservation or is already counted on that node), ERR_UNAVAILABLE when they
+ * are not free or the cache is not synced, ERR_NOT_FOUND for a node the cache does not know;
+ * eb says why. */
 enum err cache_reserve(struct cache *c, struct str pod_uid, struct str node, int64_t gpus,
                        struct errbuf *eb) GX_MUST_CHECK;
-/* Drops the pod's reservation (its bind failed). No-op when there is none. */
-void cache_release(struct cache *c, struct str pod_uid);
+/* Drops the pod's reservation on node (that bind failed). No-op when there is none. */
+void cache_release(struct cache *c, struct str pod_uid, struct str node);
 
 void cache_status_get(struct cache *c, struct cache_status *out);

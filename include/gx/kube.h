@@ -78,7 +78,7 @@ struct kube_bind_result {
 struct kube_bind_hooks {
     bool (*reserve)(void *ctx, const char *pod_uid, const char *node, int64_t gpus, char *why,
                     size_t why_cap);
-    void (*release)(void *ctx, const char *pod_uid);
+    void (*release)(void *ctx, const char *pod_uid, const char *node);
     void *ctx;
 };
 
@@ -95,7 +95,8 @@ typedef void kube_bind_done_fn(void *ctx, const struct kube_bind_result *res);
 struct kube_binder;
 
 /* Starts workers threads, each with its own session, and a queue of queue_cap binds. hooks
- * (may be NULL) is copied. */
+ * (may be NULL) is copied. A bind's timeout_ms counts from kube_binder_submit(): one that
+ * waited out its budget in the queue answers with an Error without calling the API server. */
 struct kube_binder *kube_binder_new(struct kube_client *kc, unsigned workers, unsigned queue_cap,
                                     long timeout_ms, const struct kube_bind_hooks *hooks);
 /* Queues a bind; done runs on a worker thread when it has finished. Returns ERR_UNAVAILABLE

@@ -248,7 +248,7 @@ static void bind_run(struct bind_ctx *b)
         goto out_free;
     post_binding(b, pod_path, &body);
     if (!b->out->ok && b->hooks && b->hooks->release)
-        b->hooks->release(b->hooks->ctx, b->uid);
+        b->hooks->release(b->hooks->ctx, b->uid, b->req->node);
 out_free:
     buf_destroy(&body);
     kube_response_destroy(&node_resp);
@@ -286,6 +286,7 @@ struct bind_job {
     struct kube_bind_req req;
     kube_bind_done_fn *done;
     void *ctx;
+    uint64_t queued_ms; /* the bind's time budget starts here, not when a worker is free */
 };
 
 struct kube_binder {
@@ -327,8 +328,15 @@ static void *worker_main(void *arg)
 
     while (next_job(b, &job)) {
         struct kube_bind_result res;
-        if (s) {
-            kube_bind(s, &job.req, b->timeout_ms, &b->hooks, &res);
+        long left = b->timeout_ms - (long)(mono_ms() - job.queued_ms);
+        if (s && left > 0) {
+            kube_bind(s, &job.req, left, &b->hooks, &res);
+        } else if (s) {
+            memset(&res, 0, sizeof(res));
+            snprintf(res.error, sizeof(res.error),
+                     "gpu-extender: bind %s/%s to %s: waited %ld ms for a bind worker; retry",
+                     job.req.pod_namespace, job.req.pod_name, job.req.node, b->timeout_ms - left);
+            metrics_bind_observe(0, 0);
         } else {
             memset(&res, 0, sizeof(res));
             snprintf(res.error, sizeof(res.error), "gpu-extender: cannot create an HTTP client");
@@ -374,6 +382,7 @@ enum err kube_binder_submit(struct kube_binder *b, const struct kube_bind_req *r
         job->req = *req;
         job->done = done;
         job->ctx = ctx;
+        job->queued_ms = mono_ms();
         b->count++;
         pthread_cond_signal(&b->wake);
     }

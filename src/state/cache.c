@@ -32,6 +32,7 @@ struct pod_rec {
 };
 
 struct resv {
+    char uid[128];
     char node[KUBE_NODE_NAME_MAX + 1];
     int64_t gpus;
     uint64_t created_ms;
@@ -52,7 +53,7 @@ struct cache {
     struct strmap usage;    /* node name -> num: GPUs of counted pods */
     struct strmap reserved; /* node name -> num: GPUs reserved */
     struct strmap pods;     /* uid -> struct pod_rec * */
-    struct strmap resv;     /* pod uid -> struct resv * */
+    struct strmap resv;     /* "<pod uid>@<node>" -> struct resv * */
     bool nodes_listed, pods_listed;
     bool dirty;
     uint64_t generation;
@@ -199,7 +200,7 @@ const struct cache_node *cache_snapshot_find(const struct cache_snapshot *pub, s
 struct expire_ctx {
     struct cache *c;
     uint64_t now;
-    char uids[64][160];
+    char uids[64][400];
     size_t n;
 };
 
@@ -213,9 +214,17 @@ static void find_expired(struct strmap_entry *e, void *ctx)
         snprintf(x->uids[x->n++], sizeof(x->uids[0]), "%s", e->key);
 }
 
-static void drop_reservation(struct cache *c, struct str uid)
+/* The key of one pod's reservation on one node. */
+static struct str resv_key(char *buf, size_t cap, struct str uid, struct str node)
 {
-    struct resv *r = strmap_remove(&c->resv, uid);
+    int n = snprintf(buf, cap, "%.*s@%.*s", (int)uid.len, uid.ptr, (int)node.len, node.ptr);
+
+    return (struct str){buf, n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1)};
+}
+
+static void drop_reservation(struct cache *c, struct str key)
+{
+    struct resv *r = strmap_remove(&c->resv, key);
     struct strmap_entry *e;
 
     if (!r)
@@ -225,6 +234,34 @@ static void drop_reservation(struct cache *c, struct str uid)
         strmap_remove(&c->reserved, str_from_cstr(r->node));
     free(r);
     c->dirty = true;
+}
+
+/* Drops every reservation of a pod (it is gone): reservations are few, so a scan is cheap. */
+struct uid_scan {
+    struct str uid;
+    char keys[8][400];
+    size_t n;
+};
+
+static void find_uid(struct strmap_entry *e, void *ctx)
+{
+    struct uid_scan *u = ctx;
+    struct resv *r = e->value;
+
+    if (u->n < 8 && str_eq_cstr(u->uid, r->uid) && e->key_len < sizeof(u->keys[0]))
+        snprintf(u->keys[u->n++], sizeof(u->keys[0]), "%s", e->key);
+}
+
+static void drop_pod_reservations(struct cache *c, struct str uid)
+{
+    struct uid_scan u = {.uid = uid};
+
+    do {
+        u.n = 0;
+        strmap_each(&c->resv, find_uid, &u);
+        for (size_t i = 0; i < u.n; i++)
+            drop_reservation(c, str_from_cstr(u.keys[i]));
+    } while (u.n == 8);
 }
 
 static void expire_reservations(struct cache *c)
@@ -404,7 +441,8 @@ static void pod_forget(struct cache *c, struct str uid)
     if (p && p->counted)
         usage_add(c, p->node, -p->gpus);
     free(p);
-    drop_reservation(c, uid);
+    if (c->resv.count)
+        drop_pod_reservations(c, uid);
     c->dirty = true;
 }
 
@@ -459,9 +497,11 @@ void cache_pod_upsert(struct cache *c, const struct pod_info *p)
     r->counted = p->node_name.len > 0 && !is_terminal(p->phase);
     r->seen = true;
     if (r->counted) {
+        char key[400];
         usage_add(c, r->node, r->gpus);
-        /* The watch shows it bound: its reservation becomes ordinary accounting. */
-        drop_reservation(c, p->uid);
+        /* The watch shows it bound: that reservation becomes ordinary accounting. One for
+         * another node stays until its own bind gives it back (it will get a 409). */
+        drop_reservation(c, resv_key(key, sizeof(key), p->uid, p->node_name));
     }
     c->dirty = true;
     pthread_mutex_unlock(&c->lock);
@@ -501,11 +541,10 @@ static int64_t num_of(const struct strmap *m, struct str key)
 }
 
 static enum err reserve_locked(struct cache *c, struct str uid, struct str node, int64_t gpus,
-                               struct errbuf *eb)
+                               struct str key, struct errbuf *eb)
 {
     const struct strmap_entry *ne = strmap_find(&c->nodes, node);
     const struct strmap_entry *pe = strmap_find(&c->pods, uid);
-    struct strmap_entry *re;
     struct resv *r;
     int64_t free_gpus;
 
@@ -522,11 +561,8 @@ static enum err reserve_locked(struct cache *c, struct str uid, struct str node,
     if (pe && ((struct pod_rec *)pe->value)->counted &&
         str_eq_cstr(node, ((struct pod_rec *)pe->value)->node))
         return ERR_OK;
-    re = strmap_find(&c->resv, uid);
-    if (re && str_eq_cstr(node, ((struct resv *)re->value)->node))
+    if (strmap_find(&c->resv, key))
         return ERR_OK;
-    if (re)
-        drop_reservation(c, uid);
     free_gpus = ((struct node_rec *)ne->value)->info.gpu_allocatable - num_of(&c->usage, node) -
                 num_of(&c->reserved, node);
     if (free_gpus < gpus) {
@@ -536,10 +572,11 @@ static enum err reserve_locked(struct cache *c, struct str uid, struct str node,
         return ERR_UNAVAILABLE;
     }
     r = xcalloc(1, sizeof(*r));
+    snprintf(r->uid, sizeof(r->uid), "%.*s", (int)uid.len, uid.ptr);
     snprintf(r->node, sizeof(r->node), "%.*s", (int)node.len, node.ptr);
     r->gpus = gpus;
     r->created_ms = now_ms();
-    strmap_upsert(&c->resv, uid, NULL)->value = r;
+    strmap_upsert(&c->resv, key, NULL)->value = r;
     strmap_upsert(&c->reserved, node, NULL)->num += gpus;
     c->dirty = true;
     return ERR_OK;
@@ -548,23 +585,30 @@ static enum err reserve_locked(struct cache *c, struct str uid, struct str node,
 enum err cache_reserve(struct cache *c, struct str pod_uid, struct str node, int64_t gpus,
                        struct errbuf *eb)
 {
+    char buf[400];
+    struct str key;
     enum err e;
 
-    if (pod_uid.len == 0 || node.len == 0 || node.len > KUBE_NODE_NAME_MAX) {
+    if (pod_uid.len == 0 || pod_uid.len >= sizeof(((struct resv *)0)->uid) || node.len == 0 ||
+        node.len > KUBE_NODE_NAME_MAX) {
         errbuf_set(eb, "a reservation needs a pod UID and a node name");
         return ERR_INVALID;
     }
+    key = resv_key(buf, sizeof(buf), pod_uid, node);
     pthread_mutex_lock(&c->lock);
     expire_reservations(c);
-    e = reserve_locked(c, pod_uid, node, gpus, eb);
+    e = reserve_locked(c, pod_uid, node, gpus, key, eb);
     pthread_mutex_unlock(&c->lock);
     return e;
 }
 
-void cache_release(struct cache *c, struct str pod_uid)
+void cache_release(struct cache *c, struct str pod_uid, struct str node)
 {
+    char buf[400];
+    struct str key = resv_key(buf, sizeof(buf), pod_uid, node);
+
     pthread_mutex_lock(&c->lock);
-    drop_reservation(c, pod_uid);
+    drop_reservation(c, key);
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -145,13 +145,39 @@ static void test_reservations(void)
     CHECK_EQ(cache_reserve(c, STR_LIT("r3"), STR_LIT("a"), 1, &eb), ERR_UNAVAILABLE);
     CHECK_STR_EQ(eb.msg, "node a has 0 free nvidia.com/gpu, the pod needs 1");
     /* r2's bind failed: its GPUs come back. */
-    cache_release(c, STR_LIT("r2"));
+    cache_release(c, STR_LIT("r2"), STR_LIT("a"));
     CHECK_EQ(taken(c, "a"), 2);
     /* r1 shows up bound: reservation becomes accounting, never counted twice. */
     cache_pod_upsert(c, &bound);
     CHECK_EQ(taken(c, "a"), 2);
     CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, &eb), ERR_OK);
     CHECK_EQ(taken(c, "a"), 2);
+    cache_free(c);
+}
+
+/* A pod bound twice in flight (the scheduler retried after a timeout) holds two
+ * reservations; the losing bind gives back only its own. */
+static void test_second_bind_keeps_first_reservation(void)
+{
+    struct cache *c = cache_new();
+    struct errbuf eb = {{0}};
+    struct pod_info p = pod("p", "a", 8, "Running");
+
+    sync_empty(c);
+    { struct node_info n = node("a", 8); cache_node_upsert(c, &n); }
+    { struct node_info n = node("b", 8); cache_node_upsert(c, &n); }
+    CHECK_EQ(cache_reserve(c, STR_LIT("p"), STR_LIT("a"), 8, &eb), ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("p"), STR_LIT("b"), 8, &eb), ERR_OK);
+    CHECK_EQ(taken(c, "a"), 8);
+    CHECK_EQ(taken(c, "b"), 8);
+    cache_release(c, STR_LIT("p"), STR_LIT("b")); /* that bind got a 409 */
+    CHECK_EQ(taken(c, "a"), 8);
+    CHECK_EQ(taken(c, "b"), 0);
+    CHECK_EQ(cache_reserve(c, STR_LIT("q"), STR_LIT("a"), 8, &eb), ERR_UNAVAILABLE);
+    cache_pod_upsert(c, &p); /* the watch shows p bound on a */
+    CHECK_EQ(taken(c, "a"), 8);
+    cache_pod_delete(c, &p);
+    CHECK_EQ(taken(c, "a"), 0);
     cache_free(c);
 }
 
@@ -229,6 +255,7 @@ int main(void)
     test_accounting();
     test_relist_sweeps();
     test_reservations();
+    test_second_bind_keeps_first_reservation();
     test_snapshots_are_immutable();
     test_reservation_race();
     printf("test_cache: ok\n");

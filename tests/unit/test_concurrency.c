@@ -79,7 +79,7 @@ static void *reserver(void *arg)
         snprintf(uid, sizeof(uid), "r%u-%d", seed, round);
         if (cache_reserve(cache, str_from_cstr(uid), str_from_cstr(name), 1, NULL) == ERR_OK &&
             round % 2 == 0)
-            cache_release(cache, str_from_cstr(uid));
+            cache_release(cache, str_from_cstr(uid), str_from_cstr(name));
     }
     return NULL;
 }

@@ -253,7 +253,7 @@ static void test_cache_mode(const struct policy *pol)
     /* A reservation counts like a bound pod: 7 of gpu-node-1's 8 are reserved. */
     CHECK_EQ(cache_reserve(c, STR_LIT("r"), STR_LIT("gpu-node-1"), 8, &eb), ERR_OK);
     expect(r, "POST", "/filter", names, 200, "\"gpu-node-1\":\"gpu-extender: not enough free");
-    cache_release(c, STR_LIT("r"));
+    cache_release(c, STR_LIT("r"), STR_LIT("gpu-node-1"));
     /* A name the cache does not know. */
     cache_node_delete(c, STR_LIT("gpu-node-2"));
     expect(r, "POST", "/filter", names, 200,
