@@ -795,3 +795,70 @@ require_file() {
 
 require_file "$GX_DAEMON" "the gpu-extender binary (set GX_DAEMON)"
 require_file "$RAW/filter.args.nodecache-false.json" "the kube-1.26 fixtures (set GX_FIXTURES)"
+
+# ---- API server objects for bind tests (need start_fake and kapi above) ----
+
+# write_kubeconfig FILE SERVER [ca=F] [ca-data=F] [insecure] [token=T] [token-file=F]
+#                  [cert=F key=F] [cert-data=F key-data=F]
+write_kubeconfig() {
+    local file=$1 server=$2 cl="" us="" kv
+    shift 2
+    for kv in "$@"; do
+        case $kv in
+        ca=*) cl+="    certificate-authority: ${kv#*=}"$'\n' ;;
+        ca-data=*) cl+="    certificate-authority-data: $(base64 -w0 "${kv#*=}")"$'\n' ;;
+        insecure) cl+="    insecure-skip-tls-verify: true"$'\n' ;;
+        token=*) us+="    token: ${kv#*=}"$'\n' ;;
+        token-file=*) us+="    tokenFile: ${kv#*=}"$'\n' ;;
+        cert=*) us+="    client-certificate: ${kv#*=}"$'\n' ;;
+        key=*) us+="    client-key: ${kv#*=}"$'\n' ;;
+        cert-data=*) us+="    client-certificate-data: $(base64 -w0 "${kv#*=}")"$'\n' ;;
+        key-data=*) us+="    client-key-data: $(base64 -w0 "${kv#*=}")"$'\n' ;;
+        *) fail "write_kubeconfig: unknown $kv" ;;
+        esac
+    done
+    [[ -z $us ]] && us="    {}"$'\n'
+    cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster:
+    server: $server
+$cl
+users:
+- name: tester
+  user:
+$us
+contexts:
+- name: fake
+  context:
+    cluster: fake
+    user: tester
+current-context: fake
+EOF
+}
+
+# create_pod NAME [PYCODE]   -- creates a pod through the fake's API from the fixture pod
+# (gpu-pod-1 as kube-scheduler sent it, minus server-set fields); PYCODE may edit d (the
+# pod). Sets POD_UID.
+create_pod() {
+    local name=$1 code=${2:-}
+    py '
+d = json.load(open(sys.argv[1], "rb"))["Pod"]
+md = d["metadata"]
+d["metadata"] = {"name": sys.argv[3], "namespace": md["namespace"], "labels": md.get("labels") or {}}
+d["spec"].pop("nodeName", None)
+d.pop("status", None)
+exec(sys.argv[4])
+open(sys.argv[2], "wb").write(compact(d))
+' "$RAW/filter.args.nodecache-false.json" "${K:-$GX_TMP}/pod-$name.json" "$name" "$code"
+    kapi POST /api/v1/namespaces/default/pods "${K:-$GX_TMP}/pod-$name.json"
+    if [[ $KAPI_STATUS != 201 ]]; then
+        fail "creating pod $name: $KAPI_STATUS $(head -c 300 "$KAPI_FILE")"
+        POD_UID=""
+        return 1
+    fi
+    POD_UID=$(json_get 'd["metadata"]["uid"]' "$KAPI_FILE")
+}
+

@@ -298,24 +298,7 @@ begin "bind args with path-injection names -> 200 with an Error, no API request"
 require_file "$GX_SOURCE_DIR/tests/fake_apiserver.py" "the fake API server"
 GX_TOKEN=test-token
 start_fake api --token test-token
-cat >"$GX_TMP/api.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: fake
-  cluster:
-    server: ${F_URL[api]}
-users:
-- name: tester
-  user:
-    token: test-token
-contexts:
-- name: fake
-  context:
-    cluster: fake
-    user: tester
-current-context: fake
-EOF
+write_kubeconfig "$GX_TMP/api.kubeconfig" "${F_URL[api]}" token=test-token
 start_daemon kc --kubeconfig "$GX_TMP/api.kubeconfig" --bind-timeout-ms 3000
 wait_ready 10
 # api_requests_since ID   -- "METHOD path?query" of every request after ID, one a line,

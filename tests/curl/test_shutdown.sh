@@ -11,37 +11,12 @@ mkdir -p "$K"
 printf 't1' >"$K/token"
 GX_TOKEN=t1
 start_fake api --token t1 || finish
-cat >"$K/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: fake
-  cluster:
-    server: ${F_URL[api]}
-users:
-- name: tester
-  user:
-    tokenFile: $K/token
-contexts:
-- name: fake
-  context:
-    cluster: fake
-    user: tester
-current-context: fake
-EOF
+write_kubeconfig "$K/kubeconfig" "${F_URL[api]}" token-file="$K/token"
 
-# create_pod NAME   -- a pending 1-GPU pod from the fixture pod; sets POD_UID
-create_pod() {
-    py '
-d = json.load(open(sys.argv[1], "rb"))["Pod"]
-d["metadata"] = {"name": sys.argv[3], "namespace": "default"}
-d["spec"].pop("nodeName", None)
-d.pop("status", None)
-open(sys.argv[2], "wb").write(compact(d))
-' "$RAW/filter.args.nodecache-false.json" "$K/pod-$1.json" "$1"
-    kapi POST /api/v1/namespaces/default/pods "$K/pod-$1.json"
-    [[ $KAPI_STATUS == 201 ]] || fail "creating pod $1: $KAPI_STATUS"
-    POD_UID=$(json_get 'd["metadata"]["uid"]' "$KAPI_FILE")
+# pod_to_bind NAME   -- a pending 1-GPU pod from the fixture pod, and its bind args in
+# $K/bind-NAME.json (to gpu-node-2); sets POD_UID
+pod_to_bind() {
+    create_pod "$1" || return 1
     derive "$RAW/bind.args.nodecache-false.json" "$K/bind-$1.json" \
         "d['PodName'] = '$1'; d['PodUID'] = '$POD_UID'; d['Node'] = 'gpu-node-2'"
 }
@@ -80,7 +55,7 @@ refused_within() {
 # signal_during_bind SIGNAL NAME   -- the whole scenario for one signal
 signal_during_bind() {
     local sig=$1 name=$2
-    create_pod "$name"
+    pod_to_bind "$name"
     start_daemon "$name" --kubeconfig "$K/kubeconfig" --bind-timeout-ms 4000 || return
     local port=${D_PORT[$name]} pid=${D_PID[$name]}
     start_stalled_bind "$name" 2
@@ -144,7 +119,7 @@ assert_lt "an idle connection does not hold up the exit (under 2 s)" $(($(_now_m
 kill "$ka_pid" 2>/dev/null
 
 begin "SIGTERM while a bind outlives --drain-timeout-ms: no crash, exit 0"
-create_pod s-drain
+pod_to_bind s-drain
 start_daemon s-drain --kubeconfig "$K/kubeconfig" --bind-timeout-ms 3000 --drain-timeout-ms 500
 start_stalled_bind s-drain 30
 t0=$(_now_ms)
