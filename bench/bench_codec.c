@@ -110,8 +110,8 @@ int main(void)
     static const char *const verbs[] = {"/filter", "/prioritize"};
     char path[1024];
     struct str pod, node;
-    struct policy pol;
-    struct routes_config rc = {.url_prefix = "/", .policy = &pol, .mode = "bench"};
+    struct policy_store *pol = policy_store_new(policy_new_default(), "");
+    struct routes_config rc = {.url_prefix = "/", .policies = pol, .mode = "bench"};
     struct routes *r;
     size_t flen;
     char *fixture;
@@ -129,7 +129,6 @@ int main(void)
     flen = fread(fixture, 1, 1 << 20, f);
     fclose(f);
     split_fixture(fixture, flen, &pod, &node);
-    policy_default(&pol);
     r = routes_new(&rc);
     printf("| verb | nodes | body MB | median ms | p99 ms | ns/node (median) |\n"
            "|---|---:|---:|---:|---:|---:|\n");
@@ -148,6 +147,7 @@ int main(void)
         free(body);
     }
     routes_free(r);
+    policy_store_free(pol);
     free(fixture);
     return 0;
 }

@@ -17,7 +17,10 @@
 #include "gx/log.h"
 #include "gx/objects.h"
 #include "gx/policy.h"
+#include "gx/policy_store.h"
 #include "gx/routes.h"
+#include "gx/sched.h"
+#include "gx/topology.h"
 
 extern char **environ;
 
@@ -30,7 +33,7 @@ struct watch_feed {
 
 struct daemon {
     struct config cfg;
-    struct policy policy;
+    struct policy_store *policies;
     struct kube_client *kube;
     struct kube_binder *binder;
     struct cache *cache;
@@ -180,16 +183,67 @@ static void start_watches(struct daemon *d)
     }
 }
 
-static bool hook_reserve(void *ctx, const char *pod_uid, const char *node, int64_t gpus,
-                         char *why, size_t why_cap)
+/* Picks the GPU set for a bind under the cache lock: the same choice prioritize scored. */
+struct choose_ctx {
+    const struct sched_pod *sp; /* NULL: the policy could not decide the pod; count only */
+    struct kube_bind_choice *choice;
+};
+
+static uint32_t choose_gpus(void *ctx, const struct cache_node *cn)
+{
+    struct choose_ctx *cc = ctx;
+    struct sched_node view = {.info = &cn->info,
+                              .used = cn->gpus_used + cn->gpus_reserved,
+                              .topo = cn->topo,
+                              .free_mask = cn->free_mask,
+                              .unknown_used = cn->unknown_used};
+    uint32_t set = cc->sp ? sched_choose_gpus(cc->sp, &view) : 0;
+    size_t used = 0;
+
+    for (unsigned i = 0; set && i < TOPO_MAX_GPUS; i++) {
+        const char *uuid = (set & (1u << i)) ? topo_gpu_uuid(cn->topo, i) : NULL;
+        int n;
+        if (!uuid)
+            continue;
+        if (!uuid[0]) { /* an unnamed GPU: record indices only */
+            used = 0;
+            break;
+        }
+        n = snprintf(cc->choice->gpu_uuids + used, sizeof(cc->choice->gpu_uuids) - used, "%s%s",
+                     used ? "," : "", uuid);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    cc->choice->gpu_uuids[used < sizeof(cc->choice->gpu_uuids) ? used : 0] = '\0';
+    topo_mask_format(set, cc->choice->gpus, sizeof(cc->choice->gpus));
+    return set;
+}
+
+static bool hook_reserve(void *ctx, const struct pod_info *pod, const char *node,
+                         struct kube_bind_choice *choice, char *why, size_t why_cap)
 {
     struct daemon *d = ctx;
+    struct policy *pol = policy_store_get(d->policies);
     struct errbuf eb = {{0}};
+    struct sched_pod sp;
+    struct choose_ctx cc = {.choice = choice};
+    uint32_t mask = 0;
+    enum err e;
 
-    if (cache_reserve(d->cache, str_from_cstr(pod_uid), str_from_cstr(node), gpus, &eb) == ERR_OK)
-        return true;
-    snprintf(why, why_cap, "%s", eb.msg);
-    return false;
+    if (sched_pod_prepare(&sp, pod, pol, &eb)) {
+        cc.sp = &sp;
+        snprintf(choice->rule, sizeof(choice->rule), "%.*s", (int)sp.rule->name.len,
+                 sp.rule->name.ptr);
+    }
+    e = cache_reserve(d->cache, pod->uid, str_from_cstr(node), pod->gpus, choose_gpus, &cc, &mask,
+                      &eb);
+    policy_unref(pol);
+    if (e != ERR_OK) {
+        snprintf(why, why_cap, "%s", eb.msg);
+        return false;
+    }
+    if (mask == 0)
+        choice->gpus[0] = choice->gpu_uuids[0] = '\0';
+    return true;
 }
 
 static void hook_release(void *ctx, const char *pod_uid, const char *node)
@@ -203,7 +257,7 @@ static void hook_release(void *ctx, const char *pod_uid, const char *node)
 
 static int check_policy(const char *path)
 {
-    struct policy p;
+    struct policy *p = NULL;
     struct policy_diag diag = {0};
     enum err e = policy_load(path, &p, &diag);
 
@@ -212,20 +266,26 @@ static int check_policy(const char *path)
     if (e != ERR_OK && diag.count == 0)
         printf("%s: %s\n", path, err_str(e));
     if (e == ERR_OK)
-        printf("%s: ok (strategy %s, hash %s)\n", path, policy_strategy_name(p.strategy), p.hash);
+        printf("%s: ok (%zu classes, %zu rules, strategy %s, hash %s)\n", path, p->class_count,
+               p->rule_count, policy_strategy_name(p->strategy), p->hash);
+    policy_unref(p);
     return e == ERR_OK ? 0 : 1;
 }
 
 static bool load_policy(struct daemon *d)
 {
     struct policy_diag diag = {0};
+    struct policy *p = NULL;
 
     if (!d->cfg.policy[0]) {
-        policy_default(&d->policy);
+        d->policies = policy_store_new(policy_new_default(), "");
         return true;
     }
-    if (policy_load(d->cfg.policy, &d->policy, &diag) == ERR_OK)
+    if (policy_load(d->cfg.policy, &p, &diag) == ERR_OK) {
+        d->policies = policy_store_new(p, d->cfg.policy);
+        policy_store_watch(d->policies, (unsigned)d->cfg.policy_watch_ms);
         return true;
+    }
     for (size_t i = 0; i < diag.count; i++)
         log_error("main", "invalid policy", "detail=\"%s\"", diag.msgs[i]);
     if (diag.count == 0)
@@ -292,7 +352,7 @@ static bool start_http(struct daemon *d)
 {
     struct routes_config rc = {
         .url_prefix = d->cfg.url_prefix,
-        .policy = &d->policy,
+        .policies = d->policies,
         .bind = d->binder ? start_bind : NULL,
         .bind_ctx = d,
         .mode = d->kube ? kube_client_server(d->kube) : "standalone",
@@ -305,6 +365,7 @@ static bool start_http(struct daemon *d)
         .handler = handle_request,
     };
     struct errbuf eb = {{0}};
+    struct policy *pol;
 
     d->routes = routes_new(&rc);
     hc.handler_ctx = d->routes;
@@ -317,9 +378,11 @@ static bool start_http(struct daemon *d)
                   strerror(errno));
         return false;
     }
-    log_info("main", "serving", "listen=%s port=%u prefix=%s policy=\"%s\" strategy=%s",
-             d->cfg.listen, (unsigned)httpd_port(d->httpd), d->cfg.url_prefix, d->policy.source,
-             policy_strategy_name(d->policy.strategy));
+    pol = policy_store_get(d->policies);
+    log_info("main", "serving", "listen=%s port=%u prefix=%s policy=\"%s\" hash=%s rules=%zu",
+             d->cfg.listen, (unsigned)httpd_port(d->httpd), d->cfg.url_prefix, pol->source,
+             pol->hash, pol->rule_count);
+    policy_unref(pol);
     return true;
 }
 
@@ -337,11 +400,12 @@ static void stop_all(struct daemon *d)
     cache_free(d->cache);
     kube_client_free(d->kube);
     routes_free(d->routes);
+    policy_store_free(d->policies);
 }
 
-/* Blocks until SIGTERM or SIGINT. SIGHUP is logged: policy reload arrives with the policy
- * issue. The signals are blocked in every thread, so only this sigwait sees them. */
-static void wait_for_signal(const sigset_t *set)
+/* Blocks until SIGTERM or SIGINT; SIGHUP reloads the policy. The signals are blocked in
+ * every thread, so only this sigwait sees them. */
+static void wait_for_signal(struct daemon *d, const sigset_t *set)
 {
     int sig = 0;
 
@@ -349,7 +413,9 @@ static void wait_for_signal(const sigset_t *set)
         if (sigwait(set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_warn("main", "SIGHUP ignored: policy reload is not implemented yet", "%s", "");
+            /* A refusal is logged and counted by the store; the old policy keeps serving. */
+            if (policy_store_reload(d->policies, "SIGHUP", NULL) != ERR_OK)
+                log_warn("main", "SIGHUP: the policy was not reloaded", "%s", "");
             continue;
         }
         log_info("main", "stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -392,7 +458,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (load_policy(&d) && connect_apiserver(&d) && start_http(&d)) {
-        wait_for_signal(&set);
+        wait_for_signal(&d, &set);
         rc = 0;
     }
     stop_all(&d);

@@ -78,3 +78,13 @@ set_tests_properties(integration_churn integration_bind_races integration_restar
 set_tests_properties(integration_churn PROPERTIES TIMEOUT 300 PROCESSORS 2)
 set_tests_properties(integration_restart PROPERTIES TIMEOUT 180)
 set_tests_properties(integration_bind_races PROPERTIES TIMEOUT 90)
+
+# Policy steering (tests/integration/README.md): rules, classes and preferences followed by
+# pods the simulator schedules, and a hot reload of the policy file without a restart.
+add_test(NAME integration_policy_steering COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_policy_steering.py -v)
+set_tests_properties(integration_policy_steering PROPERTIES
+  LABELS integration
+  TIMEOUT 90
+  ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
+  REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_policy_steering.py")

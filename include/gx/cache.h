@@ -27,10 +27,22 @@
 
 struct cache;
 
+struct topo;
+
 struct cache_node {
     struct node_info info; /* strings owned by the snapshot; raw is empty */
     int64_t gpus_used;     /* non-terminal pods bound here */
     int64_t gpus_reserved; /* binds in flight, not yet seen bound */
+    /* GPU indices, when the node publishes a topology (else topo is NULL and the node is
+     * count-only). The GPUs known to be taken, by index, are the node's own
+     * gpu-extender.io/gpus-in-use, the gpu-extender.io/gpus of pods bound here and the sets
+     * of binds in flight. Any GPUs taken beyond those are unknown_used: taken, but nobody
+     * said which, so topology assumes the worst about them. */
+    const struct topo *topo;
+    uint32_t named_mask;   /* indices known taken */
+    uint32_t free_mask;    /* healthy and not known taken */
+    unsigned unknown_used; /* max(0, used + reserved - |named_mask|) */
+    const char *topo_error; /* why the topology annotation was refused; "" when it was not */
 };
 
 struct cache_snapshot {
@@ -49,6 +61,8 @@ struct cache_status {
     size_t reservations;
     uint64_t events;        /* objects applied since start */
     uint64_t relists;
+    size_t topologies;      /* distinct node topologies held */
+    size_t topology_bytes;  /* memory they take, tables included */
 };
 
 struct cache *cache_new(void);
@@ -80,15 +94,29 @@ void cache_snapshot_release(struct cache_snapshot *s);
 /* The node named name, or NULL. */
 const struct cache_node *cache_snapshot_find(const struct cache_snapshot *s, struct str name);
 
+/* Chooses the GPU indices a bind takes on node (a cache_node as it is right now, every other
+ * reservation counted), or returns 0 to take a count only. The mask must lie within
+ * node->free_mask and hold exactly the requested count; anything else is ignored. Called
+ * with the cache lock held: it must be quick and must not call back into the cache. */
+typedef uint32_t cache_choose_fn(void *ctx, const struct cache_node *node);
+
 /* Reserves gpus on node for the pod pod_uid, if that many are free now counting every other
- * reservation. A reservation belongs to one pod on one node: two binds of the same pod to two
+ * reservation. choose (may be NULL) picks which GPU indices; *mask (may be NULL) gets them,
+ * 0 when none were named. A reservation belongs to one pod on one node: two binds of the same pod to two
  * nodes hold two, and each bind releases only its own. Returns ERR_OK (also when this pod
  * already holds a reservation or is already counted on that node), ERR_UNAVAILABLE when they
  * are not free or the cache is not synced, ERR_NOT_FOUND for a node the cache does not know;
  * eb says why. */
 enum err cache_reserve(struct cache *c, struct str pod_uid, struct str node, int64_t gpus,
+                       cache_choose_fn *choose, void *choose_ctx, uint32_t *mask,
                        struct errbuf *eb) GX_MUST_CHECK;
 /* Drops the pod's reservation on node (that bind failed). No-op when there is none. */
 void cache_release(struct cache *c, struct str pod_uid, struct str node);
 
 void cache_status_get(struct cache *c, struct cache_status *out);
+
+/* Finds a pending (not yet bound) GPU pod by namespace and name and copies what decisions
+ * need into *out, its strings in arena. False when there is none or the arena is full. Scans
+ * every GPU pod: meant for the explain endpoint, not for the hot path. */
+bool cache_pending_pod(struct cache *c, struct str ns, struct str name, struct arena *arena,
+                       struct pod_info *out);

@@ -53,6 +53,7 @@ struct codec_filter_result {
     const struct ext_args *args;
     const struct sched_fit *fits;   /* one per node or name */
     const struct node_info *const *reason_nodes; /* node facts for reason text (may hold NULL) */
+    const struct sched_pod *sp;     /* the pod's rule, for reason text */
     const char *error;              /* non-NULL: the whole call failed, with this message */
 };
 

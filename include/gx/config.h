@@ -24,6 +24,7 @@ struct config {
     long long bind_workers;
     long long threads;
     long long drain_timeout_ms;
+    long long policy_watch_ms;
     bool help;
     bool version;
 };

@@ -14,6 +14,7 @@
 #include "gx/compiler.h"
 #include "gx/err.h"
 #include "gx/kubeconfig.h"
+#include "gx/objects.h"
 
 #define KUBE_TOKEN_MAX_AGE_MS 60000
 #define KUBE_MAX_RESPONSE_BYTES (16u << 20)
@@ -70,14 +71,23 @@ struct kube_bind_result {
     char error[1536];   /* for the scheduler when !ok */
     char model[128];    /* what we recorded on the pod */
     int64_t gpus;
+    char gpu_indices[96]; /* the GPU indices recorded, "" when none were named */
+};
+
+/* What a reservation decided, recorded on the Binding as annotations. */
+struct kube_bind_choice {
+    char gpus[96];       /* gpu-extender.io/gpus: GPU indices, "0,1"; "" when none were named */
+    char gpu_uuids[1600]; /* gpu-extender.io/gpu-uuids: their UUIDs in the same order, or "" */
+    char rule[128];      /* gpu-extender.io/policy-rule: the policy rule that applied, or "" */
 };
 
 /* Reservation hooks: bind takes the pod's GPUs on the node (reserve) after checking the pod
  * and before it POSTs, and gives them back (release) if the bind fails. reserve returns false
- * with a reason in why when they are not free. Both may be NULL. Called on worker threads. */
+ * with a reason in why when they are not free; on success it may fill choice. Both may be
+ * NULL. Called on worker threads. */
 struct kube_bind_hooks {
-    bool (*reserve)(void *ctx, const char *pod_uid, const char *node, int64_t gpus, char *why,
-                    size_t why_cap);
+    bool (*reserve)(void *ctx, const struct pod_info *pod, const char *node,
+                    struct kube_bind_choice *choice, char *why, size_t why_cap);
     void (*release)(void *ctx, const char *pod_uid, const char *node);
     void *ctx;
 };
@@ -85,7 +95,8 @@ struct kube_bind_hooks {
 /* Binds one pod, synchronously, within timeout_ms:
  *   GET the pod (it must exist, have the same UID, not be deleting; already on this node is
  *   success, on another node an error), GET the node (its GPU model), then POST a v1 Binding
- *   whose annotations record the decision (gpu-extender.io/gpu-model, gpu-count). Success only
+ *   whose annotations record the decision (gpu-extender.io/gpu-model, gpu-count, and when the
+ *   reservation named them gpus, gpu-uuids and policy-rule). Success only
  *   on 201, or on 409 when a fresh GET shows the pod on this same node. */
 void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long timeout_ms,
                const struct kube_bind_hooks *hooks, struct kube_bind_result *out);

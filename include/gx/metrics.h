@@ -52,7 +52,13 @@ enum metrics_outcome {
     X(BIND_QUEUE_FULL, "gpu_extender_bind_queue_full_total",                                       \
       "Binds refused because every bind worker was busy and the queue was full.")                  \
     X(APISERVER_TOKEN_RELOADS, "gpu_extender_apiserver_token_reloads_total",                       \
-      "Times the bearer token file was read again (periodic or after a 401).")
+      "Times the bearer token file was read again (periodic or after a 401).")                     \
+    X(TOPOLOGY_INVALID, "gpu_extender_topology_invalid_total",                                     \
+      "Node topology annotations that could not be read (the node is then count-only).")           \
+    X(POLICY_RELOADS, "gpu_extender_policy_reloads_total",                                         \
+      "Policy files loaded and swapped in after start (SIGHUP or a file change).")                 \
+    X(POLICY_RELOAD_FAILURES, "gpu_extender_policy_reload_failures_total",                         \
+      "Policy reloads refused because the new file was invalid; the old policy stays active.")
 
 enum metrics_counter {
 #define METRICS_COUNTER_ENUM(name, metric, help) METRICS_##name,

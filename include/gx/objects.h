@@ -25,8 +25,16 @@
 #define OBJ_ANN_STRATEGY "gpu-extender.io/strategy"
 #define OBJ_ANN_HAMI_USE "nvidia.com/use-gputype"
 #define OBJ_ANN_HAMI_NOUSE "nvidia.com/nouse-gputype"
-/* Annotations we write on the Binding. */
+/* Node annotations we read: the GPU interconnect (ours, and HAMi's pair scores) and which GPU
+ * indices the node itself reports in use. */
+#define OBJ_ANN_TOPOLOGY "gpu-extender.io/topology"
+#define OBJ_ANN_HAMI_SCORE "hami.io/node-nvidia-score"
+#define OBJ_ANN_GPUS_IN_USE "gpu-extender.io/gpus-in-use"
+/* Annotations we write on the Binding (and so read back on bound pods). */
 #define OBJ_ANN_GPU_COUNT "gpu-extender.io/gpu-count"
+#define OBJ_ANN_GPUS "gpu-extender.io/gpus"
+#define OBJ_ANN_GPU_UUIDS "gpu-extender.io/gpu-uuids"
+#define OBJ_ANN_POLICY_RULE "gpu-extender.io/policy-rule"
 
 /* The largest GPU count we accept anywhere; more is a malformed request, not a big node. */
 #define OBJ_MAX_GPUS 4096
@@ -42,6 +50,11 @@ struct node_info {
     struct str family;          /* label nvidia.com/gpu.family */
     int64_t gpu_memory_mib;     /* label nvidia.com/gpu.memory; 0 when absent or not a number */
     bool unschedulable;         /* spec.unschedulable */
+    bool ready;                 /* status.conditions: type Ready has status "True" */
+    struct str taints;          /* spec.taints as its raw JSON array; empty when none */
+    struct str ann_topology;    /* raw annotation values; empty when absent */
+    struct str ann_hami_score;
+    struct str ann_gpus_in_use;
 };
 
 struct pod_info {
@@ -57,6 +70,9 @@ struct pod_info {
     struct str ann_strategy;
     struct str ann_use_gputype;
     struct str ann_nouse_gputype;
+    struct str ann_gpus;        /* gpu-extender.io/gpus: indices we bound the pod to */
+    struct str labels;          /* metadata.labels as its raw JSON object; empty when none */
+    struct str priority_class;  /* spec.priorityClassName */
 };
 
 /* Decodes the Node object at the scanner's cursor and consumes it. Unknown fields are
@@ -69,6 +85,12 @@ bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *ou
  * init container plus the restartable ones started before it), reading requests and falling
  * back to limits, as kube-scheduler computes it. */
 bool obj_pod_decode(struct jscan *js, struct arena *arena, struct pod_info *out) GX_MUST_CHECK;
+
+/* Looks key up in a raw JSON object of string values (struct pod_info.labels). On a hit,
+ * *value is the decoded value: a view into labels, or a copy in buf (cap bytes) when it has
+ * escapes. False when absent, when the value does not fit buf, or when labels is not such an
+ * object. */
+bool obj_label_get(struct str labels, struct str key, char *buf, size_t cap, struct str *value);
 
 /* Strips the GPU Feature Discovery suffixes -SHARED and -MIG-<profile> (case-insensitive)
  * from a product label. The result is a prefix view of product. */

@@ -11,7 +11,7 @@
 #include "gx/cache.h"
 #include "gx/codec.h"
 #include "gx/exchange.h"
-#include "gx/policy.h"
+#include "gx/policy_store.h"
 
 /* Called once when a bind has finished: error is NULL or "" on success, else the message for
  * the scheduler. May be called from any thread, and before the bind function returns. */
@@ -24,7 +24,7 @@ typedef enum err routes_bind_fn(void *ctx, const struct ext_bind_args *args,
 
 struct routes_config {
     const char *url_prefix;  /* "/" or "/something"; a trailing '/' is ignored */
-    const struct policy *policy; /* borrowed; must outlive the routes */
+    struct policy_store *policies; /* borrowed; must outlive the routes */
     routes_bind_fn *bind;    /* NULL: standalone, bind answers with an Error */
     void *bind_ctx;
     const char *mode;        /* "standalone" or the API server URL, shown by /readyz */

@@ -1,17 +1,21 @@
-/* sched.h -- the decisions: does a node fit a pod, and how well. Pure functions over the
- * facts in objects.h and a policy: no I/O, no locks, no allocation, so they are unit-tested
- * and benchmarked without sockets and are safe to call from any thread.
+/* sched.h -- the decisions: which policy rule applies to a pod, does a node fit it, and how
+ * well. Pure functions over the facts in objects.h, the GPU state of a node and a policy: no
+ * I/O, no locks, no allocation, so they are unit-tested and benchmarked without sockets and
+ * are safe to call from any thread.
  *
- * used_gpus is what the caller knows to be taken on the node already: 0 until the cluster
- * cache exists, when kube-scheduler's own NodeResourcesFit check guards the count. */
+ * A request is decided in two steps: sched_pod_prepare() once per pod (the rule that selects
+ * it, what the pod's annotations may change, the strategy), then sched_filter_node() and
+ * sched_score_node() per node. */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "gx/buf.h"
+#include "gx/err.h"
 #include "gx/objects.h"
 #include "gx/policy.h"
+#include "gx/topology.h"
 
 enum sched_verdict {
     SCHED_PASS = 0,
@@ -20,16 +24,23 @@ enum sched_verdict {
 };
 
 /* Why a node was rejected. Each maps to one short, stable reason string, because
- * kube-scheduler counts identical reasons together in the pod's event. */
+ * kube-scheduler counts identical reasons together in the pod's event. Reasons from a policy
+ * rule are prefixed with the rule's name; reasons about a model name the model. */
 #define SCHED_REASON_MAP(X)                                                                        \
     X(NONE, "")                                                                                    \
     X(NO_GPUS, "node has no nvidia.com/gpu")                                                       \
     X(TOO_FEW_GPUS, "node has fewer nvidia.com/gpu than the pod requests")                         \
     X(INSUFFICIENT_FREE, "not enough free nvidia.com/gpu")                                         \
+    X(NO_HEALTHY_FREE, "not enough free healthy GPUs")                                             \
     X(NO_MODEL_LABEL, "node has no nvidia.com/gpu.product label")                                  \
     X(MODEL_NOT_REQUIRED, "not in gpu-extender.io/gpu-model")                                      \
     X(MODEL_NOT_USE, "not in nvidia.com/use-gputype")                                              \
     X(MODEL_NOUSE, "excluded by nvidia.com/nouse-gputype")                                         \
+    X(POLICY_NOT_ALLOWED, "not allowed")                                                           \
+    X(POLICY_FORBIDDEN, "forbidden")                                                               \
+    X(TOPO_UNKNOWN, "node publishes no GPU topology")                                              \
+    X(TOPO_NEVER, "the node has no such GPU set")                                                  \
+    X(TOPO_NOT_NOW, "no such GPU set is free")                                                     \
     X(UNKNOWN_NODE, "node is not in the cluster cache")
 
 enum sched_reason {
@@ -43,19 +54,48 @@ struct sched_fit {
     enum sched_reason reason;
 };
 
-/* Checks the pod's annotations once per request, before any node: returns false with a
- * message in eb when one is unusable (an unknown strategy, say). The scheduler must see that
- * as an Error: every node would fail the same way. */
-bool sched_pod_check(const struct pod_info *pod, const struct policy *pol, struct errbuf *eb);
+/* What applies to one pod, worked out once per request by sched_pod_prepare(). Borrowed
+ * pointers: the pod and the policy must outlive it. */
+struct sched_pod {
+    const struct pod_info *pod;
+    const struct policy *pol;
+    const struct policy_rule *rule; /* the rule that selected the pod, or &pol->default_rule */
+    enum policy_strategy strategy;  /* the rule's, or the pod's when it may choose */
+    bool pod_models;                /* the pod's model annotations narrow the allowed models */
+    bool pod_preferred;             /* the pod's gpu-model-preferred replaces the rule's list */
+    bool has_preference;            /* a preference applies: the model weight counts */
+    bool topo_required;             /* the rule's interconnect requirement applies to this pod */
+};
+
+/* Chooses the rule for pod (rules in file order, first match, else the default rule) and
+ * checks the pod's annotations against it once, before any node. Returns false with a message
+ * in eb when one is unusable: an unknown strategy, or an annotation the rule does not let pods
+ * set. The scheduler must see that as an Error: every node would fail the same way. */
+bool sched_pod_prepare(struct sched_pod *sp, const struct pod_info *pod, const struct policy *pol,
+                       struct errbuf *eb);
+
+/* Does rule select pod? (exposed for tests and the explain endpoint) */
+bool sched_rule_selects(const struct policy_rule *rule, const struct pod_info *pod);
+/* Is the node in class c? See struct policy_class for the matching rules. */
+bool sched_class_matches(const struct policy_class *c, const struct node_info *node);
+
+/* One node as decisions see it: its facts and what is known to be taken on it. */
+struct sched_node {
+    const struct node_info *info;
+    int64_t used;          /* GPUs taken: pods bound there plus binds in flight */
+    const struct topo *topo; /* NULL: no (usable) topology, the node is count-only */
+    uint32_t free_mask;    /* healthy GPUs not known to be taken (meaningful with topo) */
+    unsigned unknown_used; /* taken GPUs whose indices nobody told us (with topo) */
+};
 
 /* Decides one node. A pod that requests no GPU fits everywhere: it is not ours to steer. */
-struct sched_fit sched_filter_node(const struct pod_info *pod, const struct node_info *node,
-                                   int64_t used_gpus);
+struct sched_fit sched_filter_node(const struct sched_pod *sp, const struct sched_node *node);
 
 /* Appends the reason text for fit (verdict != PASS), prefixed "gpu-extender: ", e.g.
- * "gpu-extender: model Tesla-T4 not in gpu-extender.io/gpu-model". */
-enum err sched_reason_format(struct sched_fit fit, const struct node_info *node, struct buf *out)
-    GX_MUST_CHECK;
+ * "gpu-extender: policy ml-train: model Tesla-T4 not allowed" or
+ * "gpu-extender: policy train-4: no 4 free GPUs all linked by NVLink". */
+enum err sched_reason_format(struct sched_fit fit, const struct sched_pod *sp,
+                             const struct node_info *node, struct buf *out) GX_MUST_CHECK;
 
 /* The parts of a score, for explanations and tests. Fractions are in millionths. */
 struct sched_score {
@@ -63,20 +103,26 @@ struct sched_score {
     enum policy_strategy strategy; /* the one that applied */
     int64_t free_ppm;              /* free-GPU component, 0..1e6 */
     int64_t model_ppm;             /* model-preference component, 0..1e6 */
-    int model_rank;                /* 1-based position in gpu-model-preferred; 0 = no match */
+    int64_t topo_ppm;              /* interconnect component, 0..1e6 */
+    int64_t w_free, w_model, w_topo; /* the weights that counted (0 when a part did not) */
+    int model_rank;                /* 1-based position in the preference list; 0 = no match */
+    uint32_t topo_set;             /* the GPU set topology chose (indices as bits); 0 = none */
 };
 
 /* Scores a node that passed filter. The formula is in the README:
  *   f = binpack: (used + k) / allocatable   spread: (allocatable - used - k) / allocatable
- *   m = (n - i) / n for the i-th (0-based) of n preferred models the node matches, else 0
- *   score = round(10 * (w_free * f + w_model * m) / (w_free + w_model)), where w_model counts
- *   only when the pod names preferred models. */
-struct sched_score sched_score_node(const struct pod_info *pod, const struct node_info *node,
-                                    int64_t used_gpus, const struct policy *pol);
+ *   m = weight / 100 of the first preferred class the node is in (rule), or (n - i) / n for
+ *       the i-th (0-based) of n models in the pod's gpu-model-preferred; else 0
+ *   t = interconnect quality of the GPU set the node would give: the mean over its pairs of
+ *       min(pair score, 100) / 100 (any NVLink 1, PIX 0.5, ..., SYS 0.1)
+ *   score = round(10 * (wf*f + wm*m + wt*t) / (wf + wm + wt)), where wm counts only when a
+ *   preference applies, and wt only for pods asking 2 or more GPUs on a node that publishes
+ *   its topology. */
+struct sched_score sched_score_node(const struct sched_pod *sp, const struct sched_node *node);
 
-/* The strategy for this pod: its gpu-extender.io/strategy annotation when the policy lets
- * pods choose and the value is valid, else the policy's. */
-enum policy_strategy sched_pod_strategy(const struct pod_info *pod, const struct policy *pol);
+/* The GPU set to record on a bind: the set topology chooses for the pod on this node, honouring
+ * the rule's requirement. 0 when the node has no topology or no set fits. */
+uint32_t sched_choose_gpus(const struct sched_pod *sp, const struct sched_node *node);
 
 /* Model matching, exposed for tests and the explain endpoint.
  * Ours (gpu-extender.io/gpu-model*): an entry matches when, ignoring ASCII case, it equals a
@@ -88,3 +134,5 @@ bool sched_model_matches(struct str entry, struct str model);
 int sched_model_list_find(struct str list, struct str model, bool substring);
 /* The number of non-empty entries in a comma list. */
 int sched_model_list_count(struct str list);
+/* Glob match with * and ?, ASCII case-insensitive (class product patterns). */
+bool sched_glob_matches(struct str pattern, struct str text);

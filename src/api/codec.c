@@ -270,7 +270,7 @@ static enum err append_reason_map(struct buf *b, const struct codec_filter_resul
         if (e == ERR_OK) {
             struct buf reason;
             buf_init(&reason, 1024);
-            e = sched_reason_format(res->fits[i], res->reason_nodes[i], &reason);
+            e = sched_reason_format(res->fits[i], res->sp, res->reason_nodes[i], &reason);
             if (e == ERR_OK)
                 e = buf_append_json_str(b, reason.ptr, reason.len);
             buf_destroy(&reason);

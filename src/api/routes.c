@@ -1,7 +1,6 @@
 /* routes.c -- dispatch, decisions per verb, and the error-to-status table (see routes.h). */
 #include "gx/routes.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,15 +9,7 @@
 #include "gx/log.h"
 #include "gx/metrics.h"
 #include "gx/sched.h"
-
-struct routes {
-    char prefix[256]; /* without a trailing '/': "" for the root */
-    const struct policy *policy;
-    routes_bind_fn *bind;
-    void *bind_ctx;
-    char mode[256];
-    struct cache *cache;
-};
+#include "routes_internal.h"
 
 struct routes *routes_new(const struct routes_config *cfg)
 {
@@ -29,7 +20,7 @@ struct routes *routes_new(const struct routes_config *cfg)
     n = strlen(r->prefix);
     while (n > 0 && r->prefix[n - 1] == '/')
         r->prefix[--n] = '\0';
-    r->policy = cfg->policy;
+    r->policies = cfg->policies;
     r->bind = cfg->bind;
     r->bind_ctx = cfg->bind_ctx;
     r->cache = cfg->cache;
@@ -87,11 +78,15 @@ static void observe(struct exchange *ex, enum metrics_verb verb, bool scheduler_
     metrics_request_observe(verb, o, exchange_now_ns() - ex->start_ns);
 }
 
-/* Replies with a JSON error body; if even that cannot be built, a static one. */
-static void reply_error(struct exchange *ex, int status, const char *msg)
+void routes_reply_error(struct exchange *ex, int status, const char *msg)
 {
     if (codec_reply_error(ex, status, msg) != ERR_OK)
         exchange_reply(ex, 500, "application/json", "{\"Error\":\"internal error\"}", 26);
+}
+
+static void reply_error(struct exchange *ex, int status, const char *msg)
+{
+    routes_reply_error(ex, status, msg);
 }
 
 static void reply_err(struct exchange *ex, enum err e, const struct errbuf *eb)
@@ -118,26 +113,25 @@ static bool decode_request(struct exchange *ex, struct ext_args *args)
     return true;
 }
 
-/* One candidate node as decisions see it: its facts (from the request in full-Nodes mode,
- * from the cache for NodeNames) and the GPUs already taken on it. info is NULL for a name the
- * cache does not know. */
-struct node_view {
-    const struct node_info *info;
-    int64_t used;
-};
-
+/* The candidate nodes as decisions see them: their facts (from the request in full-Nodes
+ * mode, from the cache for NodeNames) and what is taken on them (from the cache; nothing
+ * standalone). info is NULL for a name the cache does not know. */
 struct views {
-    struct node_view *v;
+    struct sched_node *v;
     size_t n;
     struct cache_snapshot *snap; /* held while the views point into it */
     const char *error;           /* set: the whole call fails with this */
 };
 
-static int64_t taken_on(const struct cache_snapshot *snap, struct str name)
+/* What the cache knows of a node's usage; info stays as the caller set it. */
+static void use_cache_node(struct sched_node *out, const struct cache_node *cn)
 {
-    const struct cache_node *cn = snap ? cache_snapshot_find(snap, name) : NULL;
-
-    return cn ? cn->gpus_used + cn->gpus_reserved : 0;
+    if (!cn)
+        return;
+    out->used = cn->gpus_used + cn->gpus_reserved;
+    out->topo = cn->topo;
+    out->free_mask = cn->free_mask;
+    out->unknown_used = cn->unknown_used;
 }
 
 /* Builds the views; false only when the arena is exhausted. */
@@ -162,15 +156,12 @@ static bool resolve_nodes(struct routes *r, struct exchange *ex, const struct ex
         return false;
     out->n = n;
     for (size_t i = 0; i < n; i++) {
-        const struct cache_node *cn;
-        if (a->full_nodes) {
-            out->v[i].info = &a->nodes[i];
-            out->v[i].used = taken_on(out->snap, a->nodes[i].name);
-            continue;
-        }
-        cn = cache_snapshot_find(out->snap, a->names[i]);
-        out->v[i].info = cn ? &cn->info : NULL;
-        out->v[i].used = cn ? cn->gpus_used + cn->gpus_reserved : 0;
+        struct str name = a->full_nodes ? a->nodes[i].name : a->names[i];
+        const struct cache_node *cn = out->snap ? cache_snapshot_find(out->snap, name) : NULL;
+
+        out->v[i] = (struct sched_node){.info = a->full_nodes ? &a->nodes[i]
+                                                              : (cn ? &cn->info : NULL)};
+        use_cache_node(&out->v[i], cn);
     }
     return true;
 }
@@ -181,7 +172,7 @@ static void views_release(struct views *v)
         cache_snapshot_release(v->snap);
 }
 
-static bool filter_nodes(struct exchange *ex, const struct ext_args *args, const struct views *v,
+static bool filter_nodes(struct exchange *ex, const struct sched_pod *sp, const struct views *v,
                          struct codec_filter_result *res)
 {
     struct sched_fit *fits = arena_alloc(&ex->arena, (v->n + 1) * sizeof(*fits));
@@ -195,7 +186,7 @@ static bool filter_nodes(struct exchange *ex, const struct ext_args *args, const
         if (!v->v[i].info)
             fits[i] = (struct sched_fit){SCHED_UNRESOLVABLE, SCHED_REASON_UNKNOWN_NODE};
         else
-            fits[i] = sched_filter_node(&args->pod, v->v[i].info, v->v[i].used);
+            fits[i] = sched_filter_node(sp, &v->v[i]);
         counts[fits[i].verdict]++;
     }
     metrics_counter_add(METRICS_FILTER_NODES_PASSED, counts[SCHED_PASS]);
@@ -203,14 +194,19 @@ static bool filter_nodes(struct exchange *ex, const struct ext_args *args, const
     metrics_counter_add(METRICS_FILTER_NODES_UNRESOLVABLE, counts[SCHED_UNRESOLVABLE]);
     res->fits = fits;
     res->reason_nodes = nodes;
+    res->sp = sp;
     return true;
 }
+
+static const char too_large_msg[] = "gpu-extender: request too large for its memory budget";
 
 static void handle_filter(struct routes *r, struct exchange *ex)
 {
     struct ext_args args;
     struct codec_filter_result res = {.args = &args};
     struct errbuf eb = {{0}};
+    struct sched_pod sp;
+    struct policy *pol;
     struct views v;
     enum err e;
 
@@ -218,24 +214,38 @@ static void handle_filter(struct routes *r, struct exchange *ex)
         observe(ex, METRICS_VERB_FILTER, false);
         return;
     }
+    pol = policy_store_get(r->policies);
     if (!resolve_nodes(r, ex, &args, &v))
-        res.error = "gpu-extender: request too large for its memory budget";
+        res.error = too_large_msg;
     else if (v.error)
         res.error = v.error;
-    else if (!sched_pod_check(&args.pod, r->policy, &eb))
+    else if (!sched_pod_prepare(&sp, &args.pod, pol, &eb))
         res.error = eb.msg;
-    else if (!filter_nodes(ex, &args, &v, &res))
-        res.error = "gpu-extender: request too large for its memory budget";
+    else if (!filter_nodes(ex, &sp, &v, &res))
+        res.error = too_large_msg;
     e = codec_reply_filter(ex, &res);
     views_release(&v);
+    policy_unref(pol);
     if (e != ERR_OK)
         reply_error(ex, err_status(e), "cannot encode the filter reply");
     observe(ex, METRICS_VERB_FILTER, res.error != NULL);
 }
 
+/* A pod the policy cannot decide (say, an annotation its rule does not permit) scores 0
+ * everywhere: filter has already told the scheduler why with an Error. */
+static void score_nodes(const struct sched_pod *sp, bool prepared, const struct views *v,
+                        int *scores)
+{
+    for (size_t i = 0; i < v->n; i++)
+        scores[i] = prepared && v->v[i].info ? sched_score_node(sp, &v->v[i]).score : 0;
+}
+
 static void handle_prioritize(struct routes *r, struct exchange *ex)
 {
     struct ext_args args;
+    struct errbuf eb = {{0}};
+    struct sched_pod sp;
+    struct policy *pol;
     struct views v;
     struct str *names;
     int *scores;
@@ -250,17 +260,18 @@ static void handle_prioritize(struct routes *r, struct exchange *ex)
         observe(ex, METRICS_VERB_PRIORITIZE, false);
         return;
     }
+    pol = policy_store_get(r->policies);
     names = arena_alloc(&ex->arena, (v.n + 1) * sizeof(*names));
     scores = arena_alloc(&ex->arena, (v.n + 1) * sizeof(*scores));
-    for (size_t i = 0; names && scores && i < v.n; i++) {
-        names[i] = args.full_nodes ? args.nodes[i].name : args.names[i];
-        scores[i] = v.v[i].info ? sched_score_node(&args.pod, v.v[i].info, v.v[i].used,
-                                                   r->policy).score
-                                : 0;
+    if (names && scores) {
+        for (size_t i = 0; i < v.n; i++)
+            names[i] = args.full_nodes ? args.nodes[i].name : args.names[i];
+        score_nodes(&sp, sched_pod_prepare(&sp, &args.pod, pol, &eb), &v, scores);
     }
     if (!names || !scores || codec_reply_prioritize(ex, names, scores, v.n) != ERR_OK)
         reply_error(ex, 413, "cannot encode the prioritize reply");
     views_release(&v);
+    policy_unref(pol);
     observe(ex, METRICS_VERB_PRIORITIZE, false);
 }
 
@@ -350,7 +361,7 @@ static void handle_metrics(struct routes *r, struct exchange *ex)
     buf_destroy(&b);
 }
 
-static void reply_json_doc(struct exchange *ex, cJSON *doc)
+void routes_reply_json(struct exchange *ex, cJSON *doc)
 {
     char *text = cJSON_PrintUnformatted(doc);
 
@@ -390,8 +401,12 @@ static void handle_readyz(struct routes *r, struct exchange *ex)
     bool ready = true;
     char *text;
 
+    struct policy *pol = policy_store_get(r->policies);
+
     cJSON_AddStringToObject(doc, "mode", r->mode);
-    cJSON_AddStringToObject(doc, "policy", r->policy->source);
+    cJSON_AddStringToObject(doc, "policy", pol->source);
+    cJSON_AddStringToObject(doc, "policyHash", pol->hash);
+    policy_unref(pol);
     add_cache_status(doc, r->cache, &ready);
     cJSON_AddStringToObject(doc, "status", ready ? "ok" : "cache not synced");
     text = cJSON_PrintUnformatted(doc);
@@ -403,47 +418,13 @@ static void handle_readyz(struct routes *r, struct exchange *ex)
     cJSON_free(text);
 }
 
-/* GET /debug/nodes: what the cache believes about every node, for operators and tests. */
-static void handle_debug_nodes(struct routes *r, struct exchange *ex)
-{
-    struct cache_snapshot *snap;
-    cJSON *doc, *arr;
-
-    if (!r->cache) {
-        reply_error(ex, 404, "no cluster cache in standalone mode");
-        return;
-    }
-    snap = cache_snapshot_acquire(r->cache);
-    doc = cJSON_CreateObject();
-    cJSON_AddBoolToObject(doc, "synced", snap->synced);
-    cJSON_AddNumberToObject(doc, "generation", (double)snap->generation);
-    arr = cJSON_AddArrayToObject(doc, "nodes");
-    for (size_t i = 0; i < snap->node_count; i++) {
-        const struct cache_node *n = &snap->nodes[i];
-        cJSON *o = cJSON_CreateObject();
-        char name[KUBE_NODE_NAME_MAX + 1], model[256];
-        snprintf(name, sizeof(name), "%.*s", (int)n->info.name.len, n->info.name.ptr);
-        snprintf(model, sizeof(model), "%.*s", (int)n->info.model.len, n->info.model.ptr);
-        cJSON_AddStringToObject(o, "name", name);
-        cJSON_AddStringToObject(o, "model", model);
-        cJSON_AddNumberToObject(o, "allocatable", (double)n->info.gpu_allocatable);
-        cJSON_AddNumberToObject(o, "used", (double)n->gpus_used);
-        cJSON_AddNumberToObject(o, "reserved", (double)n->gpus_reserved);
-        cJSON_AddNumberToObject(o, "free", (double)(n->info.gpu_allocatable - n->gpus_used -
-                                                    n->gpus_reserved));
-        cJSON_AddItemToArray(arr, o);
-    }
-    cache_snapshot_release(snap);
-    reply_json_doc(ex, doc);
-}
-
 static void handle_version(struct exchange *ex)
 {
     cJSON *doc = cJSON_CreateObject();
 
     cJSON_AddStringToObject(doc, "version", GX_VERSION);
     cJSON_AddStringToObject(doc, "git", GX_GIT_VERSION);
-    reply_json_doc(ex, doc);
+    routes_reply_json(ex, doc);
 }
 
 enum route_id {
@@ -455,7 +436,9 @@ enum route_id {
     R_READYZ,
     R_METRICS,
     R_VERSION,
-    R_DEBUG_NODES
+    R_DEBUG_NODES,
+    R_DEBUG_POLICY,
+    R_DEBUG_EXPLAIN,
 };
 
 static enum route_id match_route(const struct routes *r, const char *path, bool *is_post)
@@ -465,7 +448,8 @@ static enum route_id match_route(const struct routes *r, const char *path, bool 
         enum route_id id;
     } verbs[] = {{"/filter", R_FILTER}, {"/prioritize", R_PRIORITIZE}, {"/bind", R_BIND}},
       gets[] = {{"/healthz", R_HEALTHZ}, {"/readyz", R_READYZ}, {"/metrics", R_METRICS},
-                {"/version", R_VERSION}, {"/debug/nodes", R_DEBUG_NODES}};
+                {"/version", R_VERSION}, {"/debug/nodes", R_DEBUG_NODES},
+                {"/debug/policy", R_DEBUG_POLICY}};
     size_t plen = strlen(r->prefix);
 
     *is_post = true;
@@ -475,11 +459,16 @@ static enum route_id match_route(const struct routes *r, const char *path, bool 
                 return verbs[i].id;
         }
     }
+    /* Explain takes a posted Pod, or names a cached one in the path. */
+    if (strcmp(path, "/debug/explain") == 0)
+        return R_DEBUG_EXPLAIN;
     *is_post = false;
     for (size_t i = 0; i < GX_ARRAY_LEN(gets); i++) {
         if (strcmp(path, gets[i].name) == 0)
             return gets[i].id;
     }
+    if (strncmp(path, "/debug/explain/", 15) == 0)
+        return R_DEBUG_EXPLAIN;
     return R_NONE;
 }
 
@@ -547,7 +536,13 @@ void routes_handle(struct routes *r, struct exchange *ex)
         handle_metrics(r, ex);
         break;
     case R_DEBUG_NODES:
-        handle_debug_nodes(r, ex);
+        debug_nodes(r, ex);
+        break;
+    case R_DEBUG_POLICY:
+        debug_policy(r, ex);
+        break;
+    case R_DEBUG_EXPLAIN:
+        debug_explain(r, ex);
         break;
     default:
         handle_version(ex);

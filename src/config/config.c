@@ -43,6 +43,8 @@ static const struct setting settings[] = {
                 "in-cluster token and ca.crt directory (the token is re-read every minute)"),
     STR_SETTING("policy", "GPU_EXTENDER_POLICY", policy, "",
                 "policy YAML file; without it the embedded default"),
+    INT_SETTING("policy-watch-ms", "GPU_EXTENDER_POLICY_WATCH_MS", policy_watch_ms, "1000", 0,
+                3600000, "how often to check the policy file for changes (0: only on SIGHUP)"),
     INT_SETTING("max-body-bytes", "GPU_EXTENDER_MAX_BODY_BYTES", max_body_bytes, "268435456", 1024,
                 4LL << 30, "largest request body read; larger ones get 413"),
     STR_SETTING("log-level", "GPU_EXTENDER_LOG_LEVEL", log_level, "info",

@@ -5,9 +5,10 @@
 
 #include <stddef.h>
 
-/* Number of keys in the schema table. */
+/* Number of keys in the schema table: every key, section and list of the format. */
 size_t policy_schema_count(void);
 
-/* Dotted path of key i, e.g. "scoring.weights.model"; NULL when i >= policy_schema_count().
- * The string is static. */
+/* Path of key i, e.g. "scoring.weights.model", "classes" or "rules[].prefer[].weight" (the
+ * items of a list are written "[]"); NULL when i >= policy_schema_count(). The string is
+ * static. */
 const char *policy_schema_key(size_t i);

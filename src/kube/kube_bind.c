@@ -124,8 +124,20 @@ static int check_pod(struct bind_ctx *b, const struct pod_info *pod)
     return 1;
 }
 
+/* Appends ,"key":"value" when value is not empty. */
+static enum err append_annotation(struct buf *out, const char *key, const char *value)
+{
+    enum err e;
+
+    if (!value[0])
+        return ERR_OK;
+    e = buf_printf(out, ",\"%s\":", key);
+    return e == ERR_OK ? buf_append_json_str(out, value, strlen(value)) : e;
+}
+
 static enum err binding_body(const struct bind_ctx *b, const struct node_info *node,
-                             const struct pod_info *pod, struct buf *out)
+                             const struct pod_info *pod, const struct kube_bind_choice *choice,
+                             struct buf *out)
 {
     const struct kube_bind_req *req = b->req;
     char count[32];
@@ -147,9 +159,16 @@ static enum err binding_body(const struct bind_ctx *b, const struct node_info *n
     if (e == ERR_OK)
         e = buf_append_json_str(out, node->model.ptr, node->model.len);
     if (e == ERR_OK)
-        e = buf_printf(out, ",\"" OBJ_ANN_GPU_COUNT "\":\"%s\"}},\"target\":{\"apiVersion\":\"v1\","
-                            "\"kind\":\"Node\",\"name\":\"%s\"}}",
-                       count, req->node);
+        e = buf_printf(out, ",\"" OBJ_ANN_GPU_COUNT "\":\"%s\"", count);
+    if (e == ERR_OK)
+        e = append_annotation(out, OBJ_ANN_GPUS, choice->gpus);
+    if (e == ERR_OK)
+        e = append_annotation(out, OBJ_ANN_GPU_UUIDS, choice->gpu_uuids);
+    if (e == ERR_OK)
+        e = append_annotation(out, OBJ_ANN_POLICY_RULE, choice->rule);
+    if (e == ERR_OK)
+        e = buf_printf(out, "}},\"target\":{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"name\":\"%s\"}}",
+                       req->node);
     return e;
 }
 
@@ -200,7 +219,8 @@ static void post_binding(struct bind_ctx *b, const char *pod_path, const struct 
 
 /* Takes the pod's GPUs on the node before the POST, so two binds in flight can never both
  * get the last free GPUs (kubernetes #82359). Returns false with out set when they are gone. */
-static bool reserve(struct bind_ctx *b, const struct pod_info *pod)
+static bool reserve(struct bind_ctx *b, const struct pod_info *pod,
+                    struct kube_bind_choice *choice)
 {
     char why[300];
 
@@ -208,7 +228,7 @@ static bool reserve(struct bind_ctx *b, const struct pod_info *pod)
     if (!b->hooks || !b->hooks->reserve || pod->gpus <= 0)
         return true;
     why[0] = '\0';
-    if (b->hooks->reserve(b->hooks->ctx, b->uid, b->req->node, pod->gpus, why, sizeof(why)))
+    if (b->hooks->reserve(b->hooks->ctx, pod, b->req->node, choice, why, sizeof(why)))
         return true;
     fail(b, 0, "%s", why[0] ? why : "the GPUs are no longer free");
     return false;
@@ -221,12 +241,14 @@ static void bind_run(struct bind_ctx *b)
     struct kube_response pod_resp = {0}, node_resp = {0};
     struct pod_info pod;
     struct node_info node;
+    struct kube_bind_choice choice;
     struct buf body;
     int r;
 
     snprintf(pod_path, sizeof(pod_path), "/api/v1/namespaces/%s/pods/%s", req->pod_namespace,
              req->pod_name);
     snprintf(node_path, sizeof(node_path), "/api/v1/nodes/%s", req->node);
+    memset(&choice, 0, sizeof(choice));
     buf_init(&body, 64 * 1024);
     if (!get_object(b, pod_path, "pod", true, &pod, &pod_resp))
         goto out_free;
@@ -240,13 +262,14 @@ static void bind_run(struct bind_ctx *b)
     if (!get_object(b, node_path, "node", false, &node, &node_resp))
         goto out_free;
     snprintf(b->out->model, sizeof(b->out->model), "%.*s", (int)node.model.len, node.model.ptr);
-    if (binding_body(b, &node, &pod, &body) != ERR_OK) {
+    if (!reserve(b, &pod, &choice))
+        goto out_free;
+    snprintf(b->out->gpu_indices, sizeof(b->out->gpu_indices), "%s", choice.gpus);
+    if (binding_body(b, &node, &pod, &choice, &body) == ERR_OK) {
+        post_binding(b, pod_path, &body);
+    } else {
         fail(b, 0, "cannot build the Binding");
-        goto out_free;
     }
-    if (!reserve(b, &pod))
-        goto out_free;
-    post_binding(b, pod_path, &body);
     if (!b->out->ok && b->hooks && b->hooks->release)
         b->hooks->release(b->hooks->ctx, b->uid, b->req->node);
 out_free:
@@ -272,9 +295,9 @@ void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long tim
     arena_destroy(&b.arena);
     metrics_bind_observe(out->ok, out->api_status);
     if (out->ok)
-        log_info("kube", "bound", "pod=%s/%s node=%s model=\"%s\" gpus=%lld status=%ld",
+        log_info("kube", "bound", "pod=%s/%s node=%s model=\"%s\" gpus=%lld indices=\"%s\" status=%ld",
                  req->pod_namespace, req->pod_name, req->node, out->model, (long long)out->gpus,
-                 out->api_status);
+                 out->gpu_indices, out->api_status);
     else
         log_warn("kube", "bind failed", "pod=%s/%s node=%s status=%ld err=\"%s\"",
                  req->pod_namespace, req->pod_name, req->node, out->api_status, out->error);

@@ -1,7 +1,18 @@
-/* sched.c -- filter and score decisions (see sched.h). */
+/* sched.c -- rule selection, filter and score decisions (see sched.h). */
 #include "gx/sched.h"
 
+#include <assert.h>
+#include <stdint.h>
 #include <string.h>
+
+/* Policy link classes are topology classes under another name (policy.h cannot depend on the
+ * state module); the cast in topo_class_of() relies on these. */
+static_assert((int)POLICY_LINK_SYS == (int)TOPO_SYS, "link classes agree");
+static_assert((int)POLICY_LINK_NODE == (int)TOPO_NODE, "link classes agree");
+static_assert((int)POLICY_LINK_PHB == (int)TOPO_PHB, "link classes agree");
+static_assert((int)POLICY_LINK_PXB == (int)TOPO_PXB, "link classes agree");
+static_assert((int)POLICY_LINK_PIX == (int)TOPO_PIX, "link classes agree");
+static_assert((int)POLICY_LINK_NVLINK == (int)TOPO_NVLINK, "link classes agree");
 
 static const char *const reason_text[] = {
 #define SCHED_REASON_TEXT(name, text) text,
@@ -58,6 +69,84 @@ int sched_model_list_count(struct str list)
     return n;
 }
 
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+bool sched_glob_matches(struct str pat, struct str text)
+{
+    size_t p = 0, t = 0, star_p = SIZE_MAX, star_t = 0;
+
+    /* Iterative wildcard match with one backtrack point: linear in practice, O(p*t) worst. */
+    while (t < text.len) {
+        if (p < pat.len && pat.ptr[p] == '*') {
+            star_p = p++;
+            star_t = t;
+        } else if (p < pat.len &&
+                   (pat.ptr[p] == '?' || lower(pat.ptr[p]) == lower(text.ptr[t]))) {
+            p++;
+            t++;
+        } else if (star_p != SIZE_MAX) {
+            p = star_p + 1;
+            t = ++star_t;
+        } else {
+            return false;
+        }
+    }
+    while (p < pat.len && pat.ptr[p] == '*')
+        p++;
+    return p == pat.len;
+}
+
+bool sched_class_matches(const struct policy_class *c, const struct node_info *node)
+{
+    bool hit = false;
+
+    if (c->products.count) {
+        for (size_t i = 0; i < c->products.count && !hit; i++)
+            hit = node->product.len && (sched_glob_matches(c->products.items[i], node->product) ||
+                                        sched_glob_matches(c->products.items[i], node->model));
+        if (!hit)
+            return false;
+    }
+    if (c->families.count) {
+        hit = false;
+        for (size_t i = 0; i < c->families.count && !hit; i++)
+            hit = node->family.len && str_ieq(c->families.items[i], node->family);
+        if (!hit)
+            return false;
+    }
+    return c->min_memory_mib <= 0 || node->gpu_memory_mib >= c->min_memory_mib;
+}
+
+static bool list_has(const struct policy_strlist *l, struct str s)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        if (str_eq(l->items[i], s))
+            return true;
+    }
+    return false;
+}
+
+bool sched_rule_selects(const struct policy_rule *rule, const struct pod_info *pod)
+{
+    char buf[256];
+    struct str v;
+
+    if (rule->has_namespaces && !list_has(&rule->namespaces, pod->ns))
+        return false;
+    if (rule->has_priority_classes && !list_has(&rule->priority_classes, pod->priority_class))
+        return false;
+    for (size_t i = 0; i < rule->label_count; i++) {
+        if (!obj_label_get(pod->labels, rule->labels[i].key, buf, sizeof(buf), &v) ||
+            !str_eq(v, rule->labels[i].value))
+            return false;
+    }
+    return true;
+}
+
 static bool strategy_parse(struct str s, enum policy_strategy *out)
 {
     s = str_trim(s);
@@ -72,33 +161,6 @@ static bool strategy_parse(struct str s, enum policy_strategy *out)
     return false;
 }
 
-bool sched_pod_check(const struct pod_info *pod, const struct policy *pol, struct errbuf *eb)
-{
-    enum policy_strategy s;
-
-    if (pod->ann_strategy.len && !strategy_parse(pod->ann_strategy, &s)) {
-        errbuf_set(eb, "pod annotation %s: must be binpack or spread, got \"%.*s\"",
-                   OBJ_ANN_STRATEGY, (int)(pod->ann_strategy.len > 32 ? 32 : pod->ann_strategy.len),
-                   pod->ann_strategy.ptr);
-        return false;
-    }
-    if (pod->ann_strategy.len && !pol->pod_may_set_strategy) {
-        errbuf_set(eb, "pod annotation %s is not allowed by the policy (podOverrides.strategy)",
-                   OBJ_ANN_STRATEGY);
-        return false;
-    }
-    return true;
-}
-
-enum policy_strategy sched_pod_strategy(const struct pod_info *pod, const struct policy *pol)
-{
-    enum policy_strategy s;
-
-    if (pol->pod_may_set_strategy && strategy_parse(pod->ann_strategy, &s))
-        return s;
-    return pol->strategy;
-}
-
 static bool pod_constrains_model(const struct pod_info *pod)
 {
     return sched_model_list_count(pod->ann_gpu_model) > 0 ||
@@ -106,16 +168,65 @@ static bool pod_constrains_model(const struct pod_info *pod)
            sched_model_list_count(pod->ann_nouse_gputype) > 0;
 }
 
+static bool refuse_override(const struct sched_pod *sp, const char *ann, const char *key,
+                            struct errbuf *eb)
+{
+    errbuf_set(eb, "pod annotation %s is not allowed by policy rule %.*s (podOverrides.%s)", ann,
+               (int)sp->rule->name.len, sp->rule->name.ptr, key);
+    return false;
+}
+
+static const struct policy_rule *select_rule(const struct policy *pol, const struct pod_info *pod)
+{
+    for (size_t i = 0; i < pol->rule_count; i++) {
+        if (sched_rule_selects(&pol->rules[i], pod))
+            return &pol->rules[i];
+    }
+    return &pol->default_rule;
+}
+
+bool sched_pod_prepare(struct sched_pod *sp, const struct pod_info *pod, const struct policy *pol,
+                       struct errbuf *eb)
+{
+    const struct policy_rule *rule = select_rule(pol, pod);
+    const struct policy_overrides *ov = &rule->overrides;
+    enum policy_strategy s;
+
+    *sp = (struct sched_pod){.pod = pod, .pol = pol, .rule = rule, .strategy = rule->strategy};
+    if (pod->ann_strategy.len && !strategy_parse(pod->ann_strategy, &s)) {
+        errbuf_set(eb, "pod annotation %s: must be binpack or spread, got \"%.*s\"",
+                   OBJ_ANN_STRATEGY, (int)(pod->ann_strategy.len > 32 ? 32 : pod->ann_strategy.len),
+                   pod->ann_strategy.ptr);
+        return false;
+    }
+    if (pod->ann_strategy.len) {
+        if (!ov->strategy)
+            return refuse_override(sp, OBJ_ANN_STRATEGY, "strategy", eb);
+        sp->strategy = s;
+    }
+    if (pod_constrains_model(pod)) {
+        if (!ov->models)
+            return refuse_override(sp, OBJ_ANN_GPU_MODEL, "models", eb);
+        sp->pod_models = true;
+    }
+    if (sched_model_list_count(pod->ann_gpu_model_preferred) > 0) {
+        if (!ov->preferred)
+            return refuse_override(sp, OBJ_ANN_GPU_MODEL_PREFERRED, "preferred", eb);
+        sp->pod_preferred = true;
+    }
+    sp->has_preference = sp->pod_preferred || rule->prefer_count > 0;
+    sp->topo_required = rule->topo_min_gpus > 0 && pod->gpus >= rule->topo_min_gpus;
+    return true;
+}
+
 static struct sched_fit fit(enum sched_verdict v, enum sched_reason r)
 {
     return (struct sched_fit){v, r};
 }
 
-/* Model rules first: a wrong model is permanent, and saying so keeps preemption away. */
-static struct sched_fit filter_model(const struct pod_info *pod, const struct node_info *node)
+/* The pod's own annotations: only ever narrower than the rule. */
+static struct sched_fit filter_pod_models(const struct pod_info *pod, const struct node_info *node)
 {
-    if (!pod_constrains_model(pod))
-        return fit(SCHED_PASS, SCHED_REASON_NONE);
     if (node->model.len == 0)
         return fit(SCHED_UNRESOLVABLE, SCHED_REASON_NO_MODEL_LABEL);
     if (sched_model_list_count(pod->ann_gpu_model) > 0 &&
@@ -129,65 +240,243 @@ static struct sched_fit filter_model(const struct pod_info *pod, const struct no
     return fit(SCHED_PASS, SCHED_REASON_NONE);
 }
 
-struct sched_fit sched_filter_node(const struct pod_info *pod, const struct node_info *node,
-                                   int64_t used_gpus)
+static bool in_any_class(const struct policy *pol, const uint32_t *idx, size_t n,
+                         const struct node_info *node)
 {
-    struct sched_fit f;
+    for (size_t i = 0; i < n; i++) {
+        if (sched_class_matches(&pol->classes[idx[i]], node))
+            return true;
+    }
+    return false;
+}
 
-    if (pod->gpus <= 0)
-        return fit(SCHED_PASS, SCHED_REASON_NONE);
-    if (node->gpu_allocatable <= 0)
-        return fit(SCHED_UNRESOLVABLE, SCHED_REASON_NO_GPUS);
-    f = filter_model(pod, node);
-    if (f.verdict != SCHED_PASS)
-        return f;
-    if (node->gpu_allocatable < pod->gpus)
-        return fit(SCHED_UNRESOLVABLE, SCHED_REASON_TOO_FEW_GPUS);
-    if (node->gpu_allocatable - used_gpus < pod->gpus)
-        return fit(SCHED_FAIL, SCHED_REASON_INSUFFICIENT_FREE);
+/* The rule first, then the pod: forbid beats everything, and a wrong model is permanent, so
+ * saying so keeps preemption away. */
+static struct sched_fit filter_models(const struct sched_pod *sp, const struct node_info *node)
+{
+    const struct policy_rule *rule = sp->rule;
+
+    if (in_any_class(sp->pol, rule->forbid, rule->forbid_count, node))
+        return fit(SCHED_UNRESOLVABLE, SCHED_REASON_POLICY_FORBIDDEN);
+    if (rule->has_allow && !in_any_class(sp->pol, rule->allow, rule->allow_count, node))
+        return fit(SCHED_UNRESOLVABLE, SCHED_REASON_POLICY_NOT_ALLOWED);
+    if (sp->pod_models)
+        return filter_pod_models(sp->pod, node);
     return fit(SCHED_PASS, SCHED_REASON_NONE);
 }
 
-enum err sched_reason_format(struct sched_fit f, const struct node_info *node, struct buf *out)
+static unsigned popcount32(uint32_t m)
 {
+    return (unsigned)__builtin_popcount(m);
+}
+
+static enum topo_class topo_class_of(enum policy_link l)
+{
+    return (enum topo_class)l;
+}
+
+/* The best set the node can surely give the pod now: with GPUs taken that nobody named, the
+ * worst case over which ones they are. */
+static struct topo_pick pick_now(const struct sched_node *n, unsigned k, enum topo_class req)
+{
+    bool conservative = false;
+
+    if (n->unknown_used == 0)
+        return topo_choose(n->topo, n->free_mask, k, req);
+    return topo_choose_guaranteed(n->topo, n->free_mask, n->unknown_used, k, req, &conservative);
+}
+
+static struct sched_fit filter_topology(const struct sched_pod *sp, const struct sched_node *n)
+{
+    unsigned k = (unsigned)sp->pod->gpus;
+    enum topo_class req = topo_class_of(sp->rule->topo_require);
+    uint32_t healthy;
+
+    if (!n->topo)
+        return sp->topo_required ? fit(SCHED_UNRESOLVABLE, SCHED_REASON_TOPO_UNKNOWN)
+                                 : fit(SCHED_PASS, SCHED_REASON_NONE);
+    healthy = topo_healthy_mask(n->topo);
+    if (popcount32(n->free_mask & healthy) < k + n->unknown_used)
+        return fit(SCHED_FAIL, SCHED_REASON_NO_HEALTHY_FREE);
+    if (!sp->topo_required)
+        return fit(SCHED_PASS, SCHED_REASON_NONE);
+    if (topo_best_min_class(n->topo, healthy, k) < req)
+        return fit(SCHED_UNRESOLVABLE, SCHED_REASON_TOPO_NEVER);
+    if (!pick_now(n, k, req).ok)
+        return fit(SCHED_FAIL, SCHED_REASON_TOPO_NOT_NOW);
+    return fit(SCHED_PASS, SCHED_REASON_NONE);
+}
+
+struct sched_fit sched_filter_node(const struct sched_pod *sp, const struct sched_node *n)
+{
+    const struct node_info *node = n->info;
+    int64_t k = sp->pod->gpus;
+    struct sched_fit f;
+
+    if (k <= 0)
+        return fit(SCHED_PASS, SCHED_REASON_NONE);
+    if (node->gpu_allocatable <= 0)
+        return fit(SCHED_UNRESOLVABLE, SCHED_REASON_NO_GPUS);
+    f = filter_models(sp, node);
+    if (f.verdict != SCHED_PASS)
+        return f;
+    if (node->gpu_allocatable < k)
+        return fit(SCHED_UNRESOLVABLE, SCHED_REASON_TOO_FEW_GPUS);
+    if (node->gpu_allocatable - n->used < k)
+        return fit(SCHED_FAIL, SCHED_REASON_INSUFFICIENT_FREE);
+    if (k > TOPO_MAX_GPUS)
+        return sp->topo_required ? fit(SCHED_UNRESOLVABLE, SCHED_REASON_TOPO_NEVER)
+                                 : fit(SCHED_PASS, SCHED_REASON_NONE);
+    return filter_topology(sp, n);
+}
+
+static enum err format_topo_reason(struct sched_fit f, const struct sched_pod *sp, struct buf *out)
+{
+    enum policy_link req = sp->rule->topo_require;
+    const char *link = policy_link_name(req);
+    const char *how = req == POLICY_LINK_NVLINK ? "by" : "at";
+    const char *better = req == POLICY_LINK_NVLINK ? "" : " or better";
+    long long k = (long long)sp->pod->gpus;
+
+    if (f.reason == SCHED_REASON_TOPO_NEVER)
+        return buf_printf(out, "node has no %lld GPUs all linked %s %s%s", k, how, link, better);
+    return buf_printf(out, "no %lld free GPUs all linked %s %s%s", k, how, link, better);
+}
+
+enum err sched_reason_format(struct sched_fit f, const struct sched_pod *sp,
+                             const struct node_info *node, struct buf *out)
+{
+    struct str model = node && node->model.len ? node->model : STR_LIT("(unlabelled)");
+    struct str rule = sp ? sp->rule->name : STR_LIT("default");
+    enum err e;
+
     switch (f.reason) {
     case SCHED_REASON_MODEL_NOT_REQUIRED:
     case SCHED_REASON_MODEL_NOT_USE:
     case SCHED_REASON_MODEL_NOUSE:
         /* The model name is part of the reason: it is what the user has to change. */
-        return buf_printf(out, "gpu-extender: model %.*s %s", (int)node->model.len,
-                          node->model.ptr, reason_text[f.reason]);
+        return buf_printf(out, "gpu-extender: model %.*s %s", (int)model.len, model.ptr,
+                          reason_text[f.reason]);
+    case SCHED_REASON_POLICY_NOT_ALLOWED:
+    case SCHED_REASON_POLICY_FORBIDDEN:
+        return buf_printf(out, "gpu-extender: policy %.*s: model %.*s %s", (int)rule.len,
+                          rule.ptr, (int)model.len, model.ptr, reason_text[f.reason]);
+    case SCHED_REASON_TOPO_UNKNOWN:
+        return buf_printf(out, "gpu-extender: policy %.*s: %s", (int)rule.len, rule.ptr,
+                          reason_text[f.reason]);
+    case SCHED_REASON_TOPO_NEVER:
+    case SCHED_REASON_TOPO_NOT_NOW:
+        e = buf_printf(out, "gpu-extender: policy %.*s: ", (int)rule.len, rule.ptr);
+        return e != ERR_OK ? e : format_topo_reason(f, sp, out);
     default:
         return buf_printf(out, "gpu-extender: %s", reason_text[f.reason]);
     }
 }
 
-struct sched_score sched_score_node(const struct pod_info *pod, const struct node_info *node,
-                                    int64_t used_gpus, const struct policy *pol)
+/* Model part: the pod's own ranked list when it may give one, else the rule's classes. */
+static void score_model(const struct sched_pod *sp, const struct node_info *node,
+                        struct sched_score *s)
 {
-    struct sched_score s = {.strategy = sched_pod_strategy(pod, pol)};
-    int64_t alloc = node->gpu_allocatable, k = pod->gpus;
-    int64_t taken = used_gpus + k, w_total = pol->weight_free_gpus;
-    int n_pref = sched_model_list_count(pod->ann_gpu_model_preferred);
+    const struct policy_rule *rule = sp->rule;
+
+    if (sp->pod_preferred) {
+        int n = sched_model_list_count(sp->pod->ann_gpu_model_preferred);
+        int i = node->model.len
+                    ? sched_model_list_find(sp->pod->ann_gpu_model_preferred, node->model, false)
+                    : -1;
+        if (i >= 0) {
+            s->model_rank = i + 1;
+            s->model_ppm = (int64_t)(n - i) * PPM / n;
+        }
+        return;
+    }
+    for (size_t i = 0; i < rule->prefer_count; i++) {
+        if (sched_class_matches(&sp->pol->classes[rule->prefer[i].class_index], node)) {
+            s->model_rank = (int)i + 1;
+            s->model_ppm = rule->prefer[i].weight * PPM / 100;
+            return;
+        }
+    }
+}
+
+/* Interconnect quality of a set: the mean over its pairs of min(pair score, 100) / 100. */
+static int64_t set_quality_ppm(const struct topo *t, uint32_t set)
+{
+    int64_t sum = 0, pairs = 0;
+
+    for (unsigned a = 0; a < TOPO_MAX_GPUS; a++) {
+        if (!(set & (1u << a)))
+            continue;
+        for (unsigned b = a + 1; b < TOPO_MAX_GPUS; b++) {
+            unsigned ps;
+            if (!(set & (1u << b)))
+                continue;
+            ps = topo_pair_score(t, a, b);
+            sum += (ps > 100 ? 100 : ps) * (PPM / 100);
+            pairs++;
+        }
+    }
+    return pairs ? sum / pairs : 0;
+}
+
+static void score_topology(const struct sched_pod *sp, const struct sched_node *n,
+                           struct sched_score *s)
+{
+    unsigned k = (unsigned)sp->pod->gpus;
+    enum topo_class req = sp->topo_required ? topo_class_of(sp->rule->topo_require) : TOPO_SYS;
+    struct topo_pick pick;
+
+    if (!n->topo || k > TOPO_MAX_GPUS)
+        return;
+    pick = pick_now(n, k, req);
+    if (!pick.ok)
+        return;
+    s->topo_set = n->unknown_used ? 0 : pick.set;
+    s->topo_ppm = set_quality_ppm(n->topo, pick.set);
+}
+
+struct sched_score sched_score_node(const struct sched_pod *sp, const struct sched_node *n)
+{
+    const struct policy *pol = sp->pol;
+    const struct node_info *node = n->info;
+    struct sched_score s = {.strategy = sp->strategy};
+    int64_t alloc = node->gpu_allocatable, k = sp->pod->gpus;
+    int64_t taken = n->used + k, w_total, sum;
 
     if (k <= 0 || alloc <= 0)
         return s;
     if (taken > alloc)
         taken = alloc;
     s.free_ppm = (s.strategy == POLICY_BINPACK ? taken : alloc - taken) * PPM / alloc;
-    if (n_pref > 0 && node->model.len) {
-        int i = sched_model_list_find(pod->ann_gpu_model_preferred, node->model, false);
-        if (i >= 0) {
-            s.model_rank = i + 1;
-            s.model_ppm = (int64_t)(n_pref - i) * PPM / n_pref;
-        }
+    s.w_free = pol->weight_free_gpus;
+    if (sp->has_preference) {
+        s.w_model = pol->weight_model;
+        score_model(sp, node, &s);
     }
-    if (n_pref > 0)
-        w_total += pol->weight_model;
+    /* Interconnect matters from two GPUs on, and only a node that publishes its topology can
+     * be judged on it; the others are scored on the other parts alone, not marked down. */
+    if (k >= 2 && n->topo && k <= TOPO_MAX_GPUS) {
+        s.w_topo = pol->weight_topology;
+        score_topology(sp, n, &s);
+    }
+    w_total = s.w_free + s.w_model + s.w_topo;
     if (w_total <= 0)
         return s;
-    s.score = (int)((10 * (pol->weight_free_gpus * s.free_ppm + pol->weight_model * s.model_ppm) +
-                     w_total * PPM / 2) /
-                    (w_total * PPM));
+    sum = s.w_free * s.free_ppm + s.w_model * s.model_ppm + s.w_topo * s.topo_ppm;
+    s.score = (int)((10 * sum + w_total * PPM / 2) / (w_total * PPM));
     return s;
+}
+
+uint32_t sched_choose_gpus(const struct sched_pod *sp, const struct sched_node *n)
+{
+    unsigned k = (unsigned)sp->pod->gpus;
+    enum topo_class req = sp->topo_required ? topo_class_of(sp->rule->topo_require) : TOPO_SYS;
+    struct topo_pick pick;
+
+    /* GPUs taken by pods nobody named could be any of the free ones: naming a set would be a
+     * guess, so the node's device plugin chooses. */
+    if (!n->topo || n->unknown_used > 0 || k == 0 || k > TOPO_MAX_GPUS)
+        return 0;
+    pick = topo_choose(n->topo, n->free_mask, k, req);
+    return pick.ok ? pick.set : 0;
 }

@@ -15,27 +15,50 @@
 #include <time.h>
 
 #include "gx/alloc.h"
+#include "gx/log.h"
+#include "gx/metrics.h"
 #include "gx/strmap.h"
+#include "gx/topology.h"
+
+/* Room for a topology's intern key: "<t|h>:<length>:<hash>:<hash>". */
+#define TOPO_KEY_MAX 64
+/* Taints longer than this are not kept (they are only shown, never decided on). */
+#define TAINTS_MAX_BYTES 2048
+#define TOPO_ERROR_MAX 160
+/* GPU indices the books track per node: masks are 32 bits. */
+#define INDEX_SLOTS 32
 
 struct node_rec {
     atomic_int refs;
     bool seen; /* during a relist; guarded by the cache lock */
     struct node_info info;
+    struct topo *topo;                 /* one reference, counted in c->topos; NULL: count-only */
+    char topo_key[TOPO_KEY_MAX];       /* of the annotation text; "" when there is none */
+    char topo_error[TOPO_ERROR_MAX];   /* "" unless the annotation was refused */
+    uint32_t in_use_mask;              /* gpu-extender.io/gpus-in-use */
     char strings[];
 };
 
 struct pod_rec {
-    char node[KUBE_NODE_NAME_MAX + 1];
     int64_t gpus;
-    bool counted; /* bound and not terminal: its GPUs are in use */
+    uint32_t mask;            /* gpu-extender.io/gpus when it names exactly gpus indices */
+    bool counted;             /* bound and not terminal: its GPUs are in use */
     bool seen;
+    struct pod_info *pending; /* unbound pods only: what explain needs; NULL otherwise */
+    char node[];
 };
 
 struct resv {
     char uid[128];
     char node[KUBE_NODE_NAME_MAX + 1];
     int64_t gpus;
+    uint32_t mask; /* the GPU indices it holds; 0 when it holds a count only */
     uint64_t created_ms;
+};
+
+/* How many pods and reservations hold each GPU index of a node. */
+struct index_refs {
+    uint16_t refs[INDEX_SLOTS];
 };
 
 struct snapshot_impl {
@@ -54,6 +77,8 @@ struct cache {
     struct strmap reserved; /* node name -> num: GPUs reserved */
     struct strmap pods;     /* uid -> struct pod_rec * */
     struct strmap resv;     /* "<pod uid>@<node>" -> struct resv * */
+    struct strmap named;    /* node name -> struct index_refs *: indices taken by name */
+    struct strmap topos;    /* topology key -> struct topo *, num = nodes using it */
     bool nodes_listed, pods_listed;
     bool dirty;
     uint64_t generation;
@@ -79,26 +104,35 @@ static struct str entry_key(const struct strmap_entry *e)
 
 /* ---- node records ---- */
 
+/* Copies s to *p and advances it past a NUL. */
+static struct str put_string(char **p, struct str s)
+{
+    struct str out = {*p, s.len};
+
+    if (s.len)
+        memcpy(*p, s.ptr, s.len);
+    *p += s.len + 1;
+    return out;
+}
+
+/* Only what decisions and /debug/nodes read is kept: the annotations are digested into the
+ * topology and the in-use mask, and the raw object is never copied. */
 static struct node_rec *node_rec_new(const struct node_info *n)
 {
-    size_t len = n->name.len + n->product.len + n->family.len + 3;
+    struct str taints = n->taints.len <= TAINTS_MAX_BYTES ? n->taints : STR_NULL;
+    size_t len = n->name.len + n->product.len + n->family.len + taints.len + 4;
     struct node_rec *r = xcalloc(1, sizeof(*r) + len);
     char *p = r->strings;
 
     atomic_init(&r->refs, 1);
     r->info = *n;
     r->info.raw = STR_NULL;
-    memcpy(p, n->name.ptr, n->name.len);
-    r->info.name = (struct str){p, n->name.len};
-    p += n->name.len + 1;
-    if (n->product.len)
-        memcpy(p, n->product.ptr, n->product.len);
-    r->info.product = (struct str){p, n->product.len};
-    r->info.model = (struct str){p, n->model.len};
-    p += n->product.len + 1;
-    if (n->family.len)
-        memcpy(p, n->family.ptr, n->family.len);
-    r->info.family = (struct str){p, n->family.len};
+    r->info.ann_topology = r->info.ann_hami_score = r->info.ann_gpus_in_use = STR_NULL;
+    r->info.name = put_string(&p, n->name);
+    r->info.product = put_string(&p, n->product);
+    r->info.model = (struct str){r->info.product.ptr, n->model.len};
+    r->info.family = put_string(&p, n->family);
+    r->info.taints = put_string(&p, taints);
     return r;
 }
 
@@ -106,8 +140,10 @@ static void node_rec_release(void *v)
 {
     struct node_rec *r = v;
 
-    if (r && atomic_fetch_sub(&r->refs, 1) == 1)
+    if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
+        topo_release(r->topo);
         free(r);
+    }
 }
 
 /* ---- snapshots ---- */
@@ -128,6 +164,40 @@ void cache_snapshot_release(struct cache_snapshot *pub)
 
     if (s && atomic_fetch_sub(&s->refs, 1) == 1)
         snapshot_free(s);
+}
+
+static uint32_t refs_mask(const struct index_refs *x)
+{
+    uint32_t m = 0;
+
+    for (unsigned i = 0; x && i < INDEX_SLOTS; i++)
+        m |= x->refs[i] ? 1u << i : 0;
+    return m;
+}
+
+/* A node as decisions see it: counters, and which GPU indices are free. The caller holds the
+ * lock; out points into r, which must stay referenced as long as out is used. */
+static void node_view(struct cache *c, const struct node_rec *r, int64_t used, int64_t reserved,
+                      struct cache_node *out)
+{
+    const struct strmap_entry *e;
+    unsigned named_count;
+    int64_t unknown;
+
+    memset(out, 0, sizeof(*out));
+    out->info = r->info;
+    out->gpus_used = used;
+    out->gpus_reserved = reserved;
+    out->topo = r->topo;
+    out->topo_error = r->topo_error;
+    if (!r->topo)
+        return;
+    e = strmap_find(&c->named, r->info.name);
+    out->named_mask = r->in_use_mask | refs_mask(e ? e->value : NULL);
+    out->free_mask = topo_healthy_mask(r->topo) & ~out->named_mask;
+    named_count = (unsigned)__builtin_popcount(out->named_mask);
+    unknown = used + reserved - (int64_t)named_count;
+    out->unknown_used = unknown > 0 ? (unsigned)(unknown > INDEX_SLOTS ? INDEX_SLOTS : unknown) : 0;
 }
 
 struct build_ctx {
@@ -155,9 +225,7 @@ static void add_node(struct strmap_entry *e, void *ctx)
 
     atomic_fetch_add(&r->refs, 1);
     b->s->recs[b->n] = r;
-    cn->info = r->info;
-    cn->gpus_used = u ? u->num : 0;
-    cn->gpus_reserved = rv ? rv->num : 0;
+    node_view(b->c, r, u ? u->num : 0, rv ? rv->num : 0, cn);
     index_insert(b->s, r->info.name, (uint32_t)b->n);
     b->n++;
 }
@@ -214,6 +282,28 @@ static void find_expired(struct strmap_entry *e, void *ctx)
         snprintf(x->uids[x->n++], sizeof(x->uids[0]), "%s", e->key);
 }
 
+/* Counts the indices in mask as taken (delta 1) or given back (-1) on node. */
+static void index_add(struct cache *c, struct str node, uint32_t mask, int delta)
+{
+    struct strmap_entry *e;
+    struct index_refs *x;
+    bool empty = true;
+
+    if (!mask)
+        return;
+    e = strmap_upsert(&c->named, node, NULL);
+    if (!e->value)
+        e->value = xcalloc(1, sizeof(struct index_refs));
+    x = e->value;
+    for (unsigned i = 0; i < INDEX_SLOTS; i++) {
+        if (mask & (1u << i))
+            x->refs[i] = (uint16_t)(x->refs[i] + delta);
+        empty &= x->refs[i] == 0;
+    }
+    if (empty)
+        free(strmap_remove(&c->named, node));
+}
+
 /* The key of one pod's reservation on one node. */
 static struct str resv_key(char *buf, size_t cap, struct str uid, struct str node)
 {
@@ -229,6 +319,7 @@ static void drop_reservation(struct cache *c, struct str key)
 
     if (!r)
         return;
+    index_add(c, str_from_cstr(r->node), r->mask, -1);
     e = strmap_find(&c->reserved, str_from_cstr(r->node));
     if (e && (e->num -= r->gpus) <= 0)
         strmap_remove(&c->reserved, str_from_cstr(r->node));
@@ -297,6 +388,20 @@ struct cache_snapshot *cache_snapshot_acquire(struct cache *c)
 
 /* ---- lifecycle ---- */
 
+static void pod_rec_free(void *v)
+{
+    struct pod_rec *p = v;
+
+    if (p)
+        free(p->pending);
+    free(p);
+}
+
+static void topo_value_release(void *v)
+{
+    topo_release(v);
+}
+
 struct cache *cache_new(void)
 {
     struct cache *c = xcalloc(1, sizeof(*c));
@@ -307,6 +412,8 @@ struct cache *cache_new(void)
     strmap_init(&c->reserved);
     strmap_init(&c->pods);
     strmap_init(&c->resv);
+    strmap_init(&c->named);
+    strmap_init(&c->topos);
     c->dirty = true;
     return c;
 }
@@ -320,8 +427,10 @@ void cache_free(struct cache *c)
     strmap_destroy(&c->nodes, node_rec_release);
     strmap_destroy(&c->usage, NULL);
     strmap_destroy(&c->reserved, NULL);
-    strmap_destroy(&c->pods, free);
+    strmap_destroy(&c->pods, pod_rec_free);
     strmap_destroy(&c->resv, free);
+    strmap_destroy(&c->named, free);
+    strmap_destroy(&c->topos, topo_value_release);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -364,6 +473,7 @@ static void find_unseen(struct strmap_entry *e, void *ctx)
 }
 
 static void pod_forget(struct cache *c, struct str uid);
+static void node_drop(struct cache *c, struct node_rec *r);
 
 static void sweep(struct cache *c, bool is_node)
 {
@@ -375,7 +485,7 @@ static void sweep(struct cache *c, bool is_node)
         strmap_each(is_node ? &c->nodes : &c->pods, find_unseen, sw);
         for (size_t i = 0; i < sw->n; i++) {
             if (is_node)
-                node_rec_release(strmap_remove(&c->nodes, str_from_cstr(sw->keys[i])));
+                node_drop(c, strmap_remove(&c->nodes, str_from_cstr(sw->keys[i])));
             else
                 pod_forget(c, str_from_cstr(sw->keys[i]));
         }
@@ -395,19 +505,105 @@ void cache_nodes_relist_end(struct cache *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* ---- topologies ---- */
+
+/* Identifies an annotation's text by its format, length and two independent 64-bit hashes,
+ * so that nodes with the same topology share one struct topo without keeping the text. */
+static void topo_key(char fmt, struct str text, char out[TOPO_KEY_MAX])
+{
+    uint64_t fnv = UINT64_C(0xcbf29ce484222325), mix = UINT64_C(0x9e3779b97f4a7c15);
+
+    for (size_t i = 0; i < text.len; i++) {
+        unsigned char b = (unsigned char)text.ptr[i];
+        fnv = (fnv ^ b) * UINT64_C(0x100000001b3);
+        mix = (mix ^ b) * UINT64_C(0xff51afd7ed558ccd);
+        mix ^= mix >> 29;
+    }
+    snprintf(out, TOPO_KEY_MAX, "%c:%zu:%016llx:%016llx", fmt, text.len, (unsigned long long)fnv,
+             (unsigned long long)mix);
+}
+
+static void topo_unintern(struct cache *c, const struct node_rec *r)
+{
+    struct strmap_entry *e;
+
+    if (!r->topo || !(e = strmap_find(&c->topos, str_from_cstr(r->topo_key))))
+        return;
+    if (--e->num <= 0)
+        topo_release(strmap_remove(&c->topos, str_from_cstr(r->topo_key)));
+}
+
+static void node_drop(struct cache *c, struct node_rec *r)
+{
+    if (!r)
+        return;
+    topo_unintern(c, r);
+    node_rec_release(r);
+}
+
+/* Gives r its topology: shared with other nodes when the text is the same, parsed otherwise.
+ * A refused annotation is logged and counted once per change of its text (prev holds the
+ * node's previous record, if any), and leaves the node count-only. The caller holds the lock. */
+static void node_rec_topology(struct cache *c, struct node_rec *r, const struct node_info *n,
+                              const struct node_rec *prev)
+{
+    bool hami = n->ann_topology.len == 0;
+    struct str text = hami ? n->ann_hami_score : n->ann_topology;
+    struct errbuf eb = {{0}};
+    struct strmap_entry *e;
+    struct topo *t = NULL;
+
+    if (text.len == 0)
+        return;
+    topo_key(hami ? 'h' : 't', text, r->topo_key);
+    if (prev && strcmp(prev->topo_key, r->topo_key) == 0 && prev->topo_error[0]) {
+        snprintf(r->topo_error, sizeof(r->topo_error), "%s", prev->topo_error);
+        return;
+    }
+    e = strmap_find(&c->topos, str_from_cstr(r->topo_key));
+    if (!e) {
+        enum err err = hami ? topo_parse_hami(text.ptr, text.len, &t, &eb)
+                            : topo_parse(text.ptr, text.len, &t, &eb);
+        if (err != ERR_OK) {
+            snprintf(r->topo_error, sizeof(r->topo_error), "%s: %.120s",
+                     hami ? OBJ_ANN_HAMI_SCORE : OBJ_ANN_TOPOLOGY,
+                     eb.msg[0] ? eb.msg : err_str(err));
+            log_warn("state", "node topology refused; the node is count-only",
+                     "node=%.*s err=\"%s\"", (int)n->name.len, n->name.ptr, r->topo_error);
+            metrics_counter_add(METRICS_TOPOLOGY_INVALID, 1);
+            return;
+        }
+        e = strmap_upsert(&c->topos, str_from_cstr(r->topo_key), NULL);
+        e->value = t;
+    }
+    e->num++;
+    r->topo = topo_acquire(e->value);
+}
+
+/* gpu-extender.io/gpus-in-use: what the node itself says is taken. Unreadable means unsaid. */
+static uint32_t in_use_mask(const struct node_info *n)
+{
+    uint32_t m = 0;
+
+    return n->ann_gpus_in_use.len && topo_mask_parse(n->ann_gpus_in_use, &m) ? m : 0;
+}
+
 void cache_node_upsert(struct cache *c, const struct node_info *n)
 {
-    struct node_rec *r;
+    struct node_rec *r, *prev;
     struct strmap_entry *e;
 
     if (n->name.len == 0 || n->name.len > KUBE_NODE_NAME_MAX)
         return;
     r = node_rec_new(n);
     r->seen = true;
+    r->in_use_mask = in_use_mask(n);
     pthread_mutex_lock(&c->lock);
     e = strmap_upsert(&c->nodes, n->name, NULL);
-    node_rec_release(e->value);
+    prev = e->value;
+    node_rec_topology(c, r, n, prev);
     e->value = r;
+    node_drop(c, prev);
     c->dirty = true;
     c->events++;
     pthread_mutex_unlock(&c->lock);
@@ -416,7 +612,7 @@ void cache_node_upsert(struct cache *c, const struct node_info *n)
 void cache_node_delete(struct cache *c, struct str name)
 {
     pthread_mutex_lock(&c->lock);
-    node_rec_release(strmap_remove(&c->nodes, name));
+    node_drop(c, strmap_remove(&c->nodes, name));
     c->dirty = true;
     c->events++;
     pthread_mutex_unlock(&c->lock);
@@ -433,14 +629,23 @@ static void usage_add(struct cache *c, const char *node, int64_t gpus)
         strmap_remove(&c->usage, str_from_cstr(node));
 }
 
+/* Takes a counted pod's GPUs off the books (delta -1) or puts them on (1). */
+static void pod_account(struct cache *c, const struct pod_rec *p, int delta)
+{
+    if (!p->counted)
+        return;
+    usage_add(c, p->node, delta * p->gpus);
+    index_add(c, str_from_cstr(p->node), p->mask, delta);
+}
+
 /* Removes a pod and its GPUs from the books; the caller holds the lock. */
 static void pod_forget(struct cache *c, struct str uid)
 {
     struct pod_rec *p = strmap_remove(&c->pods, uid);
 
-    if (p && p->counted)
-        usage_add(c, p->node, -p->gpus);
-    free(p);
+    if (p)
+        pod_account(c, p, -1);
+    pod_rec_free(p);
     if (c->resv.count)
         drop_pod_reservations(c, uid);
     c->dirty = true;
@@ -470,6 +675,66 @@ static bool is_terminal(struct str phase)
     return str_eq_cstr(phase, "Succeeded") || str_eq_cstr(phase, "Failed");
 }
 
+/* One allocation holding a pod_info and its strings: what explain needs of a pending pod. */
+static struct pod_info *pod_info_clone(const struct pod_info *p)
+{
+    const struct str *src[] = {&p->ns,           &p->name,
+                               &p->uid,          &p->phase,
+                               &p->ann_gpu_model, &p->ann_gpu_model_preferred,
+                               &p->ann_strategy, &p->ann_use_gputype,
+                               &p->ann_nouse_gputype, &p->labels,
+                               &p->priority_class};
+    struct pod_info *out;
+    size_t len = sizeof(*out);
+    char *s;
+
+    for (size_t i = 0; i < GX_ARRAY_LEN(src); i++)
+        len += src[i]->len + 1;
+    out = xcalloc(1, len);
+    s = (char *)(out + 1);
+    out->gpus = p->gpus;
+    out->deleting = p->deleting;
+    out->ns = put_string(&s, p->ns);
+    out->name = put_string(&s, p->name);
+    out->uid = put_string(&s, p->uid);
+    out->phase = put_string(&s, p->phase);
+    out->ann_gpu_model = put_string(&s, p->ann_gpu_model);
+    out->ann_gpu_model_preferred = put_string(&s, p->ann_gpu_model_preferred);
+    out->ann_strategy = put_string(&s, p->ann_strategy);
+    out->ann_use_gputype = put_string(&s, p->ann_use_gputype);
+    out->ann_nouse_gputype = put_string(&s, p->ann_nouse_gputype);
+    out->labels = put_string(&s, p->labels);
+    out->priority_class = put_string(&s, p->priority_class);
+    return out;
+}
+
+/* gpu-extender.io/gpus counts only when it names exactly as many GPUs as the pod has;
+ * anything else would make the books lie, so the pod's GPUs stay unnamed. */
+static uint32_t pod_mask(const struct pod_info *p)
+{
+    uint32_t m = 0;
+
+    if (!p->ann_gpus.len || !topo_mask_parse(p->ann_gpus, &m) ||
+        __builtin_popcount(m) != p->gpus)
+        return 0;
+    return m;
+}
+
+static struct pod_rec *pod_rec_new(const struct pod_info *p)
+{
+    struct pod_rec *r = xcalloc(1, sizeof(*r) + p->node_name.len + 1);
+
+    if (p->node_name.len)
+        memcpy(r->node, p->node_name.ptr, p->node_name.len);
+    r->gpus = p->gpus;
+    r->mask = pod_mask(p);
+    r->counted = p->node_name.len > 0 && !is_terminal(p->phase);
+    r->seen = true;
+    if (p->node_name.len == 0 && !p->deleting && !is_terminal(p->phase))
+        r->pending = pod_info_clone(p);
+    return r;
+}
+
 void cache_pod_upsert(struct cache *c, const struct pod_info *p)
 {
     struct strmap_entry *e;
@@ -477,9 +742,10 @@ void cache_pod_upsert(struct cache *c, const struct pod_info *p)
 
     if (p->uid.len == 0 || p->node_name.len > KUBE_NODE_NAME_MAX)
         return;
+    r = p->gpus > 0 ? pod_rec_new(p) : NULL;
     pthread_mutex_lock(&c->lock);
     c->events++;
-    if (p->gpus <= 0) {
+    if (!r) {
         /* GPU requests cannot change on a live pod, so this one was never ours to track. */
         if (strmap_find(&c->pods, p->uid))
             pod_forget(c, p->uid);
@@ -487,18 +753,14 @@ void cache_pod_upsert(struct cache *c, const struct pod_info *p)
         return;
     }
     e = strmap_upsert(&c->pods, p->uid, NULL);
-    if (!e->value)
-        e->value = xcalloc(1, sizeof(struct pod_rec));
-    r = e->value;
-    if (r->counted)
-        usage_add(c, r->node, -r->gpus);
-    snprintf(r->node, sizeof(r->node), "%.*s", (int)p->node_name.len, p->node_name.ptr);
-    r->gpus = p->gpus;
-    r->counted = p->node_name.len > 0 && !is_terminal(p->phase);
-    r->seen = true;
+    if (e->value) {
+        pod_account(c, e->value, -1);
+        pod_rec_free(e->value);
+    }
+    e->value = r;
+    pod_account(c, r, 1);
     if (r->counted) {
         char key[400];
-        usage_add(c, r->node, r->gpus);
         /* The watch shows it bound: that reservation becomes ordinary accounting. One for
          * another node stays until its own bind gives it back (it will get a 409). */
         drop_reservation(c, resv_key(key, sizeof(key), p->uid, p->node_name));
@@ -540,9 +802,34 @@ static int64_t num_of(const struct strmap *m, struct str key)
     return e ? e->num : 0;
 }
 
-static enum err reserve_locked(struct cache *c, struct str uid, struct str node, int64_t gpus,
-                               struct str key, struct errbuf *eb)
+struct reserve_req {
+    struct str uid, node, key;
+    int64_t gpus;
+    cache_choose_fn *choose;
+    void *choose_ctx;
+    uint32_t mask; /* out */
+};
+
+/* Asks the chooser which indices to take, and keeps its answer only when it is sound. */
+static uint32_t choose_locked(struct cache *c, const struct node_rec *nr,
+                              const struct reserve_req *q)
 {
+    struct cache_node view;
+    uint32_t m;
+
+    if (!q->choose || !nr->topo)
+        return 0;
+    node_view(c, nr, num_of(&c->usage, q->node), num_of(&c->reserved, q->node), &view);
+    m = q->choose(q->choose_ctx, &view);
+    if ((m & ~view.free_mask) || __builtin_popcount(m) != q->gpus)
+        return 0;
+    return m;
+}
+
+static enum err reserve_locked(struct cache *c, struct reserve_req *q, struct errbuf *eb)
+{
+    struct str uid = q->uid, node = q->node, key = q->key;
+    int64_t gpus = q->gpus;
     const struct strmap_entry *ne = strmap_find(&c->nodes, node);
     const struct strmap_entry *pe = strmap_find(&c->pods, uid);
     struct resv *r;
@@ -559,10 +846,14 @@ static enum err reserve_locked(struct cache *c, struct str uid, struct str node,
         return ERR_NOT_FOUND;
     }
     if (pe && ((struct pod_rec *)pe->value)->counted &&
-        str_eq_cstr(node, ((struct pod_rec *)pe->value)->node))
+        str_eq_cstr(node, ((struct pod_rec *)pe->value)->node)) {
+        q->mask = ((struct pod_rec *)pe->value)->mask;
         return ERR_OK;
-    if (strmap_find(&c->resv, key))
+    }
+    if ((pe = strmap_find(&c->resv, key))) {
+        q->mask = ((struct resv *)pe->value)->mask;
         return ERR_OK;
+    }
     free_gpus = ((struct node_rec *)ne->value)->info.gpu_allocatable - num_of(&c->usage, node) -
                 num_of(&c->reserved, node);
     if (free_gpus < gpus) {
@@ -575,30 +866,39 @@ static enum err reserve_locked(struct cache *c, struct str uid, struct str node,
     snprintf(r->uid, sizeof(r->uid), "%.*s", (int)uid.len, uid.ptr);
     snprintf(r->node, sizeof(r->node), "%.*s", (int)node.len, node.ptr);
     r->gpus = gpus;
+    r->mask = choose_locked(c, ne->value, q);
     r->created_ms = now_ms();
+    q->mask = r->mask;
     strmap_upsert(&c->resv, key, NULL)->value = r;
     strmap_upsert(&c->reserved, node, NULL)->num += gpus;
+    index_add(c, node, r->mask, 1);
     c->dirty = true;
     return ERR_OK;
 }
 
 enum err cache_reserve(struct cache *c, struct str pod_uid, struct str node, int64_t gpus,
+                       cache_choose_fn *choose, void *choose_ctx, uint32_t *mask,
                        struct errbuf *eb)
 {
+    struct reserve_req q = {.uid = pod_uid, .node = node, .gpus = gpus, .choose = choose,
+                            .choose_ctx = choose_ctx};
     char buf[400];
-    struct str key;
     enum err e;
 
+    if (mask)
+        *mask = 0;
     if (pod_uid.len == 0 || pod_uid.len >= sizeof(((struct resv *)0)->uid) || node.len == 0 ||
         node.len > KUBE_NODE_NAME_MAX) {
         errbuf_set(eb, "a reservation needs a pod UID and a node name");
         return ERR_INVALID;
     }
-    key = resv_key(buf, sizeof(buf), pod_uid, node);
+    q.key = resv_key(buf, sizeof(buf), pod_uid, node);
     pthread_mutex_lock(&c->lock);
     expire_reservations(c);
-    e = reserve_locked(c, pod_uid, node, gpus, key, eb);
+    e = reserve_locked(c, &q, eb);
     pthread_mutex_unlock(&c->lock);
+    if (mask && e == ERR_OK)
+        *mask = q.mask;
     return e;
 }
 
@@ -612,6 +912,11 @@ void cache_release(struct cache *c, struct str pod_uid, struct str node)
     pthread_mutex_unlock(&c->lock);
 }
 
+static void add_topo_bytes(struct strmap_entry *e, void *ctx)
+{
+    *(size_t *)ctx += topo_memory_bytes(e->value);
+}
+
 void cache_status_get(struct cache *c, struct cache_status *out)
 {
     pthread_mutex_lock(&c->lock);
@@ -623,5 +928,60 @@ void cache_status_get(struct cache *c, struct cache_status *out)
     out->reservations = c->resv.count;
     out->events = c->events;
     out->relists = c->relists;
+    out->topologies = c->topos.count;
+    out->topology_bytes = 0;
+    strmap_each(&c->topos, add_topo_bytes, &out->topology_bytes);
     pthread_mutex_unlock(&c->lock);
+}
+
+struct pending_scan {
+    struct str ns, name;
+    const struct pod_info *hit;
+};
+
+static void find_pending(struct strmap_entry *e, void *ctx)
+{
+    struct pending_scan *ps = ctx;
+    const struct pod_rec *r = e->value;
+
+    if (!ps->hit && r->pending && str_eq(r->pending->ns, ps->ns) &&
+        str_eq(r->pending->name, ps->name))
+        ps->hit = r->pending;
+}
+
+static bool arena_str(struct arena *a, struct str *s)
+{
+    char *p;
+
+    if (s->len == 0)
+        return true;
+    p = arena_strndup(a, s->ptr, s->len);
+    if (!p)
+        return false;
+    s->ptr = p;
+    return true;
+}
+
+bool cache_pending_pod(struct cache *c, struct str ns, struct str name, struct arena *arena,
+                       struct pod_info *out)
+{
+    struct pending_scan ps = {.ns = ns, .name = name};
+    bool ok = false;
+
+    pthread_mutex_lock(&c->lock);
+    strmap_each(&c->pods, find_pending, &ps);
+    if (ps.hit) {
+        struct str *fields[] = {&out->ns,           &out->name,
+                                &out->uid,          &out->phase,
+                                &out->ann_gpu_model, &out->ann_gpu_model_preferred,
+                                &out->ann_strategy, &out->ann_use_gputype,
+                                &out->ann_nouse_gputype, &out->labels,
+                                &out->priority_class};
+        *out = *ps.hit;
+        ok = true;
+        for (size_t i = 0; i < GX_ARRAY_LEN(fields) && ok; i++)
+            ok = arena_str(arena, fields[i]);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ok;
 }

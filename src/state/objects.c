@@ -5,6 +5,7 @@
  * key is an error rather than a silent choice between two values. */
 #include "gx/objects.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* A string value, decoded; null leaves *out as it was. */
@@ -201,7 +202,21 @@ static bool node_label(struct jscan *js, int idx, void *ctx)
     }
 }
 
-static const char *const node_meta_names[] = {"name", "labels"};
+static const char *const node_ann_names[] = {OBJ_ANN_TOPOLOGY, OBJ_ANN_HAMI_SCORE,
+                                             OBJ_ANN_GPUS_IN_USE};
+
+static bool node_annotation(struct jscan *js, int idx, void *ctx)
+{
+    struct node_ctx *c = ctx;
+    struct str *slots[] = {&c->node->ann_topology, &c->node->ann_hami_score,
+                           &c->node->ann_gpus_in_use};
+
+    if (idx < 0)
+        return jscan_skip(js, NULL);
+    return read_string(js, c->arena, slots[idx]);
+}
+
+static const char *const node_meta_names[] = {"name", "labels", "annotations"};
 
 static bool node_meta(struct jscan *js, int idx, void *ctx)
 {
@@ -212,12 +227,32 @@ static bool node_meta(struct jscan *js, int idx, void *ctx)
         return read_string(js, c->arena, &c->node->name);
     case 1:
         return walk_object(js, node_label_names, GX_ARRAY_LEN(node_label_names), node_label, c);
+    case 2:
+        return walk_object(js, node_ann_names, GX_ARRAY_LEN(node_ann_names), node_annotation, c);
     default:
         return jscan_skip(js, NULL);
     }
 }
 
-static const char *const node_spec_names[] = {"unschedulable"};
+/* A value kept as its raw JSON text (taints, labels): null and empty containers leave out
+ * empty; any other type than want fails. */
+static bool read_raw(struct jscan *js, enum jtype want, const char *msg, struct str *out)
+{
+    enum jtype t = jscan_peek(js);
+    struct str span;
+
+    if (t == JSON_NULL)
+        return jscan_skip(js, NULL);
+    if (t != want)
+        return jscan_fail(js, msg);
+    if (!jscan_skip(js, &span))
+        return false;
+    if (span.len > 2)
+        *out = span;
+    return true;
+}
+
+static const char *const node_spec_names[] = {"unschedulable", "taints"};
 
 static bool node_spec(struct jscan *js, int idx, void *ctx)
 {
@@ -225,10 +260,50 @@ static bool node_spec(struct jscan *js, int idx, void *ctx)
 
     if (idx == 0 && jscan_peek(js) != JSON_NULL)
         return jscan_bool(js, &c->node->unschedulable);
+    if (idx == 1)
+        return read_raw(js, JSON_ARRAY, "node spec.taints is not an array", &c->node->taints);
     return jscan_skip(js, NULL);
 }
 
-static const char *const node_status_names[] = {"allocatable"};
+struct condition {
+    struct arena *arena;
+    struct str type;
+    struct str status;
+};
+
+static const char *const condition_names[] = {"type", "status"};
+
+static bool condition_member(struct jscan *js, int idx, void *ctx)
+{
+    struct condition *cond = ctx;
+
+    if (idx == 0)
+        return read_string(js, cond->arena, &cond->type);
+    if (idx == 1)
+        return read_string(js, cond->arena, &cond->status);
+    return jscan_skip(js, NULL);
+}
+
+static bool read_conditions(struct jscan *js, struct node_ctx *c)
+{
+    int r = enter_array_or_null(js);
+
+    if (r <= 0)
+        return r == 0;
+    while ((r = jscan_next_element(js)) == 1) {
+        struct condition cond = {.arena = c->arena};
+
+        if (jscan_peek(js) != JSON_OBJECT)
+            return jscan_fail(js, "node condition is not an object");
+        if (!walk_object(js, condition_names, 2, condition_member, &cond))
+            return false;
+        if (str_eq_cstr(cond.type, "Ready"))
+            c->node->ready = str_eq_cstr(cond.status, "True");
+    }
+    return r == 0;
+}
+
+static const char *const node_status_names[] = {"allocatable", "conditions"};
 
 static bool node_status(struct jscan *js, int idx, void *ctx)
 {
@@ -237,6 +312,8 @@ static bool node_status(struct jscan *js, int idx, void *ctx)
 
     if (idx == 0)
         return read_gpu_quantity(js, c->arena, &c->node->gpu_allocatable, &present);
+    if (idx == 1)
+        return read_conditions(js, c);
     return jscan_skip(js, NULL);
 }
 
@@ -363,23 +440,23 @@ struct pod_ctx {
 };
 
 static const char *const pod_ann_names[] = {OBJ_ANN_GPU_MODEL, OBJ_ANN_GPU_MODEL_PREFERRED,
-                                            OBJ_ANN_STRATEGY, OBJ_ANN_HAMI_USE,
-                                            OBJ_ANN_HAMI_NOUSE};
+                                            OBJ_ANN_STRATEGY,  OBJ_ANN_HAMI_USE,
+                                            OBJ_ANN_HAMI_NOUSE, OBJ_ANN_GPUS};
 
 static bool pod_annotation(struct jscan *js, int idx, void *ctx)
 {
     struct pod_ctx *c = ctx;
     struct str *slots[] = {&c->pod->ann_gpu_model, &c->pod->ann_gpu_model_preferred,
                            &c->pod->ann_strategy, &c->pod->ann_use_gputype,
-                           &c->pod->ann_nouse_gputype};
+                           &c->pod->ann_nouse_gputype, &c->pod->ann_gpus};
 
     if (idx < 0)
         return jscan_skip(js, NULL);
     return read_string(js, c->arena, slots[idx]);
 }
 
-static const char *const pod_meta_names[] = {"name", "namespace", "uid", "annotations",
-                                             "deletionTimestamp"};
+static const char *const pod_meta_names[] = {"name",        "namespace",         "uid",
+                                             "annotations", "deletionTimestamp", "labels"};
 
 static bool pod_meta(struct jscan *js, int idx, void *ctx)
 {
@@ -397,12 +474,15 @@ static bool pod_meta(struct jscan *js, int idx, void *ctx)
     case 4:
         c->pod->deleting = jscan_peek(js) != JSON_NULL;
         return jscan_skip(js, NULL);
+    case 5:
+        return read_raw(js, JSON_OBJECT, "pod metadata.labels is not an object", &c->pod->labels);
     default:
         return jscan_skip(js, NULL);
     }
 }
 
-static const char *const pod_spec_names[] = {"containers", "initContainers", "nodeName"};
+static const char *const pod_spec_names[] = {"containers", "initContainers", "nodeName",
+                                             "priorityClassName"};
 
 static bool pod_spec(struct jscan *js, int idx, void *ctx)
 {
@@ -415,6 +495,8 @@ static bool pod_spec(struct jscan *js, int idx, void *ctx)
         return read_containers(js, c->arena, true, &c->acc);
     case 2:
         return read_string(js, c->arena, &c->pod->node_name);
+    case 3:
+        return read_string(js, c->arena, &c->pod->priority_class);
     default:
         return jscan_skip(js, NULL);
     }
@@ -459,4 +541,49 @@ bool obj_pod_decode(struct jscan *js, struct arena *arena, struct pod_info *out)
         return false;
     out->gpus = c.acc.app_sum > c.acc.init_max ? c.acc.app_sum : c.acc.init_max;
     return true;
+}
+
+/* Compares a raw (escaped) JSON key with key; keys longer than any label key never match. */
+static bool raw_key_eq(struct str raw, struct str key)
+{
+    char buf[320];
+    size_t n;
+
+    if (jstr_is_plain(raw))
+        return str_eq(raw, key);
+    n = jstr_decode(raw, buf, sizeof(buf));
+    return n != SIZE_MAX && str_eq((struct str){buf, n}, key);
+}
+
+bool obj_label_get(struct str labels, struct str key, char *buf, size_t cap, struct str *value)
+{
+    struct jscan js;
+    struct str k, raw;
+    size_t n;
+    int r;
+
+    if (labels.len == 0)
+        return false;
+    jscan_init(&js, labels.ptr, labels.len, 2);
+    if (!jscan_enter_object(&js))
+        return false;
+    while ((r = jscan_next_member(&js, &k)) == 1) {
+        if (!raw_key_eq(k, key)) {
+            if (!jscan_skip(&js, NULL))
+                return false;
+            continue;
+        }
+        if (jscan_peek(&js) != JSON_STRING || !jscan_string(&js, &raw))
+            return false;
+        if (jstr_is_plain(raw)) {
+            *value = raw;
+            return true;
+        }
+        n = jstr_decode(raw, buf, cap);
+        if (n == SIZE_MAX)
+            return false;
+        *value = (struct str){buf, n};
+        return true;
+    }
+    return false;
 }

@@ -129,7 +129,7 @@ metrics_snapshot "$M2"
 assert_eq "bind_total success/201 +1" 1 "$(metric_delta "$M1" "$M2" 'gpu_extender_bind_total{result="success",status="201"}')"
 assert_eq "requests_total bind ok +1" 1 "$(metric_delta "$M1" "$M2" 'gpu_extender_requests_total{verb="bind",outcome="ok"}')"
 
-begin "the POSTed Binding has the shape of the captured one, plus the two annotations"
+begin "the POSTed Binding has the shape of the captured one, plus the decision annotations"
 requests_since "$id0" 'POST .*/binding$'
 py '
 reqs = json.load(open(sys.argv[1]))
@@ -144,8 +144,9 @@ assert_json "kind Binding" 'd["kind"]' Binding "$K/binding.json"
 assert_json "metadata.name" 'd["metadata"]["name"]' b-ok "$K/binding.json"
 assert_json "metadata.namespace" 'd["metadata"]["namespace"]' default "$K/binding.json"
 assert_json "metadata.uid is the pod's" 'd["metadata"].get("uid")' "$ok_uid" "$K/binding.json"
-assert_json "exactly the two annotations" 'd["metadata"]["annotations"]' \
-    "{\"gpu-extender.io/gpu-count\": \"1\", \"gpu-extender.io/gpu-model\": \"$A100\"}" "$K/binding.json"
+# The fixture nodes publish no topology, so no GPU set is named: model, count and the rule.
+assert_json "exactly the decision's annotations" 'd["metadata"]["annotations"]' \
+    "{\"gpu-extender.io/gpu-count\": \"1\", \"gpu-extender.io/gpu-model\": \"$A100\", \"gpu-extender.io/policy-rule\": \"default\"}" "$K/binding.json"
 assert_json "target" 'd["target"]' '{"apiVersion": "v1", "kind": "Node", "name": "gpu-node-2"}' "$K/binding.json"
 assert_eq "top-level keys as in the capture" "$(json_get 'sorted(d)' "$ref")" "$(json_get 'sorted(d)' "$K/binding.json")"
 assert_eq "target keys as in the capture" "$(json_get 'sorted(d["target"])' "$ref")" "$(json_get 'sorted(d["target"])' "$K/binding.json")"

@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 
+#include "gx/metrics.h"
+
 #include "check.h"
 
 static struct node_info node(const char *name, int64_t gpus)
@@ -133,16 +135,16 @@ static void test_reservations(void)
     struct errbuf eb = {{0}};
     struct pod_info bound = pod("r1", "a", 2, "Pending");
 
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, &eb), ERR_UNAVAILABLE);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb), ERR_UNAVAILABLE);
     sync_empty(c);
     { struct node_info n = node("a", 4); cache_node_upsert(c, &n); }
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("nope"), 1, &eb), ERR_NOT_FOUND);
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, &eb), ERR_OK);
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, &eb), ERR_OK); /* idempotent */
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("nope"), 1, NULL, NULL, NULL, &eb), ERR_NOT_FOUND);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb), ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb), ERR_OK); /* idempotent */
     CHECK_EQ(taken(c, "a"), 2);
-    CHECK_EQ(cache_reserve(c, STR_LIT("r2"), STR_LIT("a"), 2, &eb), ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r2"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb), ERR_OK);
     errbuf_clear(&eb);
-    CHECK_EQ(cache_reserve(c, STR_LIT("r3"), STR_LIT("a"), 1, &eb), ERR_UNAVAILABLE);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r3"), STR_LIT("a"), 1, NULL, NULL, NULL, &eb), ERR_UNAVAILABLE);
     CHECK_STR_EQ(eb.msg, "node a has 0 free nvidia.com/gpu, the pod needs 1");
     /* r2's bind failed: its GPUs come back. */
     cache_release(c, STR_LIT("r2"), STR_LIT("a"));
@@ -150,7 +152,7 @@ static void test_reservations(void)
     /* r1 shows up bound: reservation becomes accounting, never counted twice. */
     cache_pod_upsert(c, &bound);
     CHECK_EQ(taken(c, "a"), 2);
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, &eb), ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb), ERR_OK);
     CHECK_EQ(taken(c, "a"), 2);
     cache_free(c);
 }
@@ -166,14 +168,14 @@ static void test_second_bind_keeps_first_reservation(void)
     sync_empty(c);
     { struct node_info n = node("a", 8); cache_node_upsert(c, &n); }
     { struct node_info n = node("b", 8); cache_node_upsert(c, &n); }
-    CHECK_EQ(cache_reserve(c, STR_LIT("p"), STR_LIT("a"), 8, &eb), ERR_OK);
-    CHECK_EQ(cache_reserve(c, STR_LIT("p"), STR_LIT("b"), 8, &eb), ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("p"), STR_LIT("a"), 8, NULL, NULL, NULL, &eb), ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("p"), STR_LIT("b"), 8, NULL, NULL, NULL, &eb), ERR_OK);
     CHECK_EQ(taken(c, "a"), 8);
     CHECK_EQ(taken(c, "b"), 8);
     cache_release(c, STR_LIT("p"), STR_LIT("b")); /* that bind got a 409 */
     CHECK_EQ(taken(c, "a"), 8);
     CHECK_EQ(taken(c, "b"), 0);
-    CHECK_EQ(cache_reserve(c, STR_LIT("q"), STR_LIT("a"), 8, &eb), ERR_UNAVAILABLE);
+    CHECK_EQ(cache_reserve(c, STR_LIT("q"), STR_LIT("a"), 8, NULL, NULL, NULL, &eb), ERR_UNAVAILABLE);
     cache_pod_upsert(c, &p); /* the watch shows p bound on a */
     CHECK_EQ(taken(c, "a"), 8);
     cache_pod_delete(c, &p);
@@ -221,7 +223,7 @@ static void *racer(void *arg)
 
     for (int i = 0; i < 50; i++) {
         snprintf(uid, sizeof(uid), "t%d-%d", r->id, i);
-        if (cache_reserve(r->c, str_from_cstr(uid), STR_LIT("a"), 1, NULL) == ERR_OK)
+        if (cache_reserve(r->c, str_from_cstr(uid), STR_LIT("a"), 1, NULL, NULL, NULL, NULL) == ERR_OK)
             r->won++;
         cache_snapshot_release(cache_snapshot_acquire(r->c));
     }
@@ -250,8 +252,139 @@ static void test_reservation_race(void)
     cache_free(c);
 }
 
+static const char box4[] =
+    "{\"gpus\":[{\"index\":0,\"uuid\":\"GPU-a\"},{\"index\":1,\"uuid\":\"GPU-b\"},"
+    "{\"index\":2,\"uuid\":\"GPU-c\"},{\"index\":3,\"uuid\":\"GPU-d\",\"healthy\":false}],"
+    "\"links\":[[0,1,\"NV4\"],[2,3,\"NV4\"]]}";
+
+/* The node as the current snapshot shows it; the snapshot is released at once, so only the
+ * numbers may be used. */
+static struct cache_node view(struct cache *c, const char *name)
+{
+    struct cache_snapshot *s = cache_snapshot_acquire(c);
+    const struct cache_node *n = cache_snapshot_find(s, str_from_cstr(name));
+    struct cache_node out = *n;
+
+    cache_snapshot_release(s);
+    out.topo = NULL;
+    return out;
+}
+
+static uint32_t take_pair(void *ctx, const struct cache_node *n)
+{
+    (void)ctx;
+    return (n->free_mask & 0x3u) == 0x3u ? 0x3u : 0;
+}
+
+static void test_topology_books(void)
+{
+    struct cache *c = cache_new();
+    struct node_info n = node("t", 4), twin = node("u", 4), bad = node("v", 4);
+    struct pod_info named = pod("p1", "t", 1, "Running"), unnamed = pod("p2", "t", 1, "Running");
+    struct cache_status st;
+    struct cache_node v;
+    struct errbuf eb = {{0}};
+    uint32_t mask = 0;
+    uint64_t invalid = metrics_counter_get(METRICS_TOPOLOGY_INVALID);
+
+    sync_empty(c);
+    n.ann_topology = str_from_cstr(box4);
+    twin.ann_topology = str_from_cstr(box4);
+    bad.ann_topology = STR_LIT("{\"gpus\":[{\"index\":5}]}");
+    cache_node_upsert(c, &n);
+    cache_node_upsert(c, &twin);
+    cache_node_upsert(c, &bad);
+    cache_node_upsert(c, &bad); /* the same bad text again: logged and counted once */
+    CHECK_EQ(metrics_counter_get(METRICS_TOPOLOGY_INVALID), invalid + 1);
+    cache_status_get(c, &st);
+    CHECK_EQ(st.topologies, 1); /* two nodes share one */
+    v = view(c, "v");
+    CHECK(v.topo_error[0] != '\0');
+    v = view(c, "t");
+    CHECK_EQ(v.free_mask, 0x7u); /* GPU 3 is unhealthy */
+    /* A pod we bound names its GPU; one someone else bound does not. */
+    named.ann_gpus = STR_LIT("2");
+    cache_pod_upsert(c, &named);
+    v = view(c, "t");
+    CHECK_EQ(v.named_mask, 0x4u);
+    CHECK_EQ(v.free_mask, 0x3u);
+    CHECK_EQ(v.unknown_used, 0);
+    cache_pod_upsert(c, &unnamed);
+    v = view(c, "t");
+    CHECK_EQ(v.unknown_used, 1);
+    /* The node's own report is authoritative: it names the other pod's GPU. */
+    n.ann_gpus_in_use = STR_LIT("0,2");
+    cache_node_upsert(c, &n);
+    v = view(c, "t");
+    CHECK_EQ(v.named_mask, 0x5u);
+    CHECK_EQ(v.free_mask, 0x2u);
+    CHECK_EQ(v.unknown_used, 0);
+    /* A chooser's set is kept only when it is free and the right size. */
+    n.ann_gpus_in_use = STR_NULL;
+    cache_node_upsert(c, &n);
+    cache_pod_delete(c, &unnamed);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("t"), 2, take_pair, NULL, &mask, &eb),
+             ERR_OK);
+    CHECK_EQ(mask, 0x3u);
+    v = view(c, "t");
+    CHECK_EQ(v.free_mask, 0u);
+    CHECK_EQ(v.gpus_reserved, 2);
+    /* Asked again (a retried bind), the same reservation and set come back. */
+    mask = 0;
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("t"), 2, take_pair, NULL, &mask, &eb),
+             ERR_OK);
+    CHECK_EQ(mask, 0x3u);
+    cache_release(c, STR_LIT("r1"), STR_LIT("t"));
+    v = view(c, "t");
+    CHECK_EQ(v.free_mask, 0x3u);
+    /* A set that does not match the count is not recorded; the count still is. */
+    CHECK_EQ(cache_reserve(c, STR_LIT("r2"), STR_LIT("t"), 1, take_pair, NULL, &mask, &eb),
+             ERR_OK);
+    CHECK_EQ(mask, 0u);
+    cache_release(c, STR_LIT("r2"), STR_LIT("t"));
+    /* A bad gpus annotation (wrong count) names nothing. */
+    named.ann_gpus = STR_LIT("0,1");
+    cache_pod_upsert(c, &named);
+    v = view(c, "t");
+    CHECK_EQ(v.named_mask, 0u);
+    CHECK_EQ(v.unknown_used, 1);
+    cache_node_delete(c, STR_LIT("u"));
+    cache_node_delete(c, STR_LIT("t"));
+    cache_status_get(c, &st);
+    CHECK_EQ(st.topologies, 0);
+    cache_free(c);
+}
+
+static void test_pending_pods(void)
+{
+    struct cache *c = cache_new();
+    struct pod_info p = pod("q1", "", 2, "Pending"), out;
+    struct arena a;
+
+    sync_empty(c);
+    p.ns = STR_LIT("ml");
+    p.name = STR_LIT("train");
+    p.labels = STR_LIT("{\"team\":\"ml\"}");
+    p.priority_class = STR_LIT("high");
+    cache_pod_upsert(c, &p);
+    arena_init(&a, 1 << 16);
+    CHECK(cache_pending_pod(c, STR_LIT("ml"), STR_LIT("train"), &a, &out));
+    CHECK_EQ(out.gpus, 2);
+    CHECK_STRN_EQ(out.labels.ptr, out.labels.len, "{\"team\":\"ml\"}");
+    CHECK_STRN_EQ(out.priority_class.ptr, out.priority_class.len, "high");
+    CHECK(!cache_pending_pod(c, STR_LIT("ml"), STR_LIT("other"), &a, &out));
+    /* Bound: no longer pending. */
+    p.node_name = STR_LIT("somewhere");
+    cache_pod_upsert(c, &p);
+    CHECK(!cache_pending_pod(c, STR_LIT("ml"), STR_LIT("train"), &a, &out));
+    arena_destroy(&a);
+    cache_free(c);
+}
+
 int main(void)
 {
+    test_topology_books();
+    test_pending_pods();
     test_accounting();
     test_relist_sweeps();
     test_reservations();

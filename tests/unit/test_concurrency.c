@@ -77,7 +77,7 @@ static void *reserver(void *arg)
     for (int round = 0; round < ROUNDS; round++) {
         node_name(name, sizeof(name), (int)(rand_r(&seed) % NODES));
         snprintf(uid, sizeof(uid), "r%u-%d", seed, round);
-        if (cache_reserve(cache, str_from_cstr(uid), str_from_cstr(name), 1, NULL) == ERR_OK &&
+        if (cache_reserve(cache, str_from_cstr(uid), str_from_cstr(name), 1, NULL, NULL, NULL, NULL) == ERR_OK &&
             round % 2 == 0)
             cache_release(cache, str_from_cstr(uid), str_from_cstr(name));
     }
@@ -87,15 +87,14 @@ static void *reserver(void *arg)
 int main(void)
 {
     char path[1024];
-    struct policy pol;
-    struct routes_config rc = {.url_prefix = "/", .policy = &pol, .mode = "test"};
+    struct policy_store *policies = policy_store_new(policy_new_default(), "");
+    struct routes_config rc = {.url_prefix = "/", .policies = policies, .mode = "test"};
     pthread_t w[2], r[3], b[2];
     struct cache_snapshot *snap;
 
     snprintf(path, sizeof(path), "%s/extender/raw/filter.args.nodecache-true.json",
              getenv("GX_FIXTURES"));
     names_body = check_read_file(path, NULL);
-    policy_default(&pol);
     cache = cache_new();
     rc.cache = cache;
     routes = routes_new(&rc);
@@ -123,6 +122,7 @@ int main(void)
     CHECK(atomic_load(&requests) > 0);
     routes_free(routes);
     cache_free(cache);
+    policy_store_free(policies);
     free(names_body);
     printf("test_concurrency: ok (%ld requests)\n", atomic_load(&requests));
     return 0;

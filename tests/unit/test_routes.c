@@ -154,10 +154,10 @@ static void test_too_large(struct routes *r)
     arena_destroy(&ex.arena);
 }
 
-static void test_deferred_bind(const struct policy *pol)
+static void test_deferred_bind(struct policy_store *pol)
 {
     struct fake_bind fb = {0};
-    struct routes_config rc = {.url_prefix = "/", .policy = pol, .bind = fake_bind_fn,
+    struct routes_config rc = {.url_prefix = "/", .policies = pol, .bind = fake_bind_fn,
                                .bind_ctx = &fb, .mode = "https://apiserver"};
     struct routes *r = routes_new(&rc);
     char *body = fixture("bind.args.nodecache-false.json"), *reply;
@@ -222,10 +222,10 @@ static void load_nodes(struct cache *c)
     free(body);
 }
 
-static void test_cache_mode(const struct policy *pol)
+static void test_cache_mode(struct policy_store *pol)
 {
     struct cache *c = cache_new();
-    struct routes_config rc = {.url_prefix = "/", .policy = pol, .mode = "https://apiserver",
+    struct routes_config rc = {.url_prefix = "/", .policies = pol, .mode = "https://apiserver",
                                .cache = c};
     struct routes *r = routes_new(&rc);
     char *names = fixture("filter.args.nodecache-true.json");
@@ -251,7 +251,7 @@ static void test_cache_mode(const struct policy *pol)
            "\"FailedNodes\":{\"gpu-node-3\":\"gpu-extender: not enough free nvidia.com/gpu\"}");
     expect(r, "POST", "/prioritize", names, 200, "{\"Host\":\"gpu-node-3\",\"Score\":10}");
     /* A reservation counts like a bound pod: 7 of gpu-node-1's 8 are reserved. */
-    CHECK_EQ(cache_reserve(c, STR_LIT("r"), STR_LIT("gpu-node-1"), 8, &eb), ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r"), STR_LIT("gpu-node-1"), 8, NULL, NULL, NULL, &eb), ERR_OK);
     expect(r, "POST", "/filter", names, 200, "\"gpu-node-1\":\"gpu-extender: not enough free");
     cache_release(c, STR_LIT("r"), STR_LIT("gpu-node-1"));
     /* A name the cache does not know. */
@@ -261,8 +261,7 @@ static void test_cache_mode(const struct policy *pol)
            "cluster cache\"}");
     expect(r, "GET", "/metrics", NULL, 200, "gpu_extender_cache_nodes 2");
     expect(r, "GET", "/debug/nodes", NULL, 200,
-           "{\"name\":\"gpu-node-3\",\"model\":\"NVIDIA-A100-SXM4-80GB\",\"allocatable\":4,"
-           "\"used\":4,\"reserved\":0,\"free\":0}");
+           "\"allocatable\":4,\"used\":4,\"reserved\":0,\"free\":0}");
     free(names);
     free(full);
     routes_free(r);
@@ -271,11 +270,10 @@ static void test_cache_mode(const struct policy *pol)
 
 int main(void)
 {
-    struct policy pol;
-    struct routes_config rc = {.url_prefix = "/gpu/", .policy = &pol, .mode = "standalone"};
+    struct policy_store *pol = policy_store_new(policy_new_default(), "");
+    struct routes_config rc = {.url_prefix = "/gpu/", .policies = pol, .mode = "standalone"};
     struct routes *r;
 
-    policy_default(&pol);
     r = routes_new(&rc);
     metrics_reset();
     test_dispatch(r);
@@ -285,8 +283,9 @@ int main(void)
     CHECK_EQ(metrics_requests_get(METRICS_VERB_FILTER, METRICS_OUTCOME_BAD_REQUEST), 2);
     CHECK(metrics_counter_get(METRICS_FILTER_NODES_PASSED) >= 3);
     routes_free(r);
-    test_deferred_bind(&pol);
-    test_cache_mode(&pol);
+    test_deferred_bind(pol);
+    test_cache_mode(pol);
+    policy_store_free(pol);
     printf("test_routes: ok\n");
     return 0;
 }

@@ -1,0 +1,3 @@
+module gpu-extender/bench/go-baseline
+
+go 1.19

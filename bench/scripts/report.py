@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""report.py -- turns bench.py's results.json into results.md and latency.png (gnuplot).
+
+  report.py RESULTS.json OUT_DIR [WORK_DIR]      (bench.py calls write() directly)
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+
+def us(v):
+    """Microseconds as a short human figure."""
+    if v is None:
+        return "-"
+    if v >= 100000:
+        return "%.0f ms" % (v / 1000)
+    if v >= 10000:
+        return "%.1f ms" % (v / 1000)
+    if v >= 1000:
+        return "%.2f ms" % (v / 1000)
+    return "%.0f µs" % v
+
+
+def mb(b):
+    return "%.1f" % (b / 1e6)
+
+
+def table(head, rows, align=None):
+    align = align or ["---"] + ["---:"] * (len(head) - 1)
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(x) for x in r) + " |")
+    return "\n".join(out)
+
+
+def why_fail(R, t):
+    """A plain reason for a failed target, from the figures of the same run."""
+    name = t["target"]
+    micro = {(m["mode"], m["verb"], m["nodes"]): m for m in R.get("micro", [])}
+    if name.startswith("NodeNames, 5,000"):
+        verb = "prioritize" if "prioritize" in name else "filter"
+        m = micro.get(("names", verb, 5000))
+        fl = R["names"]["5000"]["floor"]["summary"]
+        cg = R.get("callgrind", {}).get("%s names 5000" % verb)
+        if m:
+            tot = statistics.median(m["total_ns"]) / 1000
+            dec = statistics.median(m["decode_ns"]) / 1000
+            return ("The work itself is over budget: without any socket, one %s of 5,000 names takes %.0f µs "
+                    "in-process (decoding the names %.0f µs, deciding and encoding %.0f µs, %.0f ns per node%s), "
+                    "before the loopback round trip of the same body (floor p50 %s, p99 %s) is added." % (
+                        verb, tot, dec, tot - dec, tot * 1000 / 5000,
+                        ", %.0f instructions per node" % (cg["ir_per_call"] / 5000) if cg else "",
+                        us(fl["p50_us"]), us(fl["p99_us"])))
+    if name.startswith("Full Nodes, 1,000 nodes: faster"):
+        m = micro.get(("full", "filter", 1000))
+        f = R["full"]["1000"]
+        if m:
+            size = R["data"]["sizes"]["1000"]["full_bytes"] / 1e6
+            return ("Our filter of the %.1f MB body costs %s in-process (decode %s), and the HTTP transfer of "
+                    "the body and of the echoed nodes adds the rest (floor with the same body, which echoes "
+                    "nothing: p50 %s); Go's encoding/json, decoding the body and re-encoding the passing nodes, "
+                    "takes %s: %.1fx ours, short of 10x." % (
+                        size, us(statistics.median(m["total_ns"]) / 1000),
+                        us(statistics.median(m["decode_ns"]) / 1000), us(f["floor"]["summary"]["p50_us"]),
+                        us(f["go_filter"]["summary"]["p50_us"]), f["go_ratio_p50"]["median"]))
+    if name.startswith("Full Nodes, 1,000 nodes (") and "p99" in name:
+        return "p99 above 10 ms; see the full-Nodes table and the micro-benchmark for where the time goes."
+    if name.startswith("16 connections"):
+        c = R["names"]["c16"]
+        return ("On this %d-core machine wrk and the server share the cores: the do-nothing floor server "
+                "itself reaches only %.0f req/s with the same request and wrk, and gpu-extender's own "
+                "/healthz %.0f req/s, so 100,000 req/s is out of reach here whatever the request costs." % (
+                    R["env"]["cores"], c["floor"]["summary"]["rps"], c["healthz"]["summary"]["rps"]))
+    if name.startswith("Full Nodes, 15,000 nodes: peak"):
+        return ("The daemon holds the whole body (%.0f MB) plus its per-request arena and reply while it "
+                "answers; see the 15,000-node section." % (R["big"]["body_bytes"] / 2 ** 20))
+    if name.startswith("Cache: watch"):
+        return "See the cache section: the source or the daemon limits the rate."
+    if name.startswith("Cache: resident"):
+        return "See the cache section for VmRSS after the list and after the events."
+    return "See the tables below."
+
+
+def plot(R, out_dir, work):
+    """latency.png: p50 latency against node count, log-log."""
+    series = []
+
+    def pts(name, points):
+        points = sorted((n, v) for n, v in points if v)
+        if points:
+            series.append((name, points))
+
+    full = R.get("full", {})
+
+    def full_pts(key):
+        p = []
+        for n, row in full.items():
+            if not n.isdigit() or key not in row:
+                continue
+            v = row[key].get("summary", {}).get("p50_us") if "summary" in row[key] else row[key].get("median_us")
+            p.append((int(n), v))
+        return p
+
+    names = R.get("names", {})
+    cache_lat = R.get("cache", {}).get("names_latency", {})
+
+    def names_pts(verb):
+        p = [(int(n), row[verb]["summary"]["p50_us"]) for n, row in names.items() if n.isdigit()]
+        p += [(int(n), row[verb]["summary"]["p50_us"]) for n, row in cache_lat.items()]
+        return p
+
+    pts("gpu-extender, full Nodes, filter", full_pts("filter"))
+    pts("Go baseline, full Nodes, filter", full_pts("go_filter"))
+    pts("gpu-extender, full Nodes, prioritize", full_pts("prioritize"))
+    pts("loopback floor, same full body", full_pts("floor"))
+    pts("gpu-extender, NodeNames, filter", names_pts("filter"))
+    pts("gpu-extender, NodeNames, prioritize", names_pts("prioritize"))
+    pts("loopback floor, same NodeNames body",
+        [(int(n), row["floor"]["summary"]["p50_us"]) for n, row in names.items() if n.isdigit()])
+    if not series:
+        return None
+    lines = []
+    for i, (name, p) in enumerate(series):
+        f = os.path.join(work, "plot-%d.dat" % i)
+        with open(f, "w") as fh:
+            for n, v in p:
+                fh.write("%d %.6f\n" % (n, v / 1000.0))
+        dash = " dt 2" if "floor" in name else ""
+        lines.append("'%s' using 1:2 with linespoints lw 2 pt %d%s title '%s'" % (f, 5 + i, dash, name))
+    png = os.path.join(out_dir, "latency.png")
+    gp = os.path.join(work, "latency.gp")
+    with open(gp, "w") as fh:
+        fh.write("""set terminal pngcairo size 1000,640 font 'DejaVu Sans,10'
+set output '%s'
+set title "gpu-extender vs Go baseline: median round-trip latency over loopback (1 keep-alive connection)\\n%s, %s cores, commit %s"
+set logscale xy
+set xlabel 'nodes in the request'
+set ylabel 'latency p50 (ms, log scale)'
+set grid xtics ytics mytics
+set key top left
+set xrange [80:20000]
+set format y '%%g'
+plot %s
+""" % (png, R["env"]["cpu"], R["env"]["cores"], R["env"]["commit"], ", \\\n     ".join(lines)))
+    r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write("gnuplot failed: %s\n" % r.stderr)
+        return None
+    return png
+
+
+def write(R, out_dir, work):
+    os.makedirs(out_dir, exist_ok=True)
+    png = plot(R, out_dir, work)
+    e = R["env"]
+    L = []
+    L.append("# gpu-extender benchmark results\n")
+    L.append("Written by `sh bench/run.sh` on %s in %.0f s. Every figure below comes from this one run on this "
+             "one machine; ratios compare runs interleaved within it. `bench/README.md` says how each figure is "
+             "taken and how to read it.\n" % (e["date"], R.get("seconds", 0)))
+    L.append(table(["machine", ""], [
+        ["CPU", e["cpu"]], ["cores", e["cores"]], ["memory", "%s GiB" % e["memory_gib"]],
+        ["kernel", e["kernel"]], ["OS", e["os"]],
+        ["gpu-extender", "%s (git commit %s, Release build)" % (e["daemon"], e["commit"])],
+        ["gcc", e["gcc"]], ["Go", e["go"]], ["wrk", e["wrk"]], ["libmicrohttpd", e["libmicrohttpd"]],
+        ["valgrind", e["valgrind"]], ["Python", e["python"]]], ["---", "---"]))
+    L.append("\n## Targets\n")
+    rows = [[t["target"], t["goal"], t["measured"], "**PASS**" if t["pass"] else "**FAIL**"] for t in R["targets"]]
+    L.append(table(["target", "goal", "measured", "result"], rows, ["---", "---", "---", "---"]))
+    fails = [t for t in R["targets"] if not t["pass"]]
+    if fails:
+        L.append("\nWhy each FAIL fails:\n")
+        for t in fails:
+            L.append("- **%s**: %s" % (t["target"], why_fail(R, t)))
+    if png:
+        L.append("\n![latency against node count](latency.png)\n")
+        L.append("Full-Nodes points up to 1,000 nodes are wrk medians; 5,000 and 15,000 are curl medians (a new "
+                 "connection per request, a few requests). NodeNames points at 750 and 15,000 come from the "
+                 "15,000-node cache, the others from the 5,000-node cache synced from tests/fake_apiserver.py.\n")
+
+    d = R["data"]
+    L.append("\n## Data\n")
+    L.append("Generated by `bench/gen/gencluster.py` (deterministic; seed `%s`) into a temporary directory. "
+             "Nodes average %s bytes (%d labels on a GPU node, %d images, managedFields, the "
+             "`gpu-extender.io/topology` annotation); %d pods per node (2 DaemonSet pods without GPUs, the "
+             "Running GPU pods that fill the node as planned, and finished GPU jobs). The pod being scheduled "
+             "asks 2 GPUs and prefers H100, then A100. Models: %s.\n" % (
+                 d["seed"], "{:,}".format(d["mean_node_bytes"]), d["labels_per_gpu_node"], d["images_per_node"],
+                 d["pods_per_node"], ", ".join("%s %d" % kv for kv in d["models"].items())))
+    L.append("kube-scheduler sends the extender only `numFeasibleNodesToFind` nodes: with the default "
+             "`percentageOfNodesToScore` (adaptive: max(5, 50 - nodes/125) percent, at least 100 nodes):\n")
+    L.append(table(["cluster nodes", "nodes per request", "full-Nodes body", "NodeNames body"], [
+        ["{:,}".format(int(n)), "{:,}".format(k), "%s MB" % mb(d["sizes"][str(k)]["full_bytes"]),
+         "%s KB" % ("%.1f" % (d["sizes"][str(k)]["names_bytes"] / 1e3))]
+        for n, k in d["nodes_to_score"].items()]))
+
+    # NodeNames HTTP
+    nm = R.get("names")
+    if nm:
+        L.append("\n## HTTP, NodeNames mode (nodeCacheCapable: true), one keep-alive connection\n")
+        fs = R["fake_sync"]
+        L.append("The daemon's cache was synced from `tests/fake_apiserver.py` seeded with %s nodes and %s pods "
+                 "(%s GPU pods cached). wrk, %d runs of %d s per row, interleaved; p50 and p99 are medians over "
+                 "the runs, with the spread of p99. The floor is `bench/floor_server` answering `{}` to the same "
+                 "body; overhead = our p50 minus the floor's.\n" % (
+                     "{:,}".format(R["names_nodes"]), "{:,}".format(R["names_nodes"] * d["pods_per_node"]),
+                     "{:,}".format((fs.get("cache") or {}).get("gpuPods", 0)), R["runs"], R["dur"]))
+        rows = []
+        for n in sorted((k for k in nm if k.isdigit()), key=int):
+            fl = nm[n]["floor"]["summary"]
+            for verb in ("filter", "prioritize"):
+                s = nm[n][verb]["summary"]
+                rows.append(["{:,}".format(int(n)), verb, us(s["p50_us"]),
+                             "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                             "%s / %s" % (us(fl["p50_us"]), us(fl["p99_us"])), us(s["p50_us"] - fl["p50_us"]),
+                             "{:,.0f}".format(s["rps"])])
+        for n, row in sorted(R.get("cache", {}).get("names_latency", {}).items(), key=lambda kv: int(kv[0])):
+            for verb in ("filter", "prioritize"):
+                s = row[verb]["summary"]
+                rows.append(["{:,} (15k cache)".format(int(n)), verb, us(s["p50_us"]),
+                             "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                             "-", "-", "{:,.0f}".format(s["rps"])])
+        L.append(table(["nodes", "verb", "p50", "p99 (runs)", "floor p50 / p99", "overhead p50", "req/s"], rows))
+        g = nm["get"]
+        L.append("\nEmpty request: `GET /healthz` on gpu-extender p50 %s, p99 %s; on the floor server p50 %s, p99 %s.\n"
+                 % (us(g["healthz"]["summary"]["p50_us"]), us(g["healthz"]["summary"]["p99_us"]),
+                    us(g["floor_get"]["summary"]["p50_us"]), us(g["floor_get"]["summary"]["p99_us"])))
+        c = nm["c16"]
+        L.append("\n## HTTP, 16 connections (wrk -t2 -c16)\n")
+        L.append(table(["request", "req/s", "p50", "p99"], [
+            ["gpu-extender filter, NodeNames, 3 nodes (%.1f KB)" % (d["sizes"]["3"]["names_bytes"] / 1e3),
+             "{:,.0f}".format(c["filter"]["summary"]["rps"]), us(c["filter"]["summary"]["p50_us"]),
+             us(c["filter"]["summary"]["p99_us"])],
+            ["gpu-extender GET /healthz", "{:,.0f}".format(c["healthz"]["summary"]["rps"]),
+             us(c["healthz"]["summary"]["p50_us"]), us(c["healthz"]["summary"]["p99_us"])],
+            ["floor server, same filter body", "{:,.0f}".format(c["floor"]["summary"]["rps"]),
+             us(c["floor"]["summary"]["p50_us"]), us(c["floor"]["summary"]["p99_us"])]]))
+
+    full = R.get("full")
+    if full:
+        L.append("\n## HTTP, full-Nodes mode (nodeCacheCapable: false), standalone daemon\n")
+        L.append("Filter echoes the passing Node objects. The Go baseline (`bench/go`, encoding/json into "
+                 "Kubernetes-shaped structs) runs in the same loop, interleaved; the ratio is Go p50 / our p50 "
+                 "per run, median over runs. 5,000 and 15,000 nodes: curl, a few requests each.\n")
+        rows = []
+        for n in sorted((k for k in full if k.isdigit()), key=int):
+            row = full[n]
+            size = d["sizes"][n]["full_bytes"]
+            if "summary" in row.get("filter", {}):
+                s, g, fl = row["filter"]["summary"], row["go_filter"]["summary"], row["floor"]["summary"]
+                rows.append(["{:,}".format(int(n)), mb(size), "filter (wrk)", us(s["p50_us"]),
+                             "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                             "%s / %s" % (us(g["p50_us"]), us(g["p99_us"])),
+                             "%.1fx" % row["go_ratio_p50"]["median"], us(fl["p50_us"])])
+                s, g = row["prioritize"]["summary"], row["go_prioritize"]["summary"]
+                rows.append(["{:,}".format(int(n)), mb(size), "prioritize (wrk)", us(s["p50_us"]),
+                             "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                             "%s / %s" % (us(g["p50_us"]), us(g["p99_us"])),
+                             "%.1fx" % (g["p50_us"] / s["p50_us"]), "-"])
+            else:
+                o = row.get("filter", {}).get("median_us")
+                g = row.get("go_filter", {}).get("median_us")
+                rows.append(["{:,}".format(int(n)), mb(size), "filter (curl, %d + %d requests)" % (
+                    len(row.get("filter", {}).get("curl_us", [])), len(row.get("go_filter", {}).get("curl_us", []))),
+                    us(o), "-", us(g), "%.1fx" % (g / o) if o and g else "-",
+                    us(row.get("floor", {}).get("median_us"))])
+        L.append(table(["nodes", "body MB", "verb", "ours p50", "ours p99 (runs)", "Go p50 / p99",
+                        "Go / ours", "floor p50"], rows))
+
+    b = R.get("big")
+    if b:
+        L.append("\n## 15,000 nodes in one full-Nodes request\n")
+        L.append("A daemon started for this alone (VmHWM %s kB before the request) answered the %.1f MB body "
+                 "%s: every node appears once in the echoed Nodes, FailedNodes or FailedAndUnresolvableNodes. "
+                 "Peak resident memory (VmHWM) afterwards: %.1f MB, **%.2f times the body**. The daemon's "
+                 "`--max-body-bytes` default is 268435456 (256 MiB), so this body is accepted; a cluster "
+                 "past ~20,000 such nodes would get 413 unless it is raised.\n" % (
+                     "{:,}".format(b["hwm_kb_start"] or 0), b["body_bytes"] / 1e6,
+                     "correctly" if b["ok"] else "WRONGLY", b["hwm_kb"] / 1024, b["ratio"]))
+
+    micro = R.get("micro")
+    if micro:
+        cg = R.get("callgrind", {})
+        L.append("\n## Micro-benchmarks (no sockets)\n")
+        L.append("`bench/bench_extender`: routes_handle() on the same request bodies, as an HTTP thread runs it "
+                 "(decode, decide, encode), and codec_decode_args() alone. Median of the runs, with min–max. "
+                 "NodeNames rows run against a cache of 15,000 nodes and 150,000 pods. Instructions: callgrind, "
+                 "exactly one call of routes_handle() (repeatable; the regression figure). Arena: the request's "
+                 "memory besides its body. Peak RSS (full-Nodes): the process, body included.\n")
+        rows = []
+        for m in sorted(micro, key=lambda m: (m["mode"], m["verb"], m["nodes"])):
+            tot = sorted(m["total_ns"])
+            dec = statistics.median(m["decode_ns"])
+            t = statistics.median(tot)
+            c = cg.get("%s %s %d" % (m["verb"], m["mode"], m["nodes"]))
+            rows.append([m["mode"], m["verb"], "{:,}".format(m["nodes"]),
+                         "%.3f" % (m["body_bytes"] / 1e6), us(t / 1000),
+                         "%s–%s" % (us(tot[0] / 1000), us(tot[-1] / 1000)), "%.0f" % (t / m["nodes"]),
+                         us(dec / 1000), us((t - dec) / 1000), "%.0f" % (m["arena_bytes"] / 1024),
+                         "%.0f" % (m["maxrss_kb"] / 1024) if m["mode"] == "full" else "-",
+                         "{:,}".format(c["ir_per_call"]) if c else "-",
+                         "{:,.0f}".format(c["ir_per_call"] / m["nodes"]) if c else "-"])
+        L.append(table(["mode", "verb", "nodes", "body MB", "median", "min–max", "ns/node", "decode",
+                        "decide+encode", "arena KB", "peak RSS MB", "instructions/call", "instr./node"],
+                       rows, ["---", "---"] + ["---:"] * 11))
+
+    topo = R.get("topology", {})
+    L.append("\n## Topology set selection (bench/bench_topology)\n")
+    if topo.get("present"):
+        L.append("Output of `bench_topology` (exit %d, %.1f s):\n" % (topo["rc"], topo["seconds"]))
+        L.append(topo["stdout"].strip() + "\n")
+    else:
+        L.append("**Missing**: %s.\n" % ("bench/bench_topology.c exists but this build has no bench_topology "
+                                         "target" if topo.get("source_exists") else
+                                         "there is no bench/bench_topology.c in this checkout"))
+
+    rc = R.get("cache")
+    L.append("\n## Cluster cache\n")
+    fs = R.get("fake_sync")
+    if fs:
+        fe = R.get("fake_events", {})
+        L.append("**tests/fake_apiserver.py** (%s nodes, %s pods; it took %.0f s to load its seed): the daemon "
+                 "listed and synced %s objects in %.1f s (%s objects/s), VmRSS %.1f MB after the sync. Watch events "
+                 "through its API: %s PATCHes of pod labels from 4 client threads in %.1f s = **%s events/s, "
+                 "limited by the fake server** (Python, one lock, every object re-encoded per request); the daemon "
+                 "had applied all of them %s ms after the last PATCH was answered.\n" % (
+                     "{:,}".format(R["names_nodes"]), "{:,}".format(R["names_nodes"] * d["pods_per_node"]),
+                     R.get("fake_load_s", 0), "{:,}".format(fs["objects"]), fs["seconds"],
+                     "{:,}".format(fs["per_s"]), (fs["rss_kb"] or 0) / 1024, "{:,}".format(fe.get("patches", 0)),
+                     fe.get("write_s", 0), "{:,}".format(fe.get("patch_per_s", 0)), fe.get("lag_ms")))
+    if rc:
+        w = rc["watch"]
+        L.append("**bench/scripts/replay_apiserver.py** (the same generated objects, JSON encoded once at start, so "
+                 "the server is not the limit):\n")
+        L.append(table(["figure", "value"], [
+            ["nodes / pods in the cluster", "{:,} / {:,} ({:,} GPU pods cached)".format(
+                rc["nodes"], rc["pods"], (rc.get("cache") or {}).get("gpuPods", 0))],
+            ["list + sync (limit=500 pages)", "%.2f s, %s objects/s" % (rc["sync_s"],
+                                                                      "{:,}".format(rc["list_objects_per_s"]))],
+            ["VmRSS after the sync", "%.1f MB" % (rc["rss_kb_synced"] / 1024)],
+            ["VmRSS 1 s later", "%.1f MB" % (rc["rss_kb_idle"] / 1024)],
+            ["watch: MODIFIED pod events in one burst", "{:,} ({:.0f} MB)".format(w["events"], w["bytes"] / 1e6)],
+            ["watch: ingested (gpu_extender_cache_events_total)", "%s s, **%s events/s**" % (
+                w["seconds"], "{:,}".format(w["events_per_s"] or 0))],
+            ["watch: the server finished writing after", "%s s" % w["server_written_s"]],
+            ["watch: the same burst into curl > /dev/null", "%s s (%s events/s): the source's own limit" % (
+                w.get("server_alone_s"), "{:,}".format(w.get("server_alone_events_per_s") or 0))],
+            ["VmRSS after the events", "%.1f MB" % (rc["rss_kb_after_events"] / 1024)],
+            ["VmHWM (peak) over the whole phase", "%.1f MB" % (rc["hwm_kb"] / 1024)]], ["---", "---"]))
+
+    checks = R.get("checks", [])
+    bad = [c for c in checks if not c["ok"]]
+    L.append("\n## Answer checks\n")
+    L.append("%d answers checked (every node accounted for once; passing counts as the generator predicts)%s.\n" % (
+        len(checks), ": all correct" if not bad else "; **%d wrong**" % len(bad)))
+    for c in bad:
+        L.append("- %s: %s" % (c["what"], c["detail"]))
+    if R.get("notes"):
+        L.append("\n## Notes from this run\n")
+        for n in R["notes"]:
+            L.append("- " + n)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as fh:
+        res = json.load(fh)
+    write(res, sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else sys.argv[2])

@@ -1,0 +1,401 @@
+/* debug.c -- the endpoints operators read to understand decisions: /debug/nodes (the cache),
+ * /debug/policy (the active policy) and /debug/explain (why a pod goes where it goes, or
+ * nowhere). They answer with JSON built by cJSON; none of them is on the scheduler's path. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gx/buf.h"
+#include "gx/jscan.h"
+#include "gx/sched.h"
+#include "gx/topology.h"
+#include "routes_internal.h"
+
+/* A JSON string from s, which need not be NUL-terminated. */
+static cJSON *str_json(struct str s)
+{
+    char *tmp = malloc(s.len + 1);
+    cJSON *j;
+
+    if (!tmp)
+        return cJSON_CreateNull();
+    if (s.len)
+        memcpy(tmp, s.ptr, s.len);
+    tmp[s.len] = '\0';
+    j = cJSON_CreateString(tmp);
+    free(tmp);
+    return j;
+}
+
+static void add_str(cJSON *obj, const char *key, struct str s)
+{
+    cJSON_AddItemToObject(obj, key, str_json(s));
+}
+
+static void add_mask(cJSON *obj, const char *key, uint32_t mask)
+{
+    char text[TOPO_MASK_STR_MAX];
+
+    topo_mask_format(mask, text, sizeof(text));
+    cJSON_AddStringToObject(obj, key, text);
+}
+
+/* ---- /debug/nodes ---- */
+
+static cJSON *node_json(const struct cache_node *n)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    add_str(o, "name", n->info.name);
+    add_str(o, "model", n->info.model);
+    add_str(o, "product", n->info.product);
+    add_str(o, "family", n->info.family);
+    cJSON_AddNumberToObject(o, "memoryMiB", (double)n->info.gpu_memory_mib);
+    cJSON_AddBoolToObject(o, "ready", n->info.ready);
+    cJSON_AddBoolToObject(o, "unschedulable", n->info.unschedulable);
+    if (n->info.taints.len)
+        cJSON_AddItemToObject(o, "taints", cJSON_ParseWithLength(n->info.taints.ptr,
+                                                                 n->info.taints.len));
+    cJSON_AddNumberToObject(o, "allocatable", (double)n->info.gpu_allocatable);
+    cJSON_AddNumberToObject(o, "used", (double)n->gpus_used);
+    cJSON_AddNumberToObject(o, "reserved", (double)n->gpus_reserved);
+    cJSON_AddNumberToObject(o, "free",
+                            (double)(n->info.gpu_allocatable - n->gpus_used - n->gpus_reserved));
+    if (n->topo) {
+        cJSON *t = cJSON_AddObjectToObject(o, "topology");
+        cJSON_AddNumberToObject(t, "gpus", topo_gpu_count(n->topo));
+        add_mask(t, "healthy", topo_healthy_mask(n->topo));
+        add_mask(t, "taken", n->named_mask);
+        add_mask(t, "free", n->free_mask);
+        cJSON_AddNumberToObject(t, "takenUnnamed", n->unknown_used);
+    } else if (n->topo_error && n->topo_error[0]) {
+        cJSON_AddStringToObject(o, "topologyError", n->topo_error);
+    }
+    return o;
+}
+
+void debug_nodes(struct routes *r, struct exchange *ex)
+{
+    struct cache_snapshot *snap;
+    cJSON *doc, *arr;
+
+    if (!r->cache) {
+        routes_reply_error(ex, 404, "no cluster cache in standalone mode");
+        return;
+    }
+    snap = cache_snapshot_acquire(r->cache);
+    doc = cJSON_CreateObject();
+    cJSON_AddBoolToObject(doc, "synced", snap->synced);
+    cJSON_AddNumberToObject(doc, "generation", (double)snap->generation);
+    arr = cJSON_AddArrayToObject(doc, "nodes");
+    for (size_t i = 0; i < snap->node_count; i++)
+        cJSON_AddItemToArray(arr, node_json(&snap->nodes[i]));
+    cache_snapshot_release(snap);
+    routes_reply_json(ex, doc);
+}
+
+/* ---- /debug/policy ---- */
+
+static cJSON *strlist_json(const struct policy_strlist *l)
+{
+    cJSON *a = cJSON_CreateArray();
+
+    for (size_t i = 0; i < l->count; i++)
+        cJSON_AddItemToArray(a, str_json(l->items[i]));
+    return a;
+}
+
+static cJSON *class_refs_json(const struct policy *p, const uint32_t *idx, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, str_json(p->classes[idx[i]].name));
+    return a;
+}
+
+static cJSON *overrides_json(const struct policy_overrides *o)
+{
+    cJSON *j = cJSON_CreateObject();
+
+    cJSON_AddBoolToObject(j, "strategy", o->strategy);
+    cJSON_AddBoolToObject(j, "models", o->models);
+    cJSON_AddBoolToObject(j, "preferred", o->preferred);
+    return j;
+}
+
+static cJSON *rule_json(const struct policy *p, const struct policy_rule *rule)
+{
+    cJSON *j = cJSON_CreateObject(), *m, *prefs;
+
+    add_str(j, "name", rule->name);
+    cJSON_AddNumberToObject(j, "line", (double)rule->line);
+    m = cJSON_AddObjectToObject(j, "match");
+    if (rule->has_namespaces)
+        cJSON_AddItemToObject(m, "namespaces", strlist_json(&rule->namespaces));
+    if (rule->has_priority_classes)
+        cJSON_AddItemToObject(m, "priorityClassNames", strlist_json(&rule->priority_classes));
+    if (rule->label_count) {
+        cJSON *labels = cJSON_AddObjectToObject(m, "labels");
+        for (size_t i = 0; i < rule->label_count; i++) {
+            char key[320];
+            snprintf(key, sizeof(key), "%.*s", (int)rule->labels[i].key.len,
+                     rule->labels[i].key.ptr);
+            add_str(labels, key, rule->labels[i].value);
+        }
+    }
+    if (rule->has_allow)
+        cJSON_AddItemToObject(j, "allow", class_refs_json(p, rule->allow, rule->allow_count));
+    cJSON_AddItemToObject(j, "forbid", class_refs_json(p, rule->forbid, rule->forbid_count));
+    prefs = cJSON_AddArrayToObject(j, "prefer");
+    for (size_t i = 0; i < rule->prefer_count; i++) {
+        cJSON *e = cJSON_CreateObject();
+        add_str(e, "class", p->classes[rule->prefer[i].class_index].name);
+        cJSON_AddNumberToObject(e, "weight", (double)rule->prefer[i].weight);
+        cJSON_AddItemToArray(prefs, e);
+    }
+    cJSON_AddStringToObject(j, "strategy", policy_strategy_name(rule->strategy));
+    if (rule->topo_min_gpus > 0) {
+        cJSON *t = cJSON_AddObjectToObject(j, "topology");
+        cJSON_AddNumberToObject(t, "minGPUs", (double)rule->topo_min_gpus);
+        cJSON_AddStringToObject(t, "require", policy_link_name(rule->topo_require));
+    }
+    cJSON_AddItemToObject(j, "podOverrides", overrides_json(&rule->overrides));
+    return j;
+}
+
+static cJSON *class_json(const struct policy_class *c)
+{
+    cJSON *j = cJSON_CreateObject();
+
+    add_str(j, "name", c->name);
+    cJSON_AddItemToObject(j, "products", strlist_json(&c->products));
+    cJSON_AddItemToObject(j, "families", strlist_json(&c->families));
+    cJSON_AddNumberToObject(j, "minMemoryMiB", (double)c->min_memory_mib);
+    return j;
+}
+
+static void add_time(cJSON *obj, const char *key, int64_t unix_ms)
+{
+    time_t t = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    char text[40];
+
+    gmtime_r(&t, &tm);
+    strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON_AddStringToObject(obj, key, text);
+}
+
+void debug_policy(struct routes *r, struct exchange *ex)
+{
+    struct policy *p = policy_store_get(r->policies);
+    struct policy_store_info info;
+    cJSON *doc = cJSON_CreateObject(), *w, *arr;
+
+    policy_store_info_get(r->policies, &info);
+    cJSON_AddStringToObject(doc, "source", p->source);
+    cJSON_AddStringToObject(doc, "hash", p->hash);
+    add_time(doc, "loadedAt", info.loaded_unix_ms);
+    cJSON_AddNumberToObject(doc, "reloads", (double)info.reloads);
+    cJSON_AddNumberToObject(doc, "reloadFailures", (double)info.failures);
+    cJSON_AddStringToObject(doc, "lastReloadError", info.last_error);
+    cJSON_AddStringToObject(doc, "strategy", policy_strategy_name(p->strategy));
+    w = cJSON_AddObjectToObject(doc, "weights");
+    cJSON_AddNumberToObject(w, "freeGPUs", (double)p->weight_free_gpus);
+    cJSON_AddNumberToObject(w, "model", (double)p->weight_model);
+    cJSON_AddNumberToObject(w, "topology", (double)p->weight_topology);
+    cJSON_AddItemToObject(doc, "podOverrides", overrides_json(&p->overrides));
+    arr = cJSON_AddArrayToObject(doc, "classes");
+    for (size_t i = 0; i < p->class_count; i++)
+        cJSON_AddItemToArray(arr, class_json(&p->classes[i]));
+    arr = cJSON_AddArrayToObject(doc, "rules");
+    for (size_t i = 0; i < p->rule_count; i++)
+        cJSON_AddItemToArray(arr, rule_json(p, &p->rules[i]));
+    cJSON_AddItemToObject(doc, "default", rule_json(p, &p->default_rule));
+    cJSON_AddStringToObject(doc, "text", p->text ? p->text : "");
+    policy_unref(p);
+    routes_reply_json(ex, doc);
+}
+
+/* ---- /debug/explain ---- */
+
+static const char *const verdict_names[] = {"pass", "FailedNodes", "FailedAndUnresolvableNodes"};
+
+static double ppm(int64_t v)
+{
+    return (double)v / 1e6;
+}
+
+static cJSON *score_json(const struct sched_score *s)
+{
+    cJSON *parts = cJSON_CreateObject(), *f, *m, *t;
+
+    f = cJSON_AddObjectToObject(parts, "freeGPUs");
+    cJSON_AddNumberToObject(f, "weight", (double)s->w_free);
+    cJSON_AddNumberToObject(f, "value", ppm(s->free_ppm));
+    cJSON_AddStringToObject(f, "strategy", policy_strategy_name(s->strategy));
+    m = cJSON_AddObjectToObject(parts, "model");
+    cJSON_AddNumberToObject(m, "weight", (double)s->w_model);
+    cJSON_AddNumberToObject(m, "value", ppm(s->model_ppm));
+    cJSON_AddNumberToObject(m, "rank", s->model_rank);
+    t = cJSON_AddObjectToObject(parts, "topology");
+    cJSON_AddNumberToObject(t, "weight", (double)s->w_topo);
+    cJSON_AddNumberToObject(t, "value", ppm(s->topo_ppm));
+    add_mask(t, "gpus", s->topo_set);
+    return parts;
+}
+
+struct explained {
+    const struct cache_node *cn;
+    struct sched_fit fit;
+    int score;
+};
+
+/* Passing nodes first, best score first; then FailedNodes, then the unresolvable; by name
+ * within each group, so the answer is stable. */
+static int explained_cmp(const void *a, const void *b)
+{
+    const struct explained *x = a, *y = b;
+    size_t n;
+    int c;
+
+    if (x->fit.verdict != y->fit.verdict)
+        return (int)x->fit.verdict - (int)y->fit.verdict;
+    if (x->score != y->score)
+        return y->score - x->score;
+    n = x->cn->info.name.len < y->cn->info.name.len ? x->cn->info.name.len
+                                                    : y->cn->info.name.len;
+    c = memcmp(x->cn->info.name.ptr, y->cn->info.name.ptr, n);
+    return c ? c : (int)x->cn->info.name.len - (int)y->cn->info.name.len;
+}
+
+static struct sched_node sched_view(const struct cache_node *cn)
+{
+    return (struct sched_node){.info = &cn->info,
+                               .used = cn->gpus_used + cn->gpus_reserved,
+                               .topo = cn->topo,
+                               .free_mask = cn->free_mask,
+                               .unknown_used = cn->unknown_used};
+}
+
+static cJSON *explain_node(const struct sched_pod *sp, const struct explained *e)
+{
+    struct sched_node view = sched_view(e->cn);
+    cJSON *o = cJSON_CreateObject();
+    struct buf reason;
+
+    add_str(o, "name", e->cn->info.name);
+    add_str(o, "model", e->cn->info.model);
+    cJSON_AddNumberToObject(o, "allocatable", (double)e->cn->info.gpu_allocatable);
+    cJSON_AddNumberToObject(o, "free", (double)(e->cn->info.gpu_allocatable - view.used));
+    cJSON_AddStringToObject(o, "verdict", verdict_names[e->fit.verdict]);
+    if (e->fit.verdict != SCHED_PASS) {
+        buf_init(&reason, 4096);
+        if (sched_reason_format(e->fit, sp, &e->cn->info, &reason) == ERR_OK)
+            cJSON_AddStringToObject(o, "reason", reason.ptr);
+        buf_destroy(&reason);
+        return o;
+    }
+    {
+        struct sched_score s = sched_score_node(sp, &view);
+        cJSON_AddNumberToObject(o, "score", s.score);
+        cJSON_AddItemToObject(o, "parts", score_json(&s));
+    }
+    return o;
+}
+
+static cJSON *explain_doc(const struct sched_pod *sp, const struct cache_snapshot *snap,
+                          struct explained *rows)
+{
+    cJSON *doc = cJSON_CreateObject(), *pod, *arr, *sum;
+    size_t counts[3] = {0, 0, 0};
+
+    pod = cJSON_AddObjectToObject(doc, "pod");
+    add_str(pod, "namespace", sp->pod->ns);
+    add_str(pod, "name", sp->pod->name);
+    cJSON_AddNumberToObject(pod, "gpus", (double)sp->pod->gpus);
+    add_str(doc, "rule", sp->rule->name);
+    cJSON_AddNumberToObject(doc, "ruleLine", (double)sp->rule->line);
+    cJSON_AddStringToObject(doc, "strategy", policy_strategy_name(sp->strategy));
+    cJSON_AddStringToObject(doc, "policyHash", sp->pol->hash);
+    for (size_t i = 0; i < snap->node_count; i++) {
+        struct sched_node view = sched_view(&snap->nodes[i]);
+        rows[i].cn = &snap->nodes[i];
+        rows[i].fit = sched_filter_node(sp, &view);
+        rows[i].score = rows[i].fit.verdict == SCHED_PASS ? sched_score_node(sp, &view).score : 0;
+        counts[rows[i].fit.verdict]++;
+    }
+    qsort(rows, snap->node_count, sizeof(*rows), explained_cmp);
+    sum = cJSON_AddObjectToObject(doc, "summary");
+    for (int v = 0; v < 3; v++)
+        cJSON_AddNumberToObject(sum, verdict_names[v], (double)counts[v]);
+    arr = cJSON_AddArrayToObject(doc, "nodes");
+    for (size_t i = 0; i < snap->node_count; i++)
+        cJSON_AddItemToArray(arr, explain_node(sp, &rows[i]));
+    return doc;
+}
+
+/* The pod to explain: a posted Pod object, or a pending one the cache holds. */
+static bool explain_pod(struct routes *r, struct exchange *ex, struct pod_info *pod)
+{
+    const char *rest = ex->path + strlen("/debug/explain");
+    struct str ns, name, tail;
+    struct jscan js;
+
+    if (strcmp(ex->method, "POST") == 0) {
+        jscan_init(&js, ex->body, ex->body_len, 128);
+        if (!obj_pod_decode(&js, &ex->arena, pod) || !jscan_finish(&js)) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "the body is not a Pod: %s", jscan_error(&js, NULL));
+            routes_reply_error(ex, 400, msg);
+            return false;
+        }
+        return true;
+    }
+    tail = str_from_cstr(rest[0] == '/' ? rest + 1 : rest);
+    if (!str_split(&tail, '/', &ns) || !str_split(&tail, '/', &name) || ns.len == 0 ||
+        name.len == 0 || tail.len != 0) {
+        routes_reply_error(ex, 404, "use GET /debug/explain/NAMESPACE/NAME or POST a Pod");
+        return false;
+    }
+    if (!cache_pending_pod(r->cache, ns, name, &ex->arena, pod)) {
+        routes_reply_error(ex, 404, "no pending GPU pod with that namespace and name in the "
+                                    "cache (bound pods are not explained; POST the Pod instead)");
+        return false;
+    }
+    return true;
+}
+
+void debug_explain(struct routes *r, struct exchange *ex)
+{
+    struct cache_snapshot *snap;
+    struct explained *rows;
+    struct errbuf eb = {{0}};
+    struct pod_info pod;
+    struct sched_pod sp;
+    struct policy *pol;
+
+    if (!r->cache) {
+        routes_reply_error(ex, 404, "explain needs the cluster cache; standalone mode has none");
+        return;
+    }
+    if (!explain_pod(r, ex, &pod))
+        return;
+    snap = cache_snapshot_acquire(r->cache);
+    pol = policy_store_get(r->policies);
+    rows = calloc(snap->node_count + 1, sizeof(*rows));
+    if (!rows) {
+        routes_reply_error(ex, 500, "out of memory");
+    } else if (!sched_pod_prepare(&sp, &pod, pol, &eb)) {
+        cJSON *doc = cJSON_CreateObject();
+        add_str(doc, "rule", sp.rule->name);
+        cJSON_AddStringToObject(doc, "error", eb.msg);
+        routes_reply_json(ex, doc);
+    } else {
+        routes_reply_json(ex, explain_doc(&sp, snap, rows));
+    }
+    free(rows);
+    policy_unref(pol);
+    cache_snapshot_release(snap);
+}

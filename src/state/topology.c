@@ -1,0 +1,1117 @@
+/* topology.c -- GPU topology model, its two annotation parsers, and set choice (see topology.h).
+ *
+ * Tables, built once per topology of n GPUs (masks are n-bit):
+ *   sets[2^n]       for every GPU mask: its pair-score sum in bits 0..23 (at most 120 pairs *
+ *                   1800 = 216,000 < 2^24) and its min class in bits 24..26. Built by a DP
+ *                   over masks: a mask is the mask without its lowest GPU i, plus i's links
+ *                   into the rest. 256 KiB at n = 16. This makes score(S), score(F \ S) and
+ *                   minclass(S) O(1) for any candidate S.
+ *   bmc[2^n * n]    best min class of (free mask F, k), stored + 1 so that 0 means unknown.
+ *   memo[j][2^n*n]  the chosen set for (F, k) among sets of min class >= level j; 0 means
+ *                   unknown (an answer for k >= 1 is never the empty set).
+ *
+ * Levels: a required class matters only through the classes that occur in the topology. A
+ * requirement r behaves like the smallest class present that is >= r (its "level"), and the
+ * lowest class present is no constraint at all (level 0). An HGX or a DGX-1 has two levels
+ * (SYS and NVLINK); PCIe boxes have two to four.
+ *
+ * solve(F, k) visits every k-subset S of F once: Gosper's hack walks the k-of-|F| bit
+ * patterns in increasing order and two 256-entry tables deposit each onto F's bits, so S also
+ * increases. Each S costs two loads from sets[]. The best candidate is kept per exact min
+ * class (replaced only when strictly better, so ties go to the lowest mask); a suffix maximum
+ * over classes then yields the answer for every level and the best min class in one pass, and
+ * all of (F, k)'s memo entries are written from it.
+ *
+ * Costs (worst case n = 16, |F| = 16, k = 8: C(16,8) = 12,870 candidates per solve):
+ *   n <= 8   every (F, k) is solved while building (3^8 = 6,561 candidates in all), so every
+ *            query is O(1).
+ *   n >= 9   memo filled lazily: the first query on (F, k) costs one solve, later ones O(1).
+ *            All tables of a topology fit in TOPO_MEMO_BUDGET_BYTES (8 MiB), allocated at build
+ *            (calloc, so untouched pages cost no RAM). n <= 15 memoizes every level. At n = 16:
+ *            sets 256 KiB + bmc 1 MiB + three 2 MiB memo levels: level 0 and the two highest.
+ *            A query at another level (only possible with four or more classes present) pays
+ *            a solve every time: bounded by the 12,870 above.
+ *   k == |F| and k == 0 never touch the memo.
+ *   topo_choose_guaranteed(): at most TOPO_GUARANTEE_MAX_CASES cases of one topo_choose() and
+ *   one topo_best_min_class() each.
+ *
+ * Concurrency: the memo arrays are atomics, loaded and stored relaxed. Each entry stands alone
+ * (0 = unknown) and is a pure function of tables that are immutable before the topology is
+ * published, so racing fillers store identical values and a reader sees 0 (and solves itself)
+ * or the final value. No locks, no allocation after build. */
+#include "gx/topology.h"
+
+#include "gx/alloc.h"
+#include "gx/jscan.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOPO_MEMO_BUDGET_BYTES ((size_t)8 << 20)
+#define TOPO_EAGER_MAX_GPUS 8
+#define SCORE_BITS 24
+#define SCORE_MASK ((UINT32_C(1) << SCORE_BITS) - 1)
+#define MAX_LINKS (TOPO_MAX_GPUS * (TOPO_MAX_GPUS - 1) / 2)
+#define JSON_DEPTH 32
+#define NV_SCORE_PER_LINK 100
+#define NV_MAX_LINKS 18
+
+_Static_assert(SCORE_MASK / TOPO_MAX_PAIR_SCORE >= MAX_LINKS, "a set score fits in SCORE_BITS");
+_Static_assert(TOPO_MAX_GPUS <= 16, "memo entries are 16-bit masks");
+
+/* What the parsers produce: plain data, copied into the topology when it is built. */
+struct desc {
+    unsigned n;
+    uint32_t healthy;
+    uint16_t score[TOPO_MAX_GPUS][TOPO_MAX_GPUS];
+    uint8_t cls[TOPO_MAX_GPUS][TOPO_MAX_GPUS];
+    int numa[TOPO_MAX_GPUS];
+    char uuid[TOPO_MAX_GPUS][TOPO_UUID_MAX + 1];
+};
+
+struct topo {
+    atomic_int refs;
+    struct desc d;
+    unsigned nlevels;
+    enum topo_class level[TOPO_CLASS_COUNT]; /* classes present among the pairs, ascending */
+    uint32_t *sets;
+    void *memo_block;                         /* one allocation holding memo[] and bmc */
+    _Atomic uint16_t *memo[TOPO_CLASS_COUNT]; /* by level index; NULL when not memoized */
+    _Atomic uint8_t *bmc;
+    size_t mem_bytes;
+};
+
+/* The answers of one solve: for every class c, the best set of min class >= c (0: none). */
+struct solution {
+    uint32_t best[TOPO_CLASS_COUNT];
+    enum topo_class bmc;
+};
+
+/* Maps k-of-count bit patterns onto the bits of a mask of up to 16 GPUs. */
+struct deposit {
+    unsigned count;
+    uint32_t lo[256];
+    uint32_t hi[256];
+};
+
+static inline unsigned ctz32(uint32_t x)
+{
+    return (unsigned)__builtin_ctz(x);
+}
+
+static inline unsigned popcount32(uint32_t x)
+{
+    return (unsigned)__builtin_popcount(x);
+}
+
+static inline uint32_t set_score(const struct topo *t, uint32_t mask)
+{
+    return t->sets[mask] & SCORE_MASK;
+}
+
+static inline enum topo_class set_class(const struct topo *t, uint32_t mask)
+{
+    return (enum topo_class)(t->sets[mask] >> SCORE_BITS);
+}
+
+/* ---- building ---- */
+
+static void desc_init(struct desc *d)
+{
+    memset(d, 0, sizeof(*d));
+    for (unsigned a = 0; a < TOPO_MAX_GPUS; a++) {
+        d->numa[a] = -1;
+        for (unsigned b = 0; b < TOPO_MAX_GPUS; b++) {
+            d->score[a][b] = a == b ? 0 : 10;
+            d->cls[a][b] = (uint8_t)(a == b ? TOPO_NVLINK : TOPO_SYS);
+        }
+    }
+}
+
+static void desc_link(struct desc *d, unsigned a, unsigned b, enum topo_class c, unsigned score)
+{
+    d->score[a][b] = d->score[b][a] = (uint16_t)score;
+    d->cls[a][b] = d->cls[b][a] = (uint8_t)c;
+}
+
+static void find_levels(struct topo *t)
+{
+    unsigned present = 0;
+
+    for (unsigned a = 0; a < t->d.n; a++) {
+        for (unsigned b = a + 1; b < t->d.n; b++)
+            present |= 1u << t->d.cls[a][b];
+    }
+    if (!present)
+        present = 1u << TOPO_SYS;
+    for (unsigned c = 0; c < TOPO_CLASS_COUNT; c++) {
+        if (present >> c & 1)
+            t->level[t->nlevels++] = (enum topo_class)c;
+    }
+}
+
+static void build_sets(struct topo *t)
+{
+    uint32_t count = UINT32_C(1) << t->d.n;
+
+    t->sets = xmalloc(count * sizeof(*t->sets));
+    t->sets[0] = (uint32_t)TOPO_NVLINK << SCORE_BITS;
+    for (uint32_t m = 1; m < count; m++) {
+        unsigned i = ctz32(m);
+        uint32_t rest = m & (m - 1);
+        uint32_t sum = set_score(t, rest);
+        unsigned cls = set_class(t, rest);
+
+        for (uint32_t r = rest; r; r &= r - 1) {
+            unsigned j = ctz32(r);
+            sum += t->d.score[i][j];
+            if (t->d.cls[i][j] < cls)
+                cls = t->d.cls[i][j];
+        }
+        t->sets[m] = (uint32_t)cls << SCORE_BITS | sum;
+    }
+}
+
+/* Allocates bmc and as many memo levels as the budget allows, in one block: level 0 first,
+ * then from the highest class down, since "all NVLink" is what pods actually ask for. */
+static void alloc_memo(struct topo *t)
+{
+    size_t entries = (size_t)t->d.n << t->d.n;
+    size_t sets_bytes = sizeof(uint32_t) << t->d.n;
+    size_t level_bytes = entries * sizeof(uint16_t);
+    size_t budget = TOPO_MEMO_BUDGET_BYTES - sets_bytes - entries;
+    unsigned levels = 0;
+    unsigned char *block;
+
+    while (levels < t->nlevels && (levels + 1) * level_bytes <= budget)
+        levels++;
+    /* calloc'd zeroes are valid values of these lock-free atomic integer types. */
+    block = xcalloc(levels * level_bytes + entries, 1);
+    for (unsigned i = 0; i < levels; i++) {
+        unsigned j = i == 0 ? 0 : t->nlevels - i;
+        t->memo[j] = (_Atomic uint16_t *)(void *)(block + i * level_bytes);
+    }
+    t->bmc = (_Atomic uint8_t *)(void *)(block + levels * level_bytes);
+    t->memo_block = block;
+    t->mem_bytes = sizeof(*t) + sets_bytes + levels * level_bytes + entries;
+}
+
+static void deposit_init(struct deposit *dp, uint32_t mask)
+{
+    uint32_t bit[TOPO_MAX_GPUS] = {0};
+    unsigned count = 0;
+
+    for (uint32_t m = mask; m && count < TOPO_MAX_GPUS; m &= m - 1)
+        bit[count++] = m & (0u - m);
+    dp->count = count;
+    dp->lo[0] = dp->hi[0] = 0;
+    for (uint32_t b = 1; b < (UINT32_C(1) << (count < 8 ? count : 8)); b++)
+        dp->lo[b] = dp->lo[b & (b - 1)] | bit[ctz32(b)];
+    for (uint32_t b = 1; count > 8 && b < (UINT32_C(1) << (count - 8)); b++)
+        dp->hi[b] = dp->hi[b & (b - 1)] | bit[8 + ctz32(b)];
+}
+
+static inline uint32_t deposit(const struct deposit *dp, uint32_t x)
+{
+    return dp->lo[x & 0xff] | dp->hi[x >> 8];
+}
+
+/* Gosper's hack: the next larger integer with the same number of set bits (x != 0). */
+static inline uint32_t next_combination(uint32_t x)
+{
+    uint32_t low = x & (0u - x);
+    uint32_t ripple = x + low;
+
+    return (((ripple ^ x) >> 2) / low) | ripple;
+}
+
+/* Visits every k-subset of F (1 <= k <= |F|); see the top of the file. */
+static void solve(const struct topo *t, const struct deposit *dp, uint32_t F, unsigned k,
+                  struct solution *sol)
+{
+    uint64_t key[TOPO_CLASS_COUNT] = {0}, best_key = 0; /* key 0: no candidate */
+    uint32_t set[TOPO_CLASS_COUNT] = {0}, best_set = 0;
+    uint32_t end = UINT32_C(1) << dp->count;
+
+    for (uint32_t x = (UINT32_C(1) << k) - 1; x < end; x = next_combination(x)) {
+        uint32_t s = deposit(dp, x);
+        uint32_t e = t->sets[s];
+        unsigned c = e >> SCORE_BITS;
+        uint64_t kk = ((uint64_t)(e & SCORE_MASK) << SCORE_BITS | set_score(t, F ^ s)) + 1;
+
+        if (kk > key[c]) {
+            key[c] = kk;
+            set[c] = s;
+        }
+    }
+    sol->bmc = TOPO_SYS;
+    for (int c = TOPO_CLASS_COUNT - 1; c >= 0; c--) {
+        if (key[c] && !best_key)
+            sol->bmc = (enum topo_class)c;
+        if (key[c] > best_key || (key[c] && key[c] == best_key && set[c] < best_set)) {
+            best_key = key[c];
+            best_set = set[c];
+        }
+        sol->best[c] = best_set;
+    }
+}
+
+static inline size_t slot(const struct topo *t, uint32_t F, unsigned k)
+{
+    return (size_t)F * t->d.n + (k - 1);
+}
+
+static void store(const struct topo *t, uint32_t F, unsigned k, const struct solution *sol)
+{
+    size_t i = slot(t, F, k);
+
+    atomic_store_explicit(&t->bmc[i], (uint8_t)(sol->bmc + 1), memory_order_relaxed);
+    for (unsigned j = 0; j < t->nlevels; j++) {
+        if (t->memo[j])
+            atomic_store_explicit(&t->memo[j][i], (uint16_t)sol->best[t->level[j]],
+                                  memory_order_relaxed);
+    }
+}
+
+static void solve_and_store(const struct topo *t, uint32_t F, unsigned k, struct solution *sol)
+{
+    struct deposit dp;
+
+    deposit_init(&dp, F);
+    solve(t, &dp, F, k, sol);
+    store(t, F, k, sol);
+}
+
+/* n <= TOPO_EAGER_MAX_GPUS: fill everything now, so queries never solve. */
+static void fill_all(const struct topo *t)
+{
+    struct deposit dp;
+    struct solution sol;
+
+    for (uint32_t F = 1; F < (UINT32_C(1) << t->d.n); F++) {
+        deposit_init(&dp, F);
+        for (unsigned k = 1; k <= dp.count; k++) {
+            solve(t, &dp, F, k, &sol);
+            store(t, F, k, &sol);
+        }
+    }
+}
+
+static struct topo *build(const struct desc *d)
+{
+    struct topo *t = xcalloc(1, sizeof(*t));
+
+    atomic_init(&t->refs, 1);
+    t->d = *d;
+    find_levels(t);
+    build_sets(t);
+    alloc_memo(t);
+    if (d->n <= TOPO_EAGER_MAX_GPUS)
+        fill_all(t);
+    return t;
+}
+
+struct topo *topo_acquire(struct topo *t)
+{
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    return t;
+}
+
+void topo_release(struct topo *t)
+{
+    if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    free(t->memo_block);
+    free(t->sets);
+    free(t);
+}
+
+/* ---- accessors ---- */
+
+unsigned topo_gpu_count(const struct topo *t)
+{
+    return t->d.n;
+}
+
+uint32_t topo_healthy_mask(const struct topo *t)
+{
+    return t->d.healthy;
+}
+
+const char *topo_gpu_uuid(const struct topo *t, unsigned index)
+{
+    return index < t->d.n ? t->d.uuid[index] : "";
+}
+
+int topo_gpu_numa(const struct topo *t, unsigned index)
+{
+    return index < t->d.n ? t->d.numa[index] : -1;
+}
+
+unsigned topo_pair_score(const struct topo *t, unsigned a, unsigned b)
+{
+    return a < t->d.n && b < t->d.n ? t->d.score[a][b] : 0;
+}
+
+enum topo_class topo_pair_class(const struct topo *t, unsigned a, unsigned b)
+{
+    return a < t->d.n && b < t->d.n ? (enum topo_class)t->d.cls[a][b] : TOPO_SYS;
+}
+
+uint32_t topo_set_score(const struct topo *t, uint32_t mask)
+{
+    return set_score(t, mask & ((UINT32_C(1) << t->d.n) - 1));
+}
+
+size_t topo_memory_bytes(const struct topo *t)
+{
+    return t->mem_bytes;
+}
+
+/* ---- queries ---- */
+
+static struct topo_pick no_pick(void)
+{
+    return (struct topo_pick){.set = 0, .score = 0, .min_class = TOPO_SYS, .ok = false};
+}
+
+static struct topo_pick make_pick(const struct topo *t, uint32_t set)
+{
+    return (struct topo_pick){
+        .set = set, .score = set_score(t, set), .min_class = set_class(t, set), .ok = true};
+}
+
+/* Requires 2 <= k < |F|. */
+static enum topo_class lookup_bmc(const struct topo *t, uint32_t F, unsigned k)
+{
+    uint8_t v = atomic_load_explicit(&t->bmc[slot(t, F, k)], memory_order_relaxed);
+    struct solution sol;
+
+    if (v)
+        return (enum topo_class)(v - 1);
+    solve_and_store(t, F, k, &sol);
+    return sol.bmc;
+}
+
+/* Requires 1 <= k < |F| and an eligible set at level j. */
+static uint32_t lookup_set(const struct topo *t, uint32_t F, unsigned k, unsigned j)
+{
+    struct solution sol;
+
+    if (t->memo[j]) {
+        uint16_t v = atomic_load_explicit(&t->memo[j][slot(t, F, k)], memory_order_relaxed);
+        if (v)
+            return v;
+    }
+    solve_and_store(t, F, k, &sol);
+    return sol.best[t->level[j]];
+}
+
+/* The smallest level whose class is >= c; the caller knows one exists. */
+static unsigned level_index(const struct topo *t, enum topo_class c)
+{
+    unsigned j = 0;
+
+    while (j + 1 < t->nlevels && t->level[j] < c)
+        j++;
+    return j;
+}
+
+struct topo_pick topo_choose(const struct topo *t, uint32_t free_mask, unsigned k,
+                             enum topo_class required)
+{
+    uint32_t F = free_mask & t->d.healthy;
+    unsigned f = popcount32(F);
+    unsigned j = 0;
+
+    if (k > f)
+        return no_pick();
+    if (k == 0)
+        return make_pick(t, 0);
+    if (k == f)
+        return (unsigned)set_class(t, F) >= (unsigned)required ? make_pick(t, F) : no_pick();
+    if (k >= 2 && (unsigned)required > (unsigned)t->level[0]) {
+        if ((unsigned)required > (unsigned)lookup_bmc(t, F, k))
+            return no_pick();
+        j = level_index(t, required);
+    }
+    return make_pick(t, lookup_set(t, F, k, j));
+}
+
+enum topo_class topo_best_min_class(const struct topo *t, uint32_t free_mask, unsigned k)
+{
+    uint32_t F = free_mask & t->d.healthy;
+    unsigned f = popcount32(F);
+
+    if (k > f)
+        return TOPO_SYS;
+    if (k < 2)
+        return TOPO_NVLINK;
+    if (k == f)
+        return set_class(t, F);
+    return lookup_bmc(t, F, k);
+}
+
+static uint64_t binomial(unsigned n, unsigned k)
+{
+    uint64_t r = 1;
+
+    if (k > n)
+        return 0;
+    for (unsigned i = 1; i <= k; i++)
+        r = r * (n - k + i) / i; /* exact: r * (n-k+i) is C(n-k+i, i) * i */
+    return r;
+}
+
+/* Too many cases to enumerate: what holds whichever GPUs are taken. Every set meets the
+ * lowest class present in the topology, so that much is still guaranteed. */
+static struct topo_pick conservative_pick(const struct topo *t, unsigned k,
+                                          enum topo_class required)
+{
+    enum topo_class surely = k < 2 ? TOPO_NVLINK : t->level[0];
+
+    return (struct topo_pick){
+        .set = 0, .score = 0, .min_class = surely, .ok = (unsigned)required <= (unsigned)surely};
+}
+
+struct topo_pick topo_choose_guaranteed(const struct topo *t, uint32_t free_mask,
+                                        unsigned unknown_used, unsigned k, enum topo_class required,
+                                        bool *conservative)
+{
+    uint32_t F = free_mask & t->d.healthy;
+    unsigned f = popcount32(F);
+    struct topo_pick worst = {.score = UINT32_MAX, .min_class = TOPO_NVLINK, .ok = true};
+    struct deposit dp;
+
+    if (conservative)
+        *conservative = false;
+    if (unknown_used == 0 || k == 0)
+        return topo_choose(t, F, k, required);
+    if (unknown_used > f || f - unknown_used < k)
+        return no_pick();
+    if (binomial(f, unknown_used) > TOPO_GUARANTEE_MAX_CASES) {
+        if (conservative)
+            *conservative = true;
+        return conservative_pick(t, k, required);
+    }
+    deposit_init(&dp, F);
+    for (uint32_t x = (UINT32_C(1) << unknown_used) - 1; x < (UINT32_C(1) << f);
+         x = next_combination(x)) {
+        uint32_t left = F ^ deposit(&dp, x);
+        struct topo_pick p = topo_choose(t, left, k, required);
+        enum topo_class c = topo_best_min_class(t, left, k);
+
+        if (!p.ok)
+            return no_pick();
+        if (p.score < worst.score) {
+            worst.score = p.score;
+            worst.set = p.set;
+        }
+        if (c < worst.min_class)
+            worst.min_class = c;
+    }
+    return worst;
+}
+
+/* ---- names and masks ---- */
+
+static const char *const class_names[TOPO_CLASS_COUNT] = {"SYS", "NODE", "PHB",
+                                                          "PXB", "PIX",  "NVLink"};
+
+const char *topo_class_name(enum topo_class c)
+{
+    return (unsigned)c < TOPO_CLASS_COUNT ? class_names[c] : "?";
+}
+
+bool topo_class_parse(struct str s, enum topo_class *out)
+{
+    for (unsigned c = 0; c < TOPO_CLASS_COUNT; c++) {
+        if (str_ieq_cstr(s, class_names[c])) {
+            *out = (enum topo_class)c;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One to two digits, value < 32. */
+static bool parse_index(struct str s, unsigned *out)
+{
+    unsigned v = 0;
+
+    if (s.len == 0 || s.len > 2)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(s.ptr[i] - '0');
+    }
+    if (v >= 32)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool topo_mask_parse(struct str s, uint32_t *mask)
+{
+    uint32_t m = 0;
+
+    if (str_trim(s).len == 0) {
+        *mask = 0;
+        return true;
+    }
+    for (;;) {
+        const char *comma = memchr(s.ptr, ',', s.len);
+        size_t len = comma ? (size_t)(comma - s.ptr) : s.len;
+        unsigned i;
+
+        if (!parse_index(str_trim((struct str){s.ptr, len}), &i) || (m >> i & 1))
+            return false;
+        m |= UINT32_C(1) << i;
+        if (!comma)
+            break;
+        s.ptr = comma + 1;
+        s.len -= len + 1;
+    }
+    *mask = m;
+    return true;
+}
+
+size_t topo_mask_format(uint32_t mask, char *out, size_t cap)
+{
+    char tmp[TOPO_MASK_STR_MAX];
+    size_t n = 0;
+
+    for (uint32_t m = mask; m; m &= m - 1) {
+        unsigned i = ctz32(m);
+
+        if (n)
+            tmp[n++] = ',';
+        if (i >= 10)
+            tmp[n++] = (char)('0' + i / 10);
+        tmp[n++] = (char)('0' + i % 10);
+    }
+    if (cap) {
+        size_t c = n < cap ? n : cap - 1;
+        memcpy(out, tmp, c);
+        out[c] = '\0';
+    }
+    return n;
+}
+
+/* ---- parsing: shared helpers ---- */
+
+struct parser {
+    struct jscan js;
+    struct errbuf *eb;
+    const char *doc; /* "topology" or "hami score", for messages */
+};
+
+static bool fail(struct parser *p, const char *fmt, ...) GX_PRINTF(2, 3);
+
+/* Records a semantic error (unless the JSON itself already failed, whose message is better)
+ * and stops the scan. Returns false. */
+static bool fail(struct parser *p, const char *fmt, ...)
+{
+    char msg[ERRBUF_LEN];
+    va_list ap;
+
+    if (jscan_failed(&p->js))
+        return false;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    errbuf_set(p->eb, "%s: %s", p->doc, msg);
+    return jscan_fail(&p->js, "invalid content");
+}
+
+/* Checks the next value's type. At the end of input or on a stray byte, lets the scanner
+ * report that instead, since its message says more. */
+static bool check_type(struct parser *p, enum jtype want, const char *ctx, const char *what)
+{
+    enum jtype got = jscan_peek(&p->js);
+
+    if (got == want)
+        return true;
+    if (got == JSON_NONE && !jscan_failed(&p->js) && !jscan_skip(&p->js, NULL))
+        return false;
+    return fail(p, "%s: expected %s", ctx, what);
+}
+
+/* Reads an integer in [min, max]; ctx names the field in messages. */
+static bool read_int(struct parser *p, const char *ctx, int64_t min, int64_t max, int64_t *out)
+{
+    struct str span;
+
+    if (!check_type(p, JSON_NUMBER, ctx, "an integer") || !jscan_skip(&p->js, &span))
+        return false;
+    if (str_to_i64(span, min, max, out) != ERR_OK)
+        return fail(p, "%s: expected an integer in %lld..%lld", ctx, (long long)min,
+                    (long long)max);
+    return true;
+}
+
+/* Reads a string of at most TOPO_UUID_MAX bytes without NULs into out. */
+static bool read_uuid(struct parser *p, const char *ctx, char out[TOPO_UUID_MAX + 1])
+{
+    struct str raw;
+    size_t len;
+
+    if (!check_type(p, JSON_STRING, ctx, "a string") || !jscan_string(&p->js, &raw))
+        return false;
+    len = jstr_decode(raw, out, TOPO_UUID_MAX + 1);
+    if (len == SIZE_MAX)
+        return fail(p, "%s: longer than %d bytes", ctx, TOPO_UUID_MAX);
+    if (memchr(out, '\0', len))
+        return fail(p, "%s: contains a NUL", ctx);
+    return true;
+}
+
+static struct topo *finish(struct desc *d)
+{
+    d->healthy &= (UINT32_C(1) << d->n) - 1;
+    return build(d);
+}
+
+/* Wraps a parser run: size cap, the JSON-level message, building on success. */
+static enum err run_parser(const char *doc, bool (*parse)(struct parser *, struct desc *),
+                           const char *text, size_t len, struct topo **out, struct errbuf *eb)
+{
+    struct parser p = {.eb = eb, .doc = doc};
+    struct desc d;
+    size_t pos;
+
+    if (len > TOPO_MAX_TEXT_BYTES) {
+        errbuf_set(eb, "%s: %zu bytes, more than %u", doc, len, TOPO_MAX_TEXT_BYTES);
+        return ERR_TOO_LARGE;
+    }
+    if (!text || len == 0) {
+        errbuf_set(eb, "%s: empty", doc);
+        return ERR_PARSE;
+    }
+    desc_init(&d);
+    jscan_init(&p.js, text, len, JSON_DEPTH);
+    if (!parse(&p, &d) || !jscan_finish(&p.js)) {
+        const char *why = jscan_error(&p.js, &pos);
+        errbuf_set(eb, "%s: %s at byte %zu", doc, why ? why : "malformed", pos);
+        return ERR_PARSE;
+    }
+    *out = finish(&d);
+    return ERR_OK;
+}
+
+/* ---- parsing: gpu-extender.io/topology ---- */
+
+/* "NV1".."NV18", "PIX", "PXB", "PHB", "NODE", "SYS" (or legacy "SOC"), case-insensitive. */
+static bool link_from_name(struct str raw, enum topo_class *cls, unsigned *score)
+{
+    static const struct {
+        const char *name;
+        enum topo_class cls;
+        unsigned score;
+    } pcie[] = {{"PIX", TOPO_PIX, 50},   {"PXB", TOPO_PXB, 40}, {"PHB", TOPO_PHB, 30},
+                {"NODE", TOPO_NODE, 20}, {"SYS", TOPO_SYS, 10}, {"SOC", TOPO_SYS, 10}};
+    char name[8];
+    size_t len = jstr_decode(raw, name, sizeof(name));
+    unsigned links = 0;
+
+    if (len == SIZE_MAX || len < 3)
+        return false;
+    for (size_t i = 0; i < GX_ARRAY_LEN(pcie); i++) {
+        if (str_ieq_cstr((struct str){name, len}, pcie[i].name)) {
+            *cls = pcie[i].cls;
+            *score = pcie[i].score;
+            return true;
+        }
+    }
+    if ((name[0] | 0x20) != 'n' || (name[1] | 0x20) != 'v' || len > 4 || name[2] == '0')
+        return false;
+    for (size_t i = 2; i < len; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        links = links * 10 + (unsigned)(name[i] - '0');
+    }
+    if (links < 1 || links > NV_MAX_LINKS)
+        return false;
+    *cls = TOPO_NVLINK;
+    *score = NV_SCORE_PER_LINK * links;
+    return true;
+}
+
+struct gpu_in {
+    int64_t index, numa;
+    bool healthy;
+    unsigned have; /* bit per known key, to refuse duplicates */
+    char uuid[TOPO_UUID_MAX + 1];
+};
+
+static bool parse_gpu_member(struct parser *p, unsigned pos, struct str key, struct gpu_in *g)
+{
+    static const char *const keys[] = {"index", "uuid", "numa", "healthy"};
+    char ctx[48];
+    unsigned k = 0;
+
+    while (k < GX_ARRAY_LEN(keys) && !jstr_eq(key, keys[k]))
+        k++;
+    if (k == GX_ARRAY_LEN(keys))
+        return jscan_skip(&p->js, NULL);
+    snprintf(ctx, sizeof(ctx), "gpus[%u].%s", pos, keys[k]);
+    if (g->have >> k & 1)
+        return fail(p, "%s: given twice", ctx);
+    g->have |= 1u << k;
+    switch (k) {
+    case 0:
+        return read_int(p, ctx, 0, TOPO_MAX_GPUS - 1, &g->index);
+    case 1:
+        return read_uuid(p, ctx, g->uuid);
+    case 2:
+        return read_int(p, ctx, -1, 65535, &g->numa);
+    default:
+        if (jscan_peek(&p->js) != JSON_TRUE && jscan_peek(&p->js) != JSON_FALSE)
+            return fail(p, "%s: expected a boolean", ctx);
+        return jscan_bool(&p->js, &g->healthy);
+    }
+}
+
+static bool parse_gpu(struct parser *p, unsigned pos, struct desc *d, uint32_t *seen)
+{
+    struct gpu_in g = {.index = -1, .numa = -1, .healthy = true};
+    char ctx[32];
+    struct str key;
+    unsigned i;
+    int r;
+
+    snprintf(ctx, sizeof(ctx), "gpus[%u]", pos);
+    if (!check_type(p, JSON_OBJECT, ctx, "an object") || !jscan_enter_object(&p->js))
+        return false;
+    while ((r = jscan_next_member(&p->js, &key)) == 1) {
+        if (!parse_gpu_member(p, pos, key, &g))
+            return false;
+    }
+    if (r < 0)
+        return false;
+    if (g.index < 0)
+        return fail(p, "%s: missing index", ctx);
+    i = (unsigned)g.index;
+    if (*seen >> i & 1)
+        return fail(p, "%s: index %u given twice", ctx, i);
+    *seen |= UINT32_C(1) << i;
+    d->numa[i] = (int)g.numa;
+    memcpy(d->uuid[i], g.uuid, sizeof(g.uuid));
+    if (g.healthy)
+        d->healthy |= UINT32_C(1) << i;
+    return true;
+}
+
+static bool parse_gpus(struct parser *p, struct desc *d)
+{
+    uint32_t seen = 0;
+    unsigned count = 0;
+    int r;
+
+    if (!check_type(p, JSON_ARRAY, "gpus", "an array") || !jscan_enter_array(&p->js))
+        return false;
+    while ((r = jscan_next_element(&p->js)) == 1) {
+        if (count == TOPO_MAX_GPUS)
+            return fail(p, "gpus: more than %d", TOPO_MAX_GPUS);
+        if (!parse_gpu(p, count++, d, &seen))
+            return false;
+    }
+    if (r < 0)
+        return false;
+    if (count == 0)
+        return fail(p, "gpus: empty");
+    if (seen != (UINT32_C(1) << count) - 1)
+        return fail(p, "gpus: indices must be 0..%u, got %u", count - 1,
+                    31 - (unsigned)__builtin_clz(seen));
+    d->n = count;
+    return true;
+}
+
+struct link_in {
+    uint8_t a, b;
+    enum topo_class cls;
+    unsigned score;
+};
+
+static bool parse_link(struct parser *p, unsigned pos, struct link_in *out)
+{
+    char ctx[32];
+    int64_t a, b;
+    struct str name;
+
+    snprintf(ctx, sizeof(ctx), "links[%u]", pos);
+    if (!check_type(p, JSON_ARRAY, ctx, "[a, b, \"TYPE\"]") || !jscan_enter_array(&p->js))
+        return false;
+    if (jscan_next_element(&p->js) != 1 || !read_int(p, ctx, 0, TOPO_MAX_GPUS - 1, &a) ||
+        jscan_next_element(&p->js) != 1 || !read_int(p, ctx, 0, TOPO_MAX_GPUS - 1, &b) ||
+        jscan_next_element(&p->js) != 1 || !check_type(p, JSON_STRING, ctx, "a link name") ||
+        !jscan_string(&p->js, &name))
+        return fail(p, "%s: expected [a, b, \"TYPE\"]", ctx);
+    if (jscan_next_element(&p->js) != 0)
+        return fail(p, "%s: expected [a, b, \"TYPE\"]", ctx);
+    if (!link_from_name(name, &out->cls, &out->score))
+        return fail(p, "%s: unknown link type \"%.*s\"", ctx, (int)(name.len < 16 ? name.len : 16),
+                    name.ptr);
+    if (a == b)
+        return fail(p, "%s: GPU %lld linked to itself", ctx, (long long)a);
+    out->a = (uint8_t)a;
+    out->b = (uint8_t)b;
+    return true;
+}
+
+static bool parse_links(struct parser *p, struct link_in *links, unsigned *count)
+{
+    int r;
+
+    if (!check_type(p, JSON_ARRAY, "links", "an array") || !jscan_enter_array(&p->js))
+        return false;
+    while ((r = jscan_next_element(&p->js)) == 1) {
+        if (*count == MAX_LINKS)
+            return fail(p, "links: more than %d", MAX_LINKS);
+        if (!parse_link(p, *count, &links[*count]))
+            return false;
+        (*count)++;
+    }
+    return r == 0;
+}
+
+/* Links may come before gpus in the object, so they are checked once both are known. */
+static bool apply_links(struct parser *p, struct desc *d, const struct link_in *links,
+                        unsigned count)
+{
+    uint32_t listed[TOPO_MAX_GPUS] = {0};
+
+    for (unsigned i = 0; i < count; i++) {
+        unsigned a = links[i].a, b = links[i].b;
+
+        if (a >= d->n || b >= d->n)
+            return fail(p, "links[%u]: GPU %u does not exist", i, a >= d->n ? a : b);
+        if (listed[a] >> b & 1)
+            return fail(p, "links[%u]: pair %u-%u listed twice", i, a, b);
+        listed[a] |= UINT32_C(1) << b;
+        listed[b] |= UINT32_C(1) << a;
+        desc_link(d, a, b, links[i].cls, links[i].score);
+    }
+    return true;
+}
+
+static bool parse_native(struct parser *p, struct desc *d)
+{
+    struct link_in links[MAX_LINKS];
+    unsigned nlinks = 0;
+    bool have_gpus = false, have_links = false;
+    struct str key;
+    int r;
+
+    if (!check_type(p, JSON_OBJECT, "document", "an object") || !jscan_enter_object(&p->js))
+        return false;
+    while ((r = jscan_next_member(&p->js, &key)) == 1) {
+        bool ok;
+
+        if (jstr_eq(key, "gpus")) {
+            ok = !have_gpus ? parse_gpus(p, d) : fail(p, "gpus: given twice");
+            have_gpus = true;
+        } else if (jstr_eq(key, "links")) {
+            ok = !have_links ? parse_links(p, links, &nlinks) : fail(p, "links: given twice");
+            have_links = true;
+        } else {
+            ok = jscan_skip(&p->js, NULL);
+        }
+        if (!ok)
+            return false;
+    }
+    if (r < 0)
+        return false;
+    if (!have_gpus)
+        return fail(p, "gpus: missing");
+    return apply_links(p, d, links, nlinks);
+}
+
+enum err topo_parse(const char *text, size_t len, struct topo **out, struct errbuf *eb)
+{
+    return run_parser("topology", parse_native, text, len, out, eb);
+}
+
+/* ---- parsing: hami.io/node-nvidia-score ---- */
+
+#define HAMI_NONE (-1)
+
+struct hami {
+    struct str scores[TOPO_MAX_GPUS]; /* each device's "score" object, validated; may be empty */
+    int32_t dir[TOPO_MAX_GPUS][TOPO_MAX_GPUS]; /* score i gives j; HAMI_NONE when absent */
+};
+
+/* "score": an object, kept as a span for the second pass; null (a nil Go map) means none. */
+static bool read_hami_score_span(struct parser *p, unsigned pos, struct hami *h)
+{
+    char ctx[32];
+
+    snprintf(ctx, sizeof(ctx), "[%u].score", pos);
+    if (h->scores[pos].ptr)
+        return fail(p, "%s: given twice", ctx);
+    if (jscan_peek(&p->js) == JSON_NULL)
+        return jscan_skip(&p->js, NULL);
+    return check_type(p, JSON_OBJECT, ctx, "an object") && jscan_skip(&p->js, &h->scores[pos]);
+}
+
+static bool parse_hami_device(struct parser *p, unsigned pos, struct desc *d, struct hami *h)
+{
+    char ctx[32];
+    struct str key;
+    bool have_uuid = false;
+    int r;
+
+    snprintf(ctx, sizeof(ctx), "[%u]", pos);
+    if (!check_type(p, JSON_OBJECT, ctx, "an object") || !jscan_enter_object(&p->js))
+        return false;
+    while ((r = jscan_next_member(&p->js, &key)) == 1) {
+        bool ok;
+
+        if (jstr_eq(key, "uuid")) {
+            snprintf(ctx, sizeof(ctx), "[%u].uuid", pos);
+            ok = !have_uuid ? read_uuid(p, ctx, d->uuid[pos]) : fail(p, "%s: given twice", ctx);
+            have_uuid = true;
+        } else if (jstr_eq(key, "score")) {
+            ok = read_hami_score_span(p, pos, h);
+        } else {
+            ok = jscan_skip(&p->js, NULL);
+        }
+        if (!ok)
+            return false;
+    }
+    if (r < 0)
+        return false;
+    if (!d->uuid[pos][0])
+        return fail(p, "[%u]: missing or empty uuid", pos);
+    for (unsigned j = 0; j < pos; j++) {
+        if (strcmp(d->uuid[j], d->uuid[pos]) == 0)
+            return fail(p, "[%u]: uuid %s repeats [%u]", pos, d->uuid[pos], j);
+    }
+    return true;
+}
+
+/* A score: any JSON integer, clamped to 0..TOPO_MAX_PAIR_SCORE however many digits it has. */
+static bool read_score(struct parser *p, const char *ctx, int32_t *out)
+{
+    struct str span;
+    bool neg;
+    int64_t v;
+
+    if (!check_type(p, JSON_NUMBER, ctx, "an integer") || !jscan_skip(&p->js, &span))
+        return false;
+    neg = span.ptr[0] == '-';
+    for (size_t i = neg; i < span.len; i++) {
+        if (span.ptr[i] < '0' || span.ptr[i] > '9')
+            return fail(p, "%s: expected an integer", ctx);
+    }
+    if (neg)
+        v = 0;
+    else if (span.len > 4 || str_to_i64(span, 0, INT64_MAX, &v) != ERR_OK)
+        v = TOPO_MAX_PAIR_SCORE;
+    *out = (int32_t)(v > TOPO_MAX_PAIR_SCORE ? TOPO_MAX_PAIR_SCORE : v);
+    return true;
+}
+
+static int find_uuid(const struct desc *d, struct str raw)
+{
+    char key[TOPO_UUID_MAX + 1];
+    size_t len = jstr_decode(raw, key, sizeof(key));
+
+    if (len == SIZE_MAX)
+        return -1;
+    for (unsigned j = 0; j < d->n; j++) {
+        if (strlen(d->uuid[j]) == len && memcmp(d->uuid[j], key, len) == 0)
+            return (int)j;
+    }
+    return -1;
+}
+
+/* Second pass over device i's "score" object, now that every UUID is known. */
+static bool parse_hami_scores(struct parser *p, const struct desc *d, unsigned i, struct hami *h)
+{
+    struct parser sub = {.eb = p->eb, .doc = p->doc};
+    char ctx[48];
+    struct str key;
+    int32_t v = 0;
+    int r, j;
+
+    jscan_init(&sub.js, h->scores[i].ptr, h->scores[i].len, JSON_DEPTH);
+    if (!jscan_enter_object(&sub.js))
+        return false;
+    while ((r = jscan_next_member(&sub.js, &key)) == 1) {
+        snprintf(ctx, sizeof(ctx), "[%u].score", i);
+        if (!read_score(&sub, ctx, &v))
+            return false;
+        j = find_uuid(d, key);
+        if (j < 0 || (unsigned)j == i)
+            continue;
+        if (h->dir[i][j] != HAMI_NONE)
+            return fail(&sub, "%s: %s given twice", ctx, d->uuid[j]);
+        h->dir[i][j] = v;
+    }
+    return r == 0;
+}
+
+static enum topo_class class_from_score(unsigned score)
+{
+    static const unsigned lowest[TOPO_CLASS_COUNT] = {0, 20, 30, 40, 50, 100};
+    int c = TOPO_CLASS_COUNT - 1;
+
+    while (c > 0 && score < lowest[c])
+        c--;
+    return (enum topo_class)c;
+}
+
+static void hami_pairs(struct desc *d, const struct hami *h)
+{
+    for (unsigned a = 0; a < d->n; a++) {
+        for (unsigned b = a + 1; b < d->n; b++) {
+            int32_t x = h->dir[a][b], y = h->dir[b][a];
+            int32_t s = x == HAMI_NONE ? y : y == HAMI_NONE ? x : x < y ? x : y;
+            unsigned score = s == HAMI_NONE ? 10 : (unsigned)s;
+
+            desc_link(d, a, b, class_from_score(score), score);
+        }
+    }
+}
+
+static bool parse_hami(struct parser *p, struct desc *d)
+{
+    struct hami h;
+    int r;
+
+    memset(&h, 0, sizeof(h));
+    for (unsigned a = 0; a < TOPO_MAX_GPUS; a++) {
+        for (unsigned b = 0; b < TOPO_MAX_GPUS; b++)
+            h.dir[a][b] = HAMI_NONE;
+    }
+    if (!check_type(p, JSON_ARRAY, "document", "an array") || !jscan_enter_array(&p->js))
+        return false;
+    while ((r = jscan_next_element(&p->js)) == 1) {
+        if (d->n == TOPO_MAX_GPUS)
+            return fail(p, "more than %d devices", TOPO_MAX_GPUS);
+        if (!parse_hami_device(p, d->n, d, &h))
+            return false;
+        d->n++;
+    }
+    if (r < 0 || !jscan_finish(&p->js))
+        return false;
+    if (d->n == 0)
+        return fail(p, "no devices");
+    for (unsigned i = 0; i < d->n; i++) {
+        if (h.scores[i].ptr && !parse_hami_scores(p, d, i, &h))
+            return false;
+    }
+    hami_pairs(d, &h);
+    d->healthy = UINT32_MAX;
+    return true;
+}
+
+enum err topo_parse_hami(const char *text, size_t len, struct topo **out, struct errbuf *eb)
+{
+    return run_parser("hami score", parse_hami, text, len, out, eb);
+}
