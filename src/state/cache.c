@@ -675,36 +675,39 @@ static bool is_terminal(struct str phase)
     return str_eq_cstr(phase, "Succeeded") || str_eq_cstr(phase, "Failed");
 }
 
-/* One allocation holding a pod_info and its strings: what explain needs of a pending pod. */
+/* The strings a pending pod keeps for explain. */
+#define PENDING_STRINGS 11
+
+static void pending_strings(struct pod_info *p, struct str *out[PENDING_STRINGS])
+{
+    struct str *fields[PENDING_STRINGS] = {
+        &p->ns,           &p->name,        &p->uid,
+        &p->phase,        &p->ann_gpu_model, &p->ann_gpu_model_preferred,
+        &p->ann_strategy, &p->ann_use_gputype, &p->ann_nouse_gputype,
+        &p->labels,       &p->priority_class};
+
+    memcpy(out, fields, sizeof(fields));
+}
+
+/* One allocation holding a pod_info and its strings: what explain needs of a pending pod.
+ * Node name, raw annotations we do not read and the like are left out. */
 static struct pod_info *pod_info_clone(const struct pod_info *p)
 {
-    const struct str *src[] = {&p->ns,           &p->name,
-                               &p->uid,          &p->phase,
-                               &p->ann_gpu_model, &p->ann_gpu_model_preferred,
-                               &p->ann_strategy, &p->ann_use_gputype,
-                               &p->ann_nouse_gputype, &p->labels,
-                               &p->priority_class};
-    struct pod_info *out;
+    struct str *src[PENDING_STRINGS], *dst[PENDING_STRINGS];
+    struct pod_info copy = *p, *out;
     size_t len = sizeof(*out);
     char *s;
 
-    for (size_t i = 0; i < GX_ARRAY_LEN(src); i++)
+    pending_strings(&copy, src);
+    for (size_t i = 0; i < PENDING_STRINGS; i++)
         len += src[i]->len + 1;
     out = xcalloc(1, len);
     s = (char *)(out + 1);
     out->gpus = p->gpus;
     out->deleting = p->deleting;
-    out->ns = put_string(&s, p->ns);
-    out->name = put_string(&s, p->name);
-    out->uid = put_string(&s, p->uid);
-    out->phase = put_string(&s, p->phase);
-    out->ann_gpu_model = put_string(&s, p->ann_gpu_model);
-    out->ann_gpu_model_preferred = put_string(&s, p->ann_gpu_model_preferred);
-    out->ann_strategy = put_string(&s, p->ann_strategy);
-    out->ann_use_gputype = put_string(&s, p->ann_use_gputype);
-    out->ann_nouse_gputype = put_string(&s, p->ann_nouse_gputype);
-    out->labels = put_string(&s, p->labels);
-    out->priority_class = put_string(&s, p->priority_class);
+    pending_strings(out, dst);
+    for (size_t i = 0; i < PENDING_STRINGS; i++)
+        *dst[i] = put_string(&s, *src[i]);
     return out;
 }
 
@@ -971,15 +974,11 @@ bool cache_pending_pod(struct cache *c, struct str ns, struct str name, struct a
     pthread_mutex_lock(&c->lock);
     strmap_each(&c->pods, find_pending, &ps);
     if (ps.hit) {
-        struct str *fields[] = {&out->ns,           &out->name,
-                                &out->uid,          &out->phase,
-                                &out->ann_gpu_model, &out->ann_gpu_model_preferred,
-                                &out->ann_strategy, &out->ann_use_gputype,
-                                &out->ann_nouse_gputype, &out->labels,
-                                &out->priority_class};
+        struct str *fields[PENDING_STRINGS];
         *out = *ps.hit;
+        pending_strings(out, fields);
         ok = true;
-        for (size_t i = 0; i < GX_ARRAY_LEN(fields) && ok; i++)
+        for (size_t i = 0; i < PENDING_STRINGS && ok; i++)
             ok = arena_str(arena, fields[i]);
     }
     pthread_mutex_unlock(&c->lock);

@@ -344,7 +344,7 @@ assert_contains "a missing file is named" "does-not-exist.yaml" "$CP_OUT"
 
 begin "--check-policy: policy/default.yaml and every file in policy/examples/ pass"
 n_examples=0
-for f in "$GX_SOURCE_DIR"/policy/default.yaml "$GX_SOURCE_DIR"/policy/examples/*.yaml; do
+for f in "$GX_SOURCE_DIR"/policy/default.yaml "$GX_SOURCE_DIR"/policy/examples/*.yaml "$GX_SOURCE_DIR"/policy/examples/*.yml; do
     [[ -e $f ]] || continue
     check_policy "$f"
     assert_eq "$(basename "$f"): exit 0" 0 "$CP_RC"

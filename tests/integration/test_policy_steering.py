@@ -295,7 +295,7 @@ class PolicySteeringTest(unittest.TestCase):
             for better in order[:rank]:
                 if better in ALLOWED[ns] and room.get(better, 0) >= sim.pod_gpus(p):
                     bad.append(f"  {ns}/{name} ({sim.pod_gpus(p)} GPUs) bound to {node} "
-                               f"({cls[node]}) while a {better} node (preferred) still has "
+                               f"({cls[node]}) while a node of class {better} (preferred) still has "
                                f"{room[better]} GPUs free")
         if bad:
             raise CheckFailure(f"[{label}] the policy was not followed:\n" + "\n".join(bad[:20]))

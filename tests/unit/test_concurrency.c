@@ -16,6 +16,16 @@ static char *names_body;
 static atomic_bool stop;
 static atomic_long requests;
 
+/* Every node publishes the same 8-GPU topology, so reservations name GPU sets. */
+static const char topology[] =
+    "{\"gpus\":[{\"index\":0},{\"index\":1},{\"index\":2},{\"index\":3},{\"index\":4},"
+    "{\"index\":5},{\"index\":6},{\"index\":7}],\"links\":[[0,1,\"NV2\"],[2,3,\"NV2\"],"
+    "[4,5,\"NV2\"],[6,7,\"NV2\"]]}";
+
+/* The GPU indices each node's live reservations hold, as the reservers saw them granted. */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t held[NODES];
+
 static void node_name(char *out, size_t cap, int i)
 {
     snprintf(out, cap, "gpu-node-%d", i);
@@ -35,6 +45,7 @@ static void *writer(void *arg)
         node_name(name, sizeof(name), i);
         n.name = str_from_cstr(name);
         n.model = n.product;
+        n.ann_topology = STR_LIT(topology);
         cache_node_upsert(cache, &n);
         snprintf(uid, sizeof(uid), "w%u-%d", seed % 7, round);
         p.uid = str_from_cstr(uid);
@@ -68,18 +79,41 @@ static void *reader(void *arg)
     return NULL;
 }
 
-/* Binds in flight: a reservation must never push a node past its allocatable GPUs. */
+/* Takes the lowest free GPU, as a bind's chooser would take some free set. */
+static uint32_t lowest_free(void *ctx, const struct cache_node *n)
+{
+    (void)ctx;
+    return n->free_mask & (~n->free_mask + 1);
+}
+
+/* Binds in flight: a reservation must never push a node past its allocatable GPUs, and two
+ * live reservations must never hold the same GPU. */
 static void *reserver(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg;
     char name[32], uid[32];
 
     for (int round = 0; round < ROUNDS; round++) {
-        node_name(name, sizeof(name), (int)(rand_r(&seed) % NODES));
+        int i = (int)(rand_r(&seed) % NODES);
+        uint32_t mask = 0;
+
+        node_name(name, sizeof(name), i);
         snprintf(uid, sizeof(uid), "r%u-%d", seed, round);
-        if (cache_reserve(cache, str_from_cstr(uid), str_from_cstr(name), 1, NULL, NULL, NULL, NULL) == ERR_OK &&
-            round % 2 == 0)
+        if (cache_reserve(cache, str_from_cstr(uid), str_from_cstr(name), 1, lowest_free, NULL,
+                          &mask, NULL) != ERR_OK)
+            continue;
+        pthread_mutex_lock(&held_lock);
+        CHECK_EQ(held[i] & mask, 0);
+        held[i] |= mask;
+        pthread_mutex_unlock(&held_lock);
+        if (round % 2 == 0) {
+            pthread_mutex_lock(&held_lock);
+            held[i] &= ~mask;
+            /* Released under the test's lock, so no other reserver sees the GPU free while it
+             * is still marked held here. */
             cache_release(cache, str_from_cstr(uid), str_from_cstr(name));
+            pthread_mutex_unlock(&held_lock);
+        }
     }
     return NULL;
 }
