@@ -128,6 +128,7 @@ static void feed_object(void *ctx, enum kube_event_type type, const char *obj, s
     struct jscan js;
     struct node_info node;
     struct pod_info pod;
+    struct log_q q;
     bool ok;
 
     arena_init(&arena, FEED_ARENA_BYTES);
@@ -136,7 +137,7 @@ static void feed_object(void *ctx, enum kube_event_type type, const char *obj, s
     if (!ok) {
         if (f->bad_objects++ % 1000 == 0)
             log_warn("main", "skipped an object the decoder could not read", "resource=%s err=\"%s\"",
-                     f->pods ? "pods" : "nodes", jscan_error(&js, NULL));
+                     f->pods ? "pods" : "nodes", log_quote(&q, jscan_error(&js, NULL)));
     } else if (f->pods) {
         if (type == KUBE_EVENT_DELETED)
             cache_pod_delete(f->cache, &pod);
@@ -275,19 +276,18 @@ static int check_policy(const char *path)
 static bool load_policy(struct daemon *d)
 {
     struct policy_diag diag = {0};
-    struct policy *p = NULL;
+    struct log_q q;
 
     if (!d->cfg.policy[0]) {
         d->policies = policy_store_new(policy_new_default(), "");
         return true;
     }
-    if (policy_load(d->cfg.policy, &p, &diag) == ERR_OK) {
-        d->policies = policy_store_new(p, d->cfg.policy);
+    if (policy_store_open(d->cfg.policy, &d->policies, &diag) == ERR_OK) {
         policy_store_watch(d->policies, (unsigned)d->cfg.policy_watch_ms);
         return true;
     }
     for (size_t i = 0; i < diag.count; i++)
-        log_error("main", "invalid policy", "detail=\"%s\"", diag.msgs[i]);
+        log_error("main", "invalid policy", "detail=\"%s\"", log_quote(&q, diag.msgs[i]));
     if (diag.count == 0)
         log_error("main", "cannot read the policy", "path=%s", d->cfg.policy);
     return false;
@@ -314,7 +314,9 @@ static bool connect_apiserver(struct daemon *d)
         e = kube_client_new(&creds, &d->kube, &eb);
     kube_creds_destroy(&creds);
     if (e != ERR_OK) {
-        log_error("main", "cannot configure the API server client", "err=\"%s\"", eb.msg);
+        struct log_q q;
+        log_error("main", "cannot configure the API server client", "err=\"%s\"",
+                  log_quote(&q, eb.msg));
         return false;
     }
     d->cache = cache_new();

@@ -169,20 +169,28 @@ def _proc_table():
     return out
 
 
-def _busy_ticks():
+def _cpu_ticks():
+    """(busy, steal) ticks of the whole machine from /proc/stat."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
-    return v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+    return v[0] + v[1] + v[2] + v[5] + v[6], (v[7] if len(v) > 7 else 0)
 
 
 class Load:
     """CPU used by processes that are not this run's, per phase: the machine may be shared, and
-    a benchmark disturbed by someone else's compiler or fuzzer must say so."""
+    a benchmark disturbed by someone else's compiler or fuzzer must say so. The total comes from
+    /proc/stat minus our own processes; the names of the busiest others from a 1 s sampler of
+    /proc/PID/stat (processes shorter than that are in the total but may miss the names)."""
 
     def __init__(self):
         self.hz = os.sysconf("SC_CLK_TCK")
         self.rows = []
         self.cur = None
+        self.lock = threading.Lock()
+        self.seen = {}   # pid -> (comm, ticks) at the last sample
+        self.top = {}    # comm -> ticks in the current phase
+        self.stop = threading.Event()
+        threading.Thread(target=self._sampler, daemon=True).start()
 
     def _ours(self, table):
         me = os.getpid()
@@ -197,6 +205,27 @@ class Load:
                 seen += 1
         return ours
 
+    def _sample(self):
+        table = _proc_table()
+        ours = self._ours(table)
+        with self.lock:
+            for pid, (comm, ppid, ticks) in table.items():
+                if pid in ours or pid == 2 or ppid == 2:  # ours, or kernel threads
+                    continue
+                prev = self.seen.get(pid)
+                d = ticks - prev[1] if prev and prev[0] == comm else ticks
+                if d > 0:
+                    self.top[comm] = self.top.get(comm, 0) + d
+            self.seen = {pid: (c, t) for pid, (c, _, t) in table.items()}
+        return table, ours
+
+    def _sampler(self):
+        while not self.stop.wait(1.0):
+            try:
+                self._sample()
+            except (OSError, ValueError, IndexError):
+                pass
+
     def _mine_ticks(self, table, ours):
         t = os.times()
         return (t.user + t.system + t.children_user + t.children_system) * self.hz + \
@@ -205,32 +234,28 @@ class Load:
     def start(self, phase):
         if self.cur:
             self.end()
-        table = _proc_table()
-        ours = self._ours(table)
-        self.cur = (phase, time.time(), _busy_ticks(), self._mine_ticks(table, ours), table)
+        table, ours = self._sample()
+        with self.lock:
+            self.top = {}
+        busy, steal = _cpu_ticks()
+        self.cur = (phase, time.time(), busy, steal, self._mine_ticks(table, ours))
 
     def end(self):
         if not self.cur:
             return
-        phase, t0, busy0, mine0, table0 = self.cur
+        phase, t0, busy0, steal0, mine0 = self.cur
         self.cur = None
-        table = _proc_table()
-        ours = self._ours(table)
+        table, ours = self._sample()
         wall = time.time() - t0
-        others = max(0.0, (_busy_ticks() - busy0) - (self._mine_ticks(table, ours) - mine0)) / self.hz
-        top = {}
-        for pid, (comm, _, ticks) in table.items():
-            if pid in ours or pid == os.getpid():
-                continue
-            d = ticks - table0.get(pid, (comm, 0, ticks if pid in table0 else 0))[2]
-            if pid not in table0:
-                d = ticks  # started during the phase
-            if d > 0:
-                top[comm] = top.get(comm, 0) + d / self.hz
+        busy, steal = _cpu_ticks()
+        others = max(0.0, (busy - busy0) - (self._mine_ticks(table, ours) - mine0)) / self.hz
         cores = os.cpu_count() or 1
+        with self.lock:
+            top = sorted(((round(v / self.hz, 1), k) for k, v in self.top.items()), reverse=True)[:3]
         self.rows.append({"phase": phase, "wall_s": round(wall, 1), "others_cpu_s": round(others, 1),
                           "others_pct": round(100 * others / (wall * cores), 1) if wall > 0 else 0,
-                          "top": sorted(((round(v, 1), k) for k, v in top.items()), reverse=True)[:3]})
+                          "steal_pct": round(100 * (steal - steal0) / self.hz / (wall * cores), 1) if wall else 0,
+                          "top": top})
         log("load: %s" % json.dumps(self.rows[-1]))
 
 

@@ -38,6 +38,13 @@ def table(head, rows, align=None):
 
 def why_fail(R, t):
     """A plain reason for a failed target, from the figures of the same run."""
+    try:
+        return _why_fail(R, t)
+    except (KeyError, TypeError, ZeroDivisionError, statistics.StatisticsError):
+        return "not measured in this run, or see the tables below."
+
+
+def _why_fail(R, t):
     name = t["target"]
     micro = {(m["mode"], m["verb"], m["nodes"]): m for m in R.get("micro", [])}
     if name.startswith("NodeNames, 5,000"):
@@ -180,6 +187,12 @@ def write(R, out_dir, work):
     L.append("\n## Targets\n")
     rows = [[t["target"], t["goal"], t["measured"], "**PASS**" if t["pass"] else "**FAIL**"] for t in R["targets"]]
     L.append(table(["target", "goal", "measured", "result"], rows, ["---", "---", "---", "---"]))
+    busy = [r for r in R.get("load", []) if r["others_pct"] > 5 and not r["phase"].startswith(("generate", "fake", "callgrind"))]
+    if busy:
+        L.append("\n**This machine was shared during the run**: other processes used %s of the CPU during timing "
+                 "phases (see \"Background load\" below), so latencies and rates here are pessimistic; "
+                 "instruction counts are not affected.\n" % ", ".join("%.0f%% (%s)" % (r["others_pct"], r["phase"])
+                                                                      for r in busy))
     fails = [t for t in R["targets"] if not t["pass"]]
     if fails:
         L.append("\nWhy each FAIL fails:\n")
@@ -369,9 +382,10 @@ def write(R, out_dir, work):
         L.append("CPU used by processes that are not this run's (the machine may be shared), per phase, as a share "
                  "of all cores. Above a few percent, timings of that phase are disturbed; instruction counts are "
                  "not.\n")
-        L.append(table(["phase", "seconds", "others' CPU", "busiest others (CPU s)"], [
-            [r["phase"], r["wall_s"], "%.1f%%" % r["others_pct"],
-             ", ".join("%s %.1f" % (k, v) for v, k in r["top"]) or "-"] for r in load], ["---", "---:", "---:", "---"]))
+        L.append(table(["phase", "seconds", "others' CPU", "stolen by the hypervisor", "busiest others (CPU s)"], [
+            [r["phase"], r["wall_s"], "%.1f%%" % r["others_pct"], "%.1f%%" % r.get("steal_pct", 0),
+             ", ".join("%s %.1f" % (k, v) for v, k in r["top"]) or "-"] for r in load],
+            ["---", "---:", "---:", "---:", "---"]))
 
     checks = R.get("checks", [])
     bad = [c for c in checks if not c["ok"]]

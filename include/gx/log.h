@@ -23,6 +23,13 @@ const char *log_level_name(enum log_level level);
 void log_write(enum log_level level, const char *mod, const char *msg, const char *fmt, ...)
     GX_PRINTF(4, 5);
 
+/* Escapes s for use inside a quoted logfmt value (key=\"%s\"): quotes and backslashes get a
+ * backslash, control characters become spaces, and long text is cut. Returns q->text. */
+struct log_q {
+    char text[1024];
+};
+const char *log_quote(struct log_q *q, const char *s);
+
 #define log_at(level, mod, msg, ...)                                                               \
     do {                                                                                           \
         if ((level) <= log_current_level)                                                          \

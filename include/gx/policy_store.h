@@ -32,6 +32,11 @@ struct policy_store_info {
 /* Takes over the reference to initial. path is the file to reload from; "" (the embedded
  * default) means reloads do nothing. */
 struct policy_store *policy_store_new(struct policy *initial, const char *path);
+/* Loads path (as policy_load() does, errors in diag) and returns a store for it in *out. Use
+ * this rather than policy_load() + policy_store_new(): it notes the file's identity before
+ * reading it, so a change made while it loads is not missed by the watcher. */
+enum err policy_store_open(const char *path, struct policy_store **out, struct policy_diag *diag)
+    GX_MUST_CHECK;
 /* Stops the watcher (if any) and drops the store's reference. NULL is a no-op. */
 void policy_store_free(struct policy_store *s);
 

@@ -106,7 +106,9 @@ static bool decode_request(struct exchange *ex, struct ext_args *args)
     enum err e = codec_decode_args(&ex->arena, ex->body, ex->body_len, args, &eb);
 
     if (e != ERR_OK) {
-        log_debug("api", "rejected request", "path=%s err=\"%s\"", ex->path, eb.msg);
+        struct log_q q;
+        log_debug("api", "rejected request", "path=%s err=\"%s\"", ex->path,
+                  log_quote(&q, eb.msg));
         reply_err(ex, e, &eb);
         return false;
     }

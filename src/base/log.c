@@ -58,6 +58,14 @@ static size_t quote_into(char *out, size_t cap, const char *msg)
     return n;
 }
 
+const char *log_quote(struct log_q *q, const char *s)
+{
+    size_t n = quote_into(q->text, sizeof(q->text), s ? s : "");
+
+    q->text[n] = '\0';
+    return q->text;
+}
+
 void log_write(enum log_level level, const char *mod, const char *msg, const char *fmt, ...)
 {
     char line[2048];

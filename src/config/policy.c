@@ -19,17 +19,17 @@
  * message rather than a cascade. */
 #include "gx/policy.h"
 
-#include "gx/alloc.h"
-#include "gx/str.h"
-#include "policy_schema.h"
-#include "yaml_doc.h"
-
 #include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gx/alloc.h"
+#include "gx/str.h"
+#include "policy_schema.h"
+#include "yaml_doc.h"
 
 /* Everything a loaded policy holds: a copy of the file (policy_load() caps it at 1 MiB), the
  * strings read from it and the arrays of classes, rules and lists. ydoc's 65536-node cap keeps

@@ -66,7 +66,8 @@ static bool same_file(const struct file_id *a, const struct file_id *b)
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-struct policy_store *policy_store_new(struct policy *initial, const char *path)
+static struct policy_store *store_new(struct policy *initial, const char *path,
+                                      const struct file_id *seen)
 {
     struct policy_store *s = xcalloc(1, sizeof(*s));
 
@@ -77,9 +78,28 @@ struct policy_store *policy_store_new(struct policy *initial, const char *path)
     s->current = initial;
     s->info.loaded_unix_ms = unix_ms();
     snprintf(s->path, sizeof(s->path), "%s", path ? path : "");
-    if (s->path[0])
-        s->seen = file_identity(s->path);
+    s->seen = *seen;
     return s;
+}
+
+struct policy_store *policy_store_new(struct policy *initial, const char *path)
+{
+    struct file_id seen = path && path[0] ? file_identity(path) : (struct file_id){0};
+
+    return store_new(initial, path, &seen);
+}
+
+enum err policy_store_open(const char *path, struct policy_store **out, struct policy_diag *diag)
+{
+    /* The file's identity is taken before it is read: a change that lands in between is then
+     * seen by the watcher, never lost. */
+    struct file_id seen = file_identity(path);
+    struct policy *p = NULL;
+    enum err e = policy_load(path, &p, diag);
+
+    if (e == ERR_OK)
+        *out = store_new(p, path, &seen);
+    return e;
 }
 
 void policy_store_free(struct policy_store *s)
@@ -121,9 +141,11 @@ void policy_store_info_get(struct policy_store *s, struct policy_store_info *out
 static void refuse(struct policy_store *s, const char *why, enum err e,
                    const struct policy_diag *diag)
 {
+    struct log_q q;
+
     for (size_t i = 0; i < diag->count; i++)
         log_error("policy", "reload refused; the old policy stays active", "why=\"%s\" err=\"%s\"",
-                  why, diag->msgs[i]);
+                  why, log_quote(&q, diag->msgs[i]));
     if (diag->count == 0)
         log_error("policy", "reload refused; the old policy stays active", "why=\"%s\" err=%s",
                   why, err_str(e));
@@ -170,6 +192,10 @@ enum err policy_store_reload(struct policy_store *s, const char *why, bool *swap
         log_info("policy", "reloaded", "why=\"%s\" path=%s hash=%s rules=%zu classes=%zu", why,
                  next->source, next->hash, next->rule_count, next->class_count);
     } else {
+        /* The file is valid again: an earlier refusal no longer describes it. */
+        pthread_mutex_lock(&s->lock);
+        s->info.last_error[0] = '\0';
+        pthread_mutex_unlock(&s->lock);
         log_info("policy", "reload: the file is unchanged", "why=\"%s\" hash=%s", why,
                  next->hash);
     }

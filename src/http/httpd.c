@@ -242,7 +242,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    log_warn("http", "libmicrohttpd", "detail=\"%s\"", msg);
+    struct log_q q;
+
+    log_warn("http", "libmicrohttpd", "detail=\"%s\"", log_quote(&q, msg));
 }
 
 /* Splits "host:port" or "[v6]:port" and resolves it to a socket address. */

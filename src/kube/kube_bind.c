@@ -282,6 +282,7 @@ void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long tim
                const struct kube_bind_hooks *hooks, struct kube_bind_result *out)
 {
     struct bind_ctx b = {.s = s, .req = req, .hooks = hooks, .out = out};
+    struct log_q q;
 
     memset(out, 0, sizeof(*out));
     if (!kube_name_is_valid(req->pod_namespace) || !kube_name_is_valid(req->pod_name) ||
@@ -295,12 +296,14 @@ void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long tim
     arena_destroy(&b.arena);
     metrics_bind_observe(out->ok, out->api_status);
     if (out->ok)
-        log_info("kube", "bound", "pod=%s/%s node=%s model=\"%s\" gpus=%lld indices=\"%s\" status=%ld",
+        log_info("kube", "bound",
+                 "pod=%s/%s node=%s model=\"%s\" gpus=%lld indices=\"%s\" status=%ld",
                  req->pod_namespace, req->pod_name, req->node, out->model, (long long)out->gpus,
                  out->gpu_indices, out->api_status);
     else
         log_warn("kube", "bind failed", "pod=%s/%s node=%s status=%ld err=\"%s\"",
-                 req->pod_namespace, req->pod_name, req->node, out->api_status, out->error);
+                 req->pod_namespace, req->pod_name, req->node, out->api_status,
+                 log_quote(&q, out->error));
 }
 
 /* ---- the worker pool ---- */

@@ -95,13 +95,15 @@ static enum err reload_token(struct kube_client *kc, struct errbuf *eb)
 void kube_client_auth_header(struct kube_client *kc, bool force_reload, char *out, size_t cap)
 {
     struct errbuf eb = {{0}};
+    struct log_q q;
 
     out[0] = '\0';
     pthread_mutex_lock(&kc->token_lock);
     if (kc->creds.token_file &&
         (force_reload || !kc->token || now_ms() - kc->token_read_ms >= KUBE_TOKEN_MAX_AGE_MS)) {
         if (reload_token(kc, &eb) != ERR_OK)
-            log_warn("kube", "token reload failed; keeping the old token", "err=\"%s\"", eb.msg);
+            log_warn("kube", "token reload failed; keeping the old token", "err=\"%s\"",
+                     log_quote(&q, eb.msg));
     }
     if (kc->token && kc->token[0])
         snprintf(out, cap, "Authorization: Bearer %s", kc->token);

@@ -552,6 +552,7 @@ static void node_rec_topology(struct cache *c, struct node_rec *r, const struct 
     struct errbuf eb = {{0}};
     struct strmap_entry *e;
     struct topo *t = NULL;
+    struct log_q q;
 
     if (text.len == 0)
         return;
@@ -569,7 +570,8 @@ static void node_rec_topology(struct cache *c, struct node_rec *r, const struct 
                      hami ? OBJ_ANN_HAMI_SCORE : OBJ_ANN_TOPOLOGY,
                      eb.msg[0] ? eb.msg : err_str(err));
             log_warn("state", "node topology refused; the node is count-only",
-                     "node=%.*s err=\"%s\"", (int)n->name.len, n->name.ptr, r->topo_error);
+                     "node=%.*s err=\"%s\"", (int)n->name.len, n->name.ptr,
+                     log_quote(&q, r->topo_error));
             metrics_counter_add(METRICS_TOPOLOGY_INVALID, 1);
             return;
         }

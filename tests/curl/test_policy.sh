@@ -306,6 +306,43 @@ rules:
     forbid: [a]
 EOF
 
+begin "--check-policy: a duplicate rule name, a preference that can never apply, all weights 0"
+bad_policy dup-rule "6:11: rules[1].name: duplicate rule name \"r\" (first at line 4)" <<EOF
+$HEAD
+rules:
+  - name: r
+    match: {namespaces: [n]}
+  - name: r
+    match: {namespaces: [m]}
+EOF
+bad_policy pref-never "13:16: rules[0].prefer[0].class: can never apply: class \"b\" is not in allow" <<EOF
+$HEAD
+classes:
+  - name: a
+    products: [x]
+  - name: b
+    products: [y]
+rules:
+  - name: r
+    match: {namespaces: [n]}
+    allow: [a]
+    prefer:
+      - class: b
+EOF
+bad_policy weights-zero "4:12: scoring.weights: every weight is 0" <<EOF
+$HEAD
+scoring:
+  weights: {freeGPUs: 0, model: 0, topology: 0}
+EOF
+
+begin "--check-policy: an empty file, two YAML documents"
+bad_policy empty "1:1: the policy is empty" </dev/null
+bad_policy two-docs "3:1: only one YAML document is allowed" <<EOF
+$HEAD
+---
+kind: GPUPolicy
+EOF
+
 begin "--check-policy: every error in one run, in file order"
 bad_policy many "4:3: scoring.strategi: unknown key" "8:11: classes[1].name: duplicate class name" \
     "13:13: rules[0].allow[0]: undefined class" <<EOF

@@ -4,11 +4,11 @@
  * Every input must either fail with 1..POLICY_MAX_ERRORS messages or give a policy that keeps
  * the promises of policy.h: counts within their caps, every class index in range, weights in
  * range, the text copied whole, one reference held. */
-#include "gx/policy.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gx/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,8 +3,6 @@
  * cases), every class of error with its exact file:line:col, error collection, boundaries of
  * every key, the README-vs-table key check, hostile YAML (which must fail cleanly under
  * ASan/UBSan rather than crash or exhaust memory) and reference counting. */
-#include "check.h"
-#include "config/policy_schema.h"
 #include "gx/policy.h"
 
 #include <dirent.h>
@@ -16,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "check.h"
+#include "config/policy_schema.h"
 
 #define HEAD "apiVersion: gpu-extender.io/v1alpha1\nkind: GPUPolicy\n"
 /* Lines 3-6. */
@@ -805,6 +806,38 @@ static void test_list_boundaries(void)
     }
 }
 
+/* Class references and labels: 64 entries load, 65 do not. */
+static void test_reference_list_boundaries(void)
+{
+    static const char *const lists[] = {"default:\n  allow: [%s]\n", "default:\n  forbid: [%s]\n",
+                                        "default:\n  prefer: [%s]\n",
+                                        "rules:\n  - name: r\n    match: {labels: {%s}}\n"};
+    static const char *const before[] = {"c", "c", "{class: c", "k"};
+    static const char *const after[] = {"", "", "}", ": v"};
+    char classes[2048] = "classes:\n", items[2048];
+
+    for (int i = 0; i <= POLICY_MAX_LIST; i++)
+        cat(classes, sizeof(classes), "  - {name: c%d, families: [f]}\n", i);
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        char *yaml = fmt("%s%s", classes, lists[i]);
+        char *text;
+        struct policy *p = NULL;
+        struct policy_diag diag;
+
+        items[0] = '\0';
+        for (int j = 0; j < POLICY_MAX_LIST; j++)
+            cat(items, sizeof(items), "%s%s%d%s", j ? ", " : "", before[i], j, after[i]);
+        expect_value_ok(yaml, items);
+        cat(items, sizeof(items), ", %s%d%s", before[i], POLICY_MAX_LIST, after[i]);
+        text = with_value(yaml, items);
+        CHECK_EQ(parse(text, &p, &diag), ERR_INVALID);
+        CHECK_EQ(diag.count, 1);
+        CHECK(strstr(diag.msgs[0], ": 65 entries; at most 64 are allowed") != NULL);
+        free(text);
+        free(yaml);
+    }
+}
+
 static char *many_rules(size_t n)
 {
     char *text = fmt("%s%s", HEAD, CLASSES "rules:\n");
@@ -1534,6 +1567,15 @@ static void test_hostile_size(void)
         CHECK(p == NULL);
         free(s);
     }
+    /* policy_parse() has no file cap of its own; past the policy's memory cap it fails with
+     * one message. */
+    {
+        char *s = repeat(HEAD "# ", "x", (size_t)5 << 20, "\n");
+        expect_parse_error_containing(s, strlen(s),
+                                      "h.yaml:1:1: the policy is too large: it "
+                                      "needs more than 4 MiB once loaded");
+        free(s);
+    }
 }
 
 static uint32_t xorshift(uint32_t *state)
@@ -1642,6 +1684,7 @@ int main(void)
     test_choice_boundaries();
     test_text_boundaries();
     test_list_boundaries();
+    test_reference_list_boundaries();
     test_count_boundaries();
     test_type_errors();
     test_enum_errors();

@@ -102,7 +102,7 @@ static bool wait_strategy(struct policy_store *s, enum policy_strategy want)
  * an update swaps "..data" atomically (rename of a new symlink over it). */
 static void test_configmap_swap(const char *dir)
 {
-    char v1[1024], v2[1024], data[1024], tmp[1024], link[1024], file[1024];
+    char v1[256], v2[256], data[256], tmp[256], link[256], file[512];
     struct policy_store *s;
 
     snprintf(v1, sizeof(v1), "%s/..2026_11_23_v1", dir);
