@@ -391,6 +391,21 @@ for f in "$GX_SOURCE_DIR"/policy/default.yaml "$GX_SOURCE_DIR"/policy/examples/*
 done
 assert_lt "there are examples" 1 "$n_examples"
 
+begin "the ConfigMap in manifests/ ships policy/default.yaml"
+# The block scalar under "policy.yaml: |", de-indented, must load to the same policy as
+# policy/default.yaml (its own header comment aside), so both print the same settings.
+py '
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+start = lines.index("  policy.yaml: |") + 1
+open(sys.argv[2], "w").write("\n".join(l[4:] for l in lines[start:]) + "\n")
+' "$GX_SOURCE_DIR/manifests/21-policy.yaml" "$P/configmap-policy.yaml"
+cmp_default=$(grep -v '^#' "$GX_SOURCE_DIR/policy/default.yaml")
+cmp_configmap=$(grep -v '^#' "$P/configmap-policy.yaml")
+assert_eq "same content as policy/default.yaml" "$cmp_default" "$cmp_configmap"
+check_policy "$P/configmap-policy.yaml"
+assert_eq "the ConfigMap's policy passes --check-policy" 0 "$CP_RC"
+
 begin "the daemon refuses to start on an invalid policy, naming the problem"
 "$GX_DAEMON" --listen 127.0.0.1:0 --policy "$P/shadowed.yaml" >"$GX_TMP/refuse.log" 2>&1 </dev/null &
 refuse_pid=$!
