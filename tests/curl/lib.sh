@@ -317,11 +317,13 @@ from gxjson import *
 $code" "$@"
 }
 
-# json_get PYEXPR [FILE]   -- prints PYEXPR evaluated with d = the JSON in FILE (default: the
-# last body). Strings print bare, everything else as compact JSON; "<error: ...>" when the
-# document does not parse or the expression raises.
+# json_get PYEXPR [FILE [ARG...]]   -- prints PYEXPR evaluated with d = the JSON in FILE
+# (default: the last body); ARGs are sys.argv[3:]. Strings print bare, everything else as
+# compact JSON; "<error: ...>" when the document does not parse or the expression raises.
 json_get() {
     local expr=$1 file=${2:-$BODY_FILE}
+    shift
+    [[ $# -gt 0 ]] && shift
     py '
 try:
     d = json.load(open(sys.argv[2], "rb"))
@@ -329,7 +331,7 @@ try:
     print(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
 except Exception as e:
     print("<error: %s: %s>" % (type(e).__name__, e))
-' "$expr" "$file"
+' "$expr" "$file" "$@"
 }
 
 # assert_json DESC PYEXPR EXPECTED [FILE]   -- json_get PYEXPR must print EXPECTED

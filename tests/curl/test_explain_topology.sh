@@ -105,21 +105,9 @@ verdicts() {
     [k + "=U:" + v for k, v in (d.get("FailedAndUnresolvableNodes") or {}).items()]))'
 }
 
-# json_arg PYEXPR FILE ARG   -- like json_get, with ARG as sys.argv[3]
-json_arg() {
-    py '
-try:
-    d = json.load(open(sys.argv[2], "rb"))
-    v = eval(sys.argv[1])
-    print(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
-except Exception as e:
-    print("<error: %s: %s>" % (type(e).__name__, e))
-' "$@"
-}
-
 # verdict_of NODE   -- that node's verdict in the last filter reply: pass, F:reason, U:reason
 verdict_of() {
-    json_arg 'next((x for x in ["pass" if sys.argv[3] in (d.get("NodeNames") or []) else None,
+    json_get 'next((x for x in ["pass" if sys.argv[3] in (d.get("NodeNames") or []) else None,
         "F:" + d["FailedNodes"][sys.argv[3]] if sys.argv[3] in (d.get("FailedNodes") or {}) else None,
         "U:" + d["FailedAndUnresolvableNodes"][sys.argv[3]] if sys.argv[3] in (d.get("FailedAndUnresolvableNodes") or {}) else None] if x), "absent")' \
         "$BODY_FILE" "$1"
@@ -154,7 +142,7 @@ pod_ann() {
 # topo_of NODE   -- "used/reserved taken=.. free=.. unnamed=N" from /debug/nodes
 topo_of() {
     curl -s --max-time 5 -o "$K/nodes.json" "$GX_URL/debug/nodes"
-    json_arg 'next(("%d/%d taken=%s free=%s unnamed=%d" % (n["used"], n["reserved"], n["topology"]["taken"], n["topology"]["free"], n["topology"]["takenUnnamed"]) if "topology" in n else "no topology: " + n.get("topologyError", "")) for n in d["nodes"] if n["name"] == sys.argv[3])' \
+    json_get 'next(("%d/%d taken=%s free=%s unnamed=%d" % (n["used"], n["reserved"], n["topology"]["taken"], n["topology"]["free"], n["topology"]["takenUnnamed"]) if "topology" in n else "no topology: " + n.get("topologyError", "")) for n in d["nodes"] if n["name"] == sys.argv[3])' \
         "$K/nodes.json" "$1"
 }
 
