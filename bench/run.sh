@@ -7,7 +7,7 @@
 # programs into build-bench/ (GX_BENCH_BUILD overrides), builds the Go baseline off-line,
 # generates the cluster data into a temporary directory, runs every benchmark and writes
 # bench/results/results.md and bench/results/latency.png (GX_BENCH_RESULTS overrides).
-# About 8 minutes on a 2-core machine. --quick: shorter runs, to try the script (its numbers
+# About 6 minutes on a 2-core machine, build included. --quick: shorter runs, to try the script (its numbers
 # are not the ones to quote). --keep: keep the temporary directory (data, logs, results.json).
 set -eu
 cd "$(dirname "$0")/.."

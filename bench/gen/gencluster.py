@@ -37,6 +37,9 @@ import time
 
 SEED = "gpu-extender-bench-v1"
 PODS_PER_NODE = 10
+# True: every node of a model carries the same topology annotation (same GPU UUIDs), which no
+# real cluster does; the cache benchmark uses it once to show what per-node topologies cost.
+SHARED_TOPOLOGY = False
 BASE_EPOCH = 1793520000  # 2026-11-01T08:00:00Z: a fixed clock, so output never changes
 
 # Request sizes: the cluster sizes of the issue and what kube-scheduler really sends for them.
@@ -221,7 +224,8 @@ def node_obj(i):
         "csi.volume.kubernetes.io/nodeid": compact({"ebs.csi.aws.com": iid}),
     }
     if gpus:
-        annotations["gpu-extender.io/topology"] = compact(topology(r, gpus, box, link))
+        trng = rng_for("topology", product) if SHARED_TOPOLOGY else r
+        annotations["gpu-extender.io/topology"] = compact(topology(trng, gpus, box, link))
     annotations.update({
         "kubeadm.alpha.kubernetes.io/cri-socket": "unix:///run/containerd/containerd.sock",
         "nfd.node.kubernetes.io/extended-resources": "",

@@ -488,9 +488,26 @@ class Bench:
                 per = dumps[idx * calls:(idx + 1) * calls]
                 n = int(re.search(r"-(\d+)\.json$", o["file"]).group(1))
                 res["%s %s %d" % (o["verb"], label, n)] = {"verb": o["verb"], "mode": label, "nodes": n,
-                                                          "ir_per_call": per[-1], "ir_all_calls": per}
+                                                          "ir_per_call": per[-1], "ir_all_calls": per,
+                                                          "top": self.annotate("%s/cg.out.%d" % (d, (idx + 1) * calls))
+                                                          if n in (1000, 5000) else []}
             log("callgrind %s: %.1f s" % (label, time.time() - t))
         self.R["callgrind"] = res
+
+    @staticmethod
+    def annotate(path):
+        """The functions with the most instructions (self cost) in one callgrind dump."""
+        if not shutil.which("callgrind_annotate"):
+            return []
+        r = run(["callgrind_annotate", "--inclusive=no", "--threshold=100", path], timeout=60)
+        top = []
+        for line in r.stdout.splitlines():
+            m = re.match(r"^\s*([\d,]+) \(\s*([\d.]+)%\)\s+(\S+)", line)
+            # A dump taken by --dump-after charges the whole call to the frames above it: skip them.
+            if m and "PROGRAM TOTALS" not in line and float(m.group(2)) < 99.9:
+                fn = m.group(3).split(":")[-1]
+                top.append({"ir": int(m.group(1).replace(",", "")), "pct": float(m.group(2)), "fn": fn})
+        return top[:8]
 
     def phase_topology(self):
         if os.path.exists(self.topo_bin):
@@ -803,6 +820,21 @@ class Bench:
                 break
             time.sleep(0.01)
         sink.stop()
+        rp.stop()
+        # The same cluster with one topology annotation text per GPU model (shared GPU UUIDs, which
+        # real nodes never have): the difference is what per-node topologies cost in the cache.
+        pf2 = pf + ".shared"
+        rp = Proc("replay_apiserver-shared", [sys.executable, os.path.join(self.src, "bench", "scripts",
+                                                                          "replay_apiserver.py"),
+                                              "--nodes", str(n), "--port-file", pf2, "--shared-topology"],
+                  os.path.join(self.work, "replay-shared.log"))
+        write_kubeconfig(kc, "http://127.0.0.1:%d" % wait_port(pf2, rp, 300), "bench-token")
+        d, url = self.start_daemon("daemon-cache-shared", ["--kubeconfig", kc])
+        self.wait_ready(url, d, 300)
+        time.sleep(1.0)
+        rc["shared_topology_rss_kb"] = d.status("VmRSS")
+        log("cache with shared topology texts: VmRSS %s kB" % rc["shared_topology_rss_kb"])
+        d.stop()
         rp.stop()
         self.R["cache"] = rc
 

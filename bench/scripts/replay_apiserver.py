@@ -16,7 +16,7 @@ list+watch uses (see src/kube/kube_watch.c):
   POST /_bench/burst         every open pods watch starts writing them; returns t_start
   GET  /_bench/stats         {t_start, t_written, events, bytes, watches, lists}
 
-  replay_apiserver.py --nodes 15000 --port-file FILE
+  replay_apiserver.py --nodes 15000 --port-file FILE [--shared-topology]
 """
 
 import argparse
@@ -180,7 +180,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=15000)
     ap.add_argument("--port-file", required=True)
+    ap.add_argument("--shared-topology", action="store_true",
+                    help="every node of a model gets the same topology annotation (an experiment)")
     a = ap.parse_args()
+    gencluster.SHARED_TOPOLOGY = a.shared_topology
     state = State(a.nodes)
     srv = Server(("127.0.0.1", 0), Handler)
     srv.state = state

@@ -36,6 +36,14 @@ def table(head, rows, align=None):
     return "\n".join(out)
 
 
+def top_of(R, key):
+    cg = R.get("callgrind", {}).get(key)
+    if not cg or not cg.get("top"):
+        return ""
+    return " Where the instructions go (callgrind, self cost): %s." % ", ".join(
+        "%s %.0f%%" % (t["fn"], t["pct"]) for t in cg["top"][:6])
+
+
 def why_fail(R, t):
     """A plain reason for a failed target, from the figures of the same run."""
     try:
@@ -55,12 +63,16 @@ def _why_fail(R, t):
         if m:
             tot = statistics.median(m["total_ns"]) / 1000
             dec = statistics.median(m["decode_ns"]) / 1000
+            top = ""
+            if cg and cg.get("top"):
+                top = " Where the instructions go (callgrind, self cost): %s." % ", ".join(
+                    "%s %.0f%%" % (t["fn"], t["pct"]) for t in cg["top"][:6])
             return ("The work itself is over budget: without any socket, one %s of 5,000 names takes %.0f µs "
                     "in-process (decoding the names %.0f µs, deciding and encoding %.0f µs, %.0f ns per node%s), "
-                    "before the loopback round trip of the same body (floor p50 %s, p99 %s) is added." % (
+                    "before the loopback round trip of the same body (floor p50 %s, p99 %s) is added.%s" % (
                         verb, tot, dec, tot - dec, tot * 1000 / 5000,
                         ", %.0f instructions per node" % (cg["ir_per_call"] / 5000) if cg else "",
-                        us(fl["p50_us"]), us(fl["p99_us"])))
+                        us(fl["p50_us"]), us(fl["p99_us"]), top))
     if name.startswith("Full Nodes, 1,000 nodes: faster"):
         m = micro.get(("full", "filter", 1000))
         f = R["full"]["1000"]
@@ -84,7 +96,7 @@ def _why_fail(R, t):
                         us(statistics.median(m["total_ns"]) / 1000), us(min(m["decode_ns"]) / 1000),
                         m["body_bytes"] / (min(m["decode_ns"]) / 1e9) / 1e6, us(f["floor"]["summary"]["p50_us"]),
                         m["reply_bytes"] / 1e6, us(f["filter"]["summary"]["p50_us"]),
-                        us(f["filter"]["summary"]["p99_us"])))
+                        us(f["filter"]["summary"]["p99_us"]))) + top_of(R, "filter full 1000")
     if name.startswith("16 connections"):
         c = R["names"]["c16"]
         return ("On this %d-core machine wrk and the server share the cores: the do-nothing floor server "
@@ -97,6 +109,15 @@ def _why_fail(R, t):
     if name.startswith("Cache: watch"):
         return "See the cache section: the source or the daemon limits the rate."
     if name.startswith("Cache: resident"):
+        rc = R["cache"]
+        sh = rc.get("shared_topology_rss_kb")
+        if sh:
+            return ("%.0f MB of the %.0f MB are per-node topology tables (%.1f KB per node): every node's "
+                    "gpu-extender.io/topology annotation names its own GPU UUIDs, as real nodes do, so topologies "
+                    "interned by their annotation text are never shared. The same cluster with one annotation "
+                    "text per GPU model needs %.1f MB." % (
+                        (rc["rss_kb_synced"] - sh) / 1024, rc["rss_kb_synced"] / 1024,
+                        (rc["rss_kb_synced"] - sh) / rc["nodes"], sh / 1024))
         return "See the cache section for VmRSS after the list and after the events."
     return "See the tables below."
 
@@ -374,7 +395,20 @@ def write(R, out_dir, work):
             ["watch: the same burst into curl > /dev/null", "%s s (%s events/s): the source's own limit" % (
                 w.get("server_alone_s"), "{:,}".format(w.get("server_alone_events_per_s") or 0))],
             ["VmRSS after the events", "%.1f MB" % (rc["rss_kb_after_events"] / 1024)],
-            ["VmHWM (peak) over the whole phase", "%.1f MB" % (rc["hwm_kb"] / 1024)]], ["---", "---"]))
+            ["VmHWM (peak) over the whole phase", "%.1f MB" % (rc["hwm_kb"] / 1024)],
+            ["VmRSS, same cluster but one topology text per GPU model (an experiment)",
+             "%.1f MB: per-node topologies cost %.1f MB, %.1f KB per node" % (
+                 rc["shared_topology_rss_kb"] / 1024, (rc["rss_kb_synced"] - rc["shared_topology_rss_kb"]) / 1024,
+                 (rc["rss_kb_synced"] - rc["shared_topology_rss_kb"]) / rc["nodes"])
+             if rc.get("shared_topology_rss_kb") else "-"]], ["---", "---"]))
+        cg = R.get("callgrind", {})
+        first = cg.get("filter names 100", {}).get("ir_all_calls")
+        if first and len(first) > 1:
+            L.append("\nThe first NodeNames call after any cache change also rebuilds the snapshot it reads: in the "
+                     "callgrind run (5,000 cached nodes) the first filter of 100 names cost %s instructions, the "
+                     "next %s: the rebuild is about %s instructions per cached node, paid by whichever request "
+                     "comes first after a watch event.\n" % ("{:,}".format(first[0]), "{:,}".format(first[-1]),
+                                                            "{:,.0f}".format((first[0] - first[-1]) / 5000)))
 
     load = R.get("load", [])
     if load:

@@ -61,8 +61,9 @@ struct cache_status {
     size_t reservations;
     uint64_t events;        /* objects applied since start */
     uint64_t relists;
-    size_t topologies;      /* distinct node topologies held */
-    size_t topology_bytes;  /* memory they take, tables included */
+    size_t topologies;      /* distinct node topology annotations held */
+    size_t topology_shapes; /* distinct links-and-health among them: shared tables */
+    size_t topology_bytes;  /* memory they take, shared tables counted once */
 };
 
 struct cache *cache_new(void);

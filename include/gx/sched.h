@@ -97,6 +97,10 @@ struct sched_fit sched_filter_node(const struct sched_pod *sp, const struct sche
 enum err sched_reason_format(struct sched_fit fit, const struct sched_pod *sp,
                              const struct node_info *node, struct buf *out) GX_MUST_CHECK;
 
+/* Does the text of reason r name the node's model? (Every other part of a reason depends only
+ * on the pod and its rule, so callers may format each distinct reason once per request.) */
+bool sched_reason_names_model(enum sched_reason r);
+
 /* The parts of a score, for explanations and tests. Fractions are in millionths. */
 struct sched_score {
     int score;                     /* 0..10, what prioritize returns */

@@ -3,7 +3,9 @@
  * A node describes its GPUs and the links between them in the annotation
  * gpu-extender.io/topology (or HAMi's hami.io/node-nvidia-score). topo_parse() turns that text
  * into an immutable, refcounted struct topo; the caller interns one per distinct annotation
- * text, since many nodes share a topology. Queries then answer "which k of these free GPUs
+ * text. Underneath, every topology with the same links and health shares one set of
+ * precomputed tables (its "shape"), whatever its UUIDs: a cluster of 15,000 identical
+ * servers holds one copy of the tables, not 15,000. Queries then answer "which k of these free GPUs
  * should a pod get" in O(1) per node once the answer for that free mask has been computed.
  *
  * Model: each pair of GPUs has a link of a class (the vocabulary of `nvidia-smi topo -m`) and
@@ -100,8 +102,13 @@ unsigned topo_pair_score(const struct topo *t, unsigned a, unsigned b);
 enum topo_class topo_pair_class(const struct topo *t, unsigned a, unsigned b);
 /* Sum of the pair scores within mask (bits >= n ignored; health is not considered). O(1). */
 uint32_t topo_set_score(const struct topo *t, uint32_t mask);
-/* Bytes this topology holds (tables and memo included), for metrics and benchmarks. */
+/* Bytes this topology uses: its own part plus its shape's tables and memo (which it shares
+ * with every topology of the same links and health), for benchmarks. */
 size_t topo_memory_bytes(const struct topo *t);
+/* Bytes of the node's own part only: UUIDs, NUMA nodes, the reference to its shape. */
+size_t topo_own_bytes(const struct topo *t);
+/* The shapes alive in the process and the bytes their tables take. Thread-safe. */
+void topo_shapes(size_t *count, size_t *bytes);
 
 struct topo_pick {
     uint32_t set;              /* the chosen GPUs; 0 when !ok */

@@ -248,11 +248,66 @@ static enum err push_segment(struct exchange *ex, struct exchange_iov *iov, size
     return ERR_OK;
 }
 
+/* Reasons repeat: thousands of nodes share a handful of texts. Each distinct one is formatted
+ * and escaped once per reply, keyed by the reason and (for reasons that name it) the model. */
+#define REASON_MEMO 16
+
+struct reason_memo {
+    size_t n;
+    struct {
+        enum sched_reason reason;
+        struct str model;
+        struct buf json; /* the escaped, quoted text */
+    } e[REASON_MEMO];
+};
+
+static void reason_memo_destroy(struct reason_memo *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        buf_destroy(&m->e[i].json);
+}
+
+/* Appends the quoted reason for node i, from the memo when it has been seen. */
+static enum err append_reason(struct buf *b, const struct codec_filter_result *res, size_t i,
+                              struct reason_memo *m)
+{
+    const struct node_info *node = res->reason_nodes[i];
+    enum sched_reason r = res->fits[i].reason;
+    struct str model = sched_reason_names_model(r) && node ? node->model : STR_NULL;
+    struct buf text;
+    enum err e;
+
+    for (size_t j = 0; j < m->n; j++) {
+        if (m->e[j].reason == r && str_eq(m->e[j].model, model))
+            return buf_append(b, m->e[j].json.ptr, m->e[j].json.len);
+    }
+    buf_init(&text, 4096);
+    e = sched_reason_format(res->fits[i], res->sp, node, &text);
+    if (e == ERR_OK && m->n < REASON_MEMO) {
+        struct buf *json = &m->e[m->n].json;
+        buf_init(json, 8192);
+        e = buf_append_json_str(json, text.ptr, text.len);
+        if (e == ERR_OK) {
+            m->e[m->n].reason = r;
+            m->e[m->n].model = model;
+            m->n++;
+            e = buf_append(b, json->ptr, json->len);
+        } else {
+            buf_destroy(json);
+        }
+    } else if (e == ERR_OK) {
+        e = buf_append_json_str(b, text.ptr, text.len);
+    }
+    buf_destroy(&text);
+    return e;
+}
+
 static enum err append_reason_map(struct buf *b, const struct codec_filter_result *res,
                                   enum sched_verdict which)
 {
     const struct ext_args *a = res->args;
     size_t n = a->full_nodes ? a->node_count : a->name_count;
+    struct reason_memo memo = {0};
     bool first = true;
     enum err e = buf_append(b, "{", 1);
 
@@ -267,15 +322,10 @@ static enum err append_reason_map(struct buf *b, const struct codec_filter_resul
             e = buf_append_json_str(b, name.ptr, name.len);
         if (e == ERR_OK)
             e = buf_append(b, ":", 1);
-        if (e == ERR_OK) {
-            struct buf reason;
-            buf_init(&reason, 1024);
-            e = sched_reason_format(res->fits[i], res->sp, res->reason_nodes[i], &reason);
-            if (e == ERR_OK)
-                e = buf_append_json_str(b, reason.ptr, reason.len);
-            buf_destroy(&reason);
-        }
+        if (e == ERR_OK)
+            e = append_reason(b, res, i, &memo);
     }
+    reason_memo_destroy(&memo);
     return e == ERR_OK ? buf_append(b, "}", 1) : e;
 }
 

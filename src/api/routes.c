@@ -346,9 +346,16 @@ static enum err append_cache_metrics(struct buf *b, struct cache *cache)
         "# HELP gpu_extender_cache_events_total Node and pod objects applied.\n"
         "# TYPE gpu_extender_cache_events_total counter\ngpu_extender_cache_events_total %lu\n"
         "# HELP gpu_extender_cache_relists_total Full lists (start-up, 410 Gone).\n"
-        "# TYPE gpu_extender_cache_relists_total counter\ngpu_extender_cache_relists_total %lu\n",
+        "# TYPE gpu_extender_cache_relists_total counter\ngpu_extender_cache_relists_total %lu\n"
+        "# HELP gpu_extender_cache_topologies Distinct node topology annotations held.\n"
+        "# TYPE gpu_extender_cache_topologies gauge\ngpu_extender_cache_topologies %zu\n"
+        "# HELP gpu_extender_cache_topology_shapes Distinct GPU interconnects (shared tables).\n"
+        "# TYPE gpu_extender_cache_topology_shapes gauge\ngpu_extender_cache_topology_shapes %zu\n"
+        "# HELP gpu_extender_cache_topology_bytes Memory of topologies and their tables.\n"
+        "# TYPE gpu_extender_cache_topology_bytes gauge\ngpu_extender_cache_topology_bytes %zu\n",
         st.synced, st.connected, st.age_ms < 0 ? -1.0 : (double)st.age_ms / 1000.0, st.nodes,
-        st.gpu_pods, st.reservations, (unsigned long)st.events, (unsigned long)st.relists);
+        st.gpu_pods, st.reservations, (unsigned long)st.events, (unsigned long)st.relists,
+        st.topologies, st.topology_shapes, st.topology_bytes);
 }
 
 static void handle_metrics(struct routes *r, struct exchange *ex)

@@ -1,6 +1,7 @@
 /* buf.c -- capped growable buffer (see buf.h). */
 #include "gx/buf.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,34 +84,41 @@ enum err buf_printf(struct buf *b, const char *fmt, ...)
     return ERR_OK;
 }
 
+/* Does c need an escape inside a JSON string? */
+static bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
 enum err buf_append_json_str(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     enum err e = buf_reserve(b, n + 2);
-    size_t start = 0;
+    size_t start = 0, i = 0;
 
-    if (e == ERR_OK)
-        e = buf_append(b, "\"", 1);
-    for (size_t i = 0; i < n && e == ERR_OK; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
+    if (e != ERR_OK)
+        return e;
+    b->ptr[b->len++] = '"';
+    for (;;) {
+        /* Most text has nothing to escape: find the next byte that does, copy up to it. */
+        while (i < n && !needs_escape((unsigned char)s[i]))
+            i++;
         e = buf_append(b, s + start, i - start);
-        if (e == ERR_OK && c == '"')
-            e = buf_append(b, "\\\"", 2);
-        else if (e == ERR_OK && c == '\\')
-            e = buf_append(b, "\\\\", 2);
-        else if (e == ERR_OK)
+        if (e != ERR_OK || i == n)
+            break;
+        if (s[i] == '"' || s[i] == '\\') {
+            char esc[2] = {'\\', s[i]};
             e = buf_append(b, esc, sizeof(esc));
-        start = i + 1;
+        } else {
+            unsigned char c = (unsigned char)s[i];
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            e = buf_append(b, esc, sizeof(esc));
+        }
+        if (e != ERR_OK)
+            break;
+        start = ++i;
     }
-    if (e == ERR_OK)
-        e = buf_append(b, s + start, n - start);
-    if (e == ERR_OK)
-        e = buf_append(b, "\"", 1);
-    return e;
+    return e == ERR_OK ? buf_append(b, "\"", 1) : e;
 }
 
 char *buf_take(struct buf *b, size_t *len_out)

@@ -343,6 +343,13 @@ static enum err format_topo_reason(struct sched_fit f, const struct sched_pod *s
     return buf_printf(out, "no %lld free GPUs all linked %s %s%s", k, how, link, better);
 }
 
+bool sched_reason_names_model(enum sched_reason r)
+{
+    return r == SCHED_REASON_MODEL_NOT_REQUIRED || r == SCHED_REASON_MODEL_NOT_USE ||
+           r == SCHED_REASON_MODEL_NOUSE || r == SCHED_REASON_POLICY_NOT_ALLOWED ||
+           r == SCHED_REASON_POLICY_FORBIDDEN;
+}
+
 enum err sched_reason_format(struct sched_fit f, const struct sched_pod *sp,
                              const struct node_info *node, struct buf *out)
 {

@@ -66,7 +66,7 @@ struct snapshot_impl {
     atomic_int refs;
     struct cache_node *nodes;
     struct node_rec **recs;
-    uint32_t *index; /* open addressing: node position + 1, 0 = empty */
+    uint64_t *index; /* open addressing: hash's high 32 bits << 32 | node position + 1; 0 empty */
     size_t index_mask;
 };
 
@@ -206,13 +206,16 @@ struct build_ctx {
     size_t n;
 };
 
+/* The high half of the hash rides along in the slot, so a probe compares names only when the
+ * hashes agree: almost never for the wrong node. */
 static void index_insert(struct snapshot_impl *s, struct str name, uint32_t pos)
 {
-    size_t i = strmap_hash(name) & s->index_mask;
+    uint64_t h = strmap_hash(name);
+    size_t i = h & s->index_mask;
 
     while (s->index[i])
         i = (i + 1) & s->index_mask;
-    s->index[i] = pos + 1;
+    s->index[i] = (h >> 32) << 32 | (uint64_t)(pos + 1);
 }
 
 static void add_node(struct strmap_entry *e, void *ctx)
@@ -254,10 +257,14 @@ static struct snapshot_impl *build_snapshot(struct cache *c)
 const struct cache_node *cache_snapshot_find(const struct cache_snapshot *pub, struct str name)
 {
     const struct snapshot_impl *s = (const struct snapshot_impl *)pub;
-    size_t i = strmap_hash(name) & s->index_mask;
+    uint64_t h = strmap_hash(name), tag = (h >> 32) << 32;
+    size_t i = h & s->index_mask;
 
     for (; s->index[i]; i = (i + 1) & s->index_mask) {
-        const struct cache_node *cn = &s->nodes[s->index[i] - 1];
+        const struct cache_node *cn;
+        if ((s->index[i] & ~UINT64_C(0xffffffff)) != tag)
+            continue;
+        cn = &s->nodes[(uint32_t)s->index[i] - 1];
         if (str_eq(cn->info.name, name))
             return cn;
     }
@@ -919,11 +926,13 @@ void cache_release(struct cache *c, struct str pod_uid, struct str node)
 
 static void add_topo_bytes(struct strmap_entry *e, void *ctx)
 {
-    *(size_t *)ctx += topo_memory_bytes(e->value);
+    *(size_t *)ctx += topo_own_bytes(e->value);
 }
 
 void cache_status_get(struct cache *c, struct cache_status *out)
 {
+    size_t shape_bytes;
+
     pthread_mutex_lock(&c->lock);
     out->synced = c->nodes_listed && c->pods_listed;
     out->connected = c->connected;
@@ -937,6 +946,8 @@ void cache_status_get(struct cache *c, struct cache_status *out)
     out->topology_bytes = 0;
     strmap_each(&c->topos, add_topo_bytes, &out->topology_bytes);
     pthread_mutex_unlock(&c->lock);
+    topo_shapes(&out->topology_shapes, &shape_bytes);
+    out->topology_bytes += shape_bytes;
 }
 
 struct pending_scan {

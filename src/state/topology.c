@@ -35,6 +35,16 @@
  *   topo_choose_guaranteed(): at most TOPO_GUARANTEE_MAX_CASES cases of one topo_choose() and
  *   one topo_best_min_class() each.
  *
+ * Sharing: the tables depend only on the links and health (the "shape"), never on UUIDs or
+ * NUMA nodes, and every GPU in a cluster has its own UUID, so nodes with the same hardware
+ * have different annotation texts but one shape. Shapes are interned process-wide (a hash
+ * table under a mutex, touched only when a topology is built or freed): each node keeps its
+ * UUIDs and NUMA nodes (struct topo) and points at the shared tables, which stay warm in the
+ * CPU caches however many nodes there are.
+ *
+ * Guaranteed answers (GPUs taken by unnamed pods) are memoized too for n <= 8, by (F, unknown,
+ * k, level), so on common nodes they cost O(1) after the first query.
+ *
  * Concurrency: the memo arrays are atomics, loaded and stored relaxed. Each entry stands alone
  * (0 = unknown) and is a pure function of tables that are immutable before the topology is
  * published, so racing fillers store identical values and a reader sees 0 (and solves itself)
@@ -44,6 +54,7 @@
 #include "gx/alloc.h"
 #include "gx/jscan.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -72,8 +83,12 @@ struct desc {
     char uuid[TOPO_MAX_GPUS][TOPO_UUID_MAX + 1];
 };
 
-struct topo {
-    atomic_int refs;
+/* The shared part: links, health and every table derived from them. d's uuid and numa are
+ * unused (zero). refs and next are guarded by the registry lock. */
+struct shape {
+    struct shape *next; /* registry chain */
+    unsigned refs;
+    uint64_t hash;
     struct desc d;
     unsigned nlevels;
     enum topo_class level[TOPO_CLASS_COUNT]; /* classes present among the pairs, ascending */
@@ -81,7 +96,18 @@ struct topo {
     void *memo_block;                         /* one allocation holding memo[] and bmc */
     _Atomic uint16_t *memo[TOPO_CLASS_COUNT]; /* by level index; NULL when not memoized */
     _Atomic uint8_t *bmc;
+    _Atomic uint32_t *guar; /* n <= 8: guaranteed picks by (F, unknown, k, level); 0 unknown */
     size_t mem_bytes;
+};
+
+/* One node's topology: its shape, and what is its own. */
+struct topo {
+    atomic_int refs;
+    struct shape *s;
+    int numa[TOPO_MAX_GPUS];
+    const char *uuid[TOPO_MAX_GPUS]; /* into uuid_text */
+    char *uuid_text;
+    size_t own_bytes;
 };
 
 /* The answers of one solve: for every class c, the best set of min class >= c (0: none). */
@@ -107,12 +133,12 @@ static inline unsigned popcount32(uint32_t x)
     return (unsigned)__builtin_popcount(x);
 }
 
-static inline uint32_t set_score(const struct topo *t, uint32_t mask)
+static inline uint32_t set_score(const struct shape *t, uint32_t mask)
 {
     return t->sets[mask] & SCORE_MASK;
 }
 
-static inline enum topo_class set_class(const struct topo *t, uint32_t mask)
+static inline enum topo_class set_class(const struct shape *t, uint32_t mask)
 {
     return (enum topo_class)(t->sets[mask] >> SCORE_BITS);
 }
@@ -137,7 +163,7 @@ static void desc_link(struct desc *d, unsigned a, unsigned b, enum topo_class c,
     d->cls[a][b] = d->cls[b][a] = (uint8_t)c;
 }
 
-static void find_levels(struct topo *t)
+static void find_levels(struct shape *t)
 {
     unsigned present = 0;
 
@@ -153,7 +179,7 @@ static void find_levels(struct topo *t)
     }
 }
 
-static void build_sets(struct topo *t)
+static void build_sets(struct shape *t)
 {
     uint32_t count = UINT32_C(1) << t->d.n;
 
@@ -177,7 +203,7 @@ static void build_sets(struct topo *t)
 
 /* Allocates bmc and as many memo levels as the budget allows, in one block: level 0 first,
  * then from the highest class down, since "all NVLink" is what pods actually ask for. */
-static void alloc_memo(struct topo *t)
+static void alloc_memo(struct shape *t)
 {
     size_t entries = (size_t)t->d.n << t->d.n;
     size_t sets_bytes = sizeof(uint32_t) << t->d.n;
@@ -229,7 +255,7 @@ static inline uint32_t next_combination(uint32_t x)
 }
 
 /* Visits every k-subset of F (1 <= k <= |F|); see the top of the file. */
-static void solve(const struct topo *t, const struct deposit *dp, uint32_t F, unsigned k,
+static void solve(const struct shape *t, const struct deposit *dp, uint32_t F, unsigned k,
                   struct solution *sol)
 {
     uint64_t key[TOPO_CLASS_COUNT] = {0}, best_key = 0; /* key 0: no candidate */
@@ -259,12 +285,12 @@ static void solve(const struct topo *t, const struct deposit *dp, uint32_t F, un
     }
 }
 
-static inline size_t slot(const struct topo *t, uint32_t F, unsigned k)
+static inline size_t slot(const struct shape *t, uint32_t F, unsigned k)
 {
     return (size_t)F * t->d.n + (k - 1);
 }
 
-static void store(const struct topo *t, uint32_t F, unsigned k, const struct solution *sol)
+static void store(const struct shape *t, uint32_t F, unsigned k, const struct solution *sol)
 {
     size_t i = slot(t, F, k);
 
@@ -276,7 +302,7 @@ static void store(const struct topo *t, uint32_t F, unsigned k, const struct sol
     }
 }
 
-static void solve_and_store(const struct topo *t, uint32_t F, unsigned k, struct solution *sol)
+static void solve_and_store(const struct shape *t, uint32_t F, unsigned k, struct solution *sol)
 {
     struct deposit dp;
 
@@ -286,7 +312,7 @@ static void solve_and_store(const struct topo *t, uint32_t F, unsigned k, struct
 }
 
 /* n <= TOPO_EAGER_MAX_GPUS: fill everything now, so queries never solve. */
-static void fill_all(const struct topo *t)
+static void fill_all(const struct shape *t)
 {
     struct deposit dp;
     struct solution sol;
@@ -300,17 +326,133 @@ static void fill_all(const struct topo *t)
     }
 }
 
-static struct topo *build(const struct desc *d)
+/* n <= TOPO_EAGER_MAX_GPUS: room for every guaranteed answer, (F, unknown, k, level). */
+static size_t guar_slot(const struct shape *t, uint32_t F, unsigned u, unsigned k, unsigned j)
 {
-    struct topo *t = xcalloc(1, sizeof(*t));
+    return (((size_t)F * TOPO_EAGER_MAX_GPUS + (u - 1)) * TOPO_EAGER_MAX_GPUS + (k - 1)) *
+               t->nlevels + j;
+}
 
-    atomic_init(&t->refs, 1);
-    t->d = *d;
+static struct shape *shape_build(const struct desc *d, uint64_t hash)
+{
+    struct shape *t = xcalloc(1, sizeof(*t));
+
+    t->refs = 1;
+    t->hash = hash;
+    t->d.n = d->n;
+    t->d.healthy = d->healthy;
+    memcpy(t->d.score, d->score, sizeof(d->score));
+    memcpy(t->d.cls, d->cls, sizeof(d->cls));
     find_levels(t);
     build_sets(t);
     alloc_memo(t);
-    if (d->n <= TOPO_EAGER_MAX_GPUS)
+    if (d->n <= TOPO_EAGER_MAX_GPUS) {
+        size_t entries = guar_slot(t, UINT32_C(1) << d->n, 1, 1, 0);
         fill_all(t);
+        t->guar = xcalloc(entries, sizeof(*t->guar));
+        t->mem_bytes += entries * sizeof(*t->guar);
+    }
+    return t;
+}
+
+static void shape_free(struct shape *t)
+{
+    free(t->guar);
+    free(t->memo_block);
+    free(t->sets);
+    free(t);
+}
+
+/* ---- the shape registry ---- */
+
+#define REGISTRY_BUCKETS 256
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shape *registry[REGISTRY_BUCKETS];
+
+/* What makes two topologies share tables: GPU count, health, and every pair's score and class
+ * (the unused parts of the matrices are the same constants in every desc). */
+static uint64_t shape_hash(const struct desc *d)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    const unsigned char *parts[] = {(const unsigned char *)d->score,
+                                    (const unsigned char *)d->cls};
+    size_t sizes[] = {sizeof(d->score), sizeof(d->cls)};
+
+    h = (h ^ d->n) * UINT64_C(0x100000001b3);
+    h = (h ^ d->healthy) * UINT64_C(0x100000001b3);
+    for (size_t p = 0; p < 2; p++) {
+        for (size_t i = 0; i < sizes[p]; i++)
+            h = (h ^ parts[p][i]) * UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+static bool same_shape(const struct shape *t, const struct desc *d)
+{
+    return t->d.n == d->n && t->d.healthy == d->healthy &&
+           memcmp(t->d.score, d->score, sizeof(d->score)) == 0 &&
+           memcmp(t->d.cls, d->cls, sizeof(d->cls)) == 0;
+}
+
+/* The shape of d, shared when one like it exists, with a reference held. */
+static struct shape *shape_get(const struct desc *d)
+{
+    uint64_t h = shape_hash(d);
+    struct shape **bucket = &registry[h % REGISTRY_BUCKETS], *t;
+
+    pthread_mutex_lock(&registry_lock);
+    for (t = *bucket; t; t = t->next) {
+        if (t->hash == h && same_shape(t, d)) {
+            t->refs++;
+            break;
+        }
+    }
+    if (!t) {
+        t = shape_build(d, h);
+        t->next = *bucket;
+        *bucket = t;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return t;
+}
+
+static void shape_put(struct shape *t)
+{
+    struct shape **pp;
+    bool last;
+
+    pthread_mutex_lock(&registry_lock);
+    last = --t->refs == 0;
+    if (last) {
+        for (pp = &registry[t->hash % REGISTRY_BUCKETS]; *pp != t; pp = &(*pp)->next)
+            ;
+        *pp = t->next;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (last)
+        shape_free(t);
+}
+
+static struct topo *build(const struct desc *d)
+{
+    struct topo *t = xcalloc(1, sizeof(*t));
+    size_t len = 0;
+    char *p;
+
+    atomic_init(&t->refs, 1);
+    t->s = shape_get(d);
+    for (unsigned i = 0; i < d->n; i++)
+        len += strlen(d->uuid[i]) + 1;
+    t->uuid_text = p = xmalloc(len ? len : 1);
+    for (unsigned i = 0; i < d->n; i++) {
+        size_t n = strlen(d->uuid[i]) + 1;
+        memcpy(p, d->uuid[i], n);
+        t->uuid[i] = p;
+        p += n;
+        t->numa[i] = d->numa[i];
+    }
+    t->own_bytes = sizeof(*t) + len;
     return t;
 }
 
@@ -324,8 +466,8 @@ void topo_release(struct topo *t)
 {
     if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free(t->memo_block);
-    free(t->sets);
+    shape_put(t->s);
+    free(t->uuid_text);
     free(t);
 }
 
@@ -333,42 +475,60 @@ void topo_release(struct topo *t)
 
 unsigned topo_gpu_count(const struct topo *t)
 {
-    return t->d.n;
+    return t->s->d.n;
 }
 
 uint32_t topo_healthy_mask(const struct topo *t)
 {
-    return t->d.healthy;
+    return t->s->d.healthy;
 }
 
 const char *topo_gpu_uuid(const struct topo *t, unsigned index)
 {
-    return index < t->d.n ? t->d.uuid[index] : "";
+    return index < t->s->d.n ? t->uuid[index] : "";
 }
 
 int topo_gpu_numa(const struct topo *t, unsigned index)
 {
-    return index < t->d.n ? t->d.numa[index] : -1;
+    return index < t->s->d.n ? t->numa[index] : -1;
 }
 
 unsigned topo_pair_score(const struct topo *t, unsigned a, unsigned b)
 {
-    return a < t->d.n && b < t->d.n ? t->d.score[a][b] : 0;
+    return a < t->s->d.n && b < t->s->d.n ? t->s->d.score[a][b] : 0;
 }
 
 enum topo_class topo_pair_class(const struct topo *t, unsigned a, unsigned b)
 {
-    return a < t->d.n && b < t->d.n ? (enum topo_class)t->d.cls[a][b] : TOPO_SYS;
+    return a < t->s->d.n && b < t->s->d.n ? (enum topo_class)t->s->d.cls[a][b] : TOPO_SYS;
 }
 
 uint32_t topo_set_score(const struct topo *t, uint32_t mask)
 {
-    return set_score(t, mask & ((UINT32_C(1) << t->d.n) - 1));
+    return set_score(t->s, mask & ((UINT32_C(1) << t->s->d.n) - 1));
 }
 
 size_t topo_memory_bytes(const struct topo *t)
 {
-    return t->mem_bytes;
+    return t->own_bytes + t->s->mem_bytes;
+}
+
+size_t topo_own_bytes(const struct topo *t)
+{
+    return t->own_bytes;
+}
+
+void topo_shapes(size_t *count, size_t *bytes)
+{
+    *count = *bytes = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (size_t b = 0; b < REGISTRY_BUCKETS; b++) {
+        for (const struct shape *t = registry[b]; t; t = t->next) {
+            (*count)++;
+            *bytes += t->mem_bytes;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
 }
 
 /* ---- queries ---- */
@@ -378,14 +538,14 @@ static struct topo_pick no_pick(void)
     return (struct topo_pick){.set = 0, .score = 0, .min_class = TOPO_SYS, .ok = false};
 }
 
-static struct topo_pick make_pick(const struct topo *t, uint32_t set)
+static struct topo_pick make_pick(const struct shape *t, uint32_t set)
 {
     return (struct topo_pick){
         .set = set, .score = set_score(t, set), .min_class = set_class(t, set), .ok = true};
 }
 
 /* Requires 2 <= k < |F|. */
-static enum topo_class lookup_bmc(const struct topo *t, uint32_t F, unsigned k)
+static enum topo_class lookup_bmc(const struct shape *t, uint32_t F, unsigned k)
 {
     uint8_t v = atomic_load_explicit(&t->bmc[slot(t, F, k)], memory_order_relaxed);
     struct solution sol;
@@ -397,7 +557,7 @@ static enum topo_class lookup_bmc(const struct topo *t, uint32_t F, unsigned k)
 }
 
 /* Requires 1 <= k < |F| and an eligible set at level j. */
-static uint32_t lookup_set(const struct topo *t, uint32_t F, unsigned k, unsigned j)
+static uint32_t lookup_set(const struct shape *t, uint32_t F, unsigned k, unsigned j)
 {
     struct solution sol;
 
@@ -411,7 +571,7 @@ static uint32_t lookup_set(const struct topo *t, uint32_t F, unsigned k, unsigne
 }
 
 /* The smallest level whose class is >= c; the caller knows one exists. */
-static unsigned level_index(const struct topo *t, enum topo_class c)
+static unsigned level_index(const struct shape *t, enum topo_class c)
 {
     unsigned j = 0;
 
@@ -420,8 +580,8 @@ static unsigned level_index(const struct topo *t, enum topo_class c)
     return j;
 }
 
-struct topo_pick topo_choose(const struct topo *t, uint32_t free_mask, unsigned k,
-                             enum topo_class required)
+static struct topo_pick choose(const struct shape *t, uint32_t free_mask, unsigned k,
+                               enum topo_class required)
 {
     uint32_t F = free_mask & t->d.healthy;
     unsigned f = popcount32(F);
@@ -441,7 +601,7 @@ struct topo_pick topo_choose(const struct topo *t, uint32_t free_mask, unsigned 
     return make_pick(t, lookup_set(t, F, k, j));
 }
 
-enum topo_class topo_best_min_class(const struct topo *t, uint32_t free_mask, unsigned k)
+static enum topo_class best_min_class(const struct shape *t, uint32_t free_mask, unsigned k)
 {
     uint32_t F = free_mask & t->d.healthy;
     unsigned f = popcount32(F);
@@ -468,7 +628,7 @@ static uint64_t binomial(unsigned n, unsigned k)
 
 /* Too many cases to enumerate: what holds whichever GPUs are taken. Every set meets the
  * lowest class present in the topology, so that much is still guaranteed. */
-static struct topo_pick conservative_pick(const struct topo *t, unsigned k,
+static struct topo_pick conservative_pick(const struct shape *t, unsigned k,
                                           enum topo_class required)
 {
     enum topo_class surely = k < 2 ? TOPO_NVLINK : t->level[0];
@@ -477,9 +637,9 @@ static struct topo_pick conservative_pick(const struct topo *t, unsigned k,
         .set = 0, .score = 0, .min_class = surely, .ok = (unsigned)required <= (unsigned)surely};
 }
 
-struct topo_pick topo_choose_guaranteed(const struct topo *t, uint32_t free_mask,
-                                        unsigned unknown_used, unsigned k, enum topo_class required,
-                                        bool *conservative)
+static struct topo_pick guaranteed(const struct shape *t, uint32_t free_mask,
+                                   unsigned unknown_used, unsigned k, enum topo_class required,
+                                   bool *conservative)
 {
     uint32_t F = free_mask & t->d.healthy;
     unsigned f = popcount32(F);
@@ -489,7 +649,7 @@ struct topo_pick topo_choose_guaranteed(const struct topo *t, uint32_t free_mask
     if (conservative)
         *conservative = false;
     if (unknown_used == 0 || k == 0)
-        return topo_choose(t, F, k, required);
+        return choose(t, F, k, required);
     if (unknown_used > f || f - unknown_used < k)
         return no_pick();
     if (binomial(f, unknown_used) > TOPO_GUARANTEE_MAX_CASES) {
@@ -501,8 +661,8 @@ struct topo_pick topo_choose_guaranteed(const struct topo *t, uint32_t free_mask
     for (uint32_t x = (UINT32_C(1) << unknown_used) - 1; x < (UINT32_C(1) << f);
          x = next_combination(x)) {
         uint32_t left = F ^ deposit(&dp, x);
-        struct topo_pick p = topo_choose(t, left, k, required);
-        enum topo_class c = topo_best_min_class(t, left, k);
+        struct topo_pick p = choose(t, left, k, required);
+        enum topo_class c = best_min_class(t, left, k);
 
         if (!p.ok)
             return no_pick();
@@ -514,6 +674,78 @@ struct topo_pick topo_choose_guaranteed(const struct topo *t, uint32_t free_mask
             worst.min_class = c;
     }
     return worst;
+}
+
+#define GUAR_VALID (UINT32_C(1) << 31)
+#define GUAR_OK (UINT32_C(1) << 30)
+#define GUAR_CLASS_SHIFT 24
+
+/* The memo slot of a guaranteed query, or SIZE_MAX when it has none: n > 8, or a requirement
+ * above every class present (answered at once anyway). */
+static size_t guar_index(const struct shape *t, uint32_t F, unsigned u, unsigned k,
+                         enum topo_class required)
+{
+    unsigned j = 0;
+
+    if (!t->guar || u == 0 || k == 0 || u > TOPO_EAGER_MAX_GPUS || k > TOPO_EAGER_MAX_GPUS)
+        return SIZE_MAX;
+    if (k >= 2 && (unsigned)required > (unsigned)t->level[0]) {
+        if ((unsigned)required > (unsigned)t->level[t->nlevels - 1])
+            return SIZE_MAX;
+        j = level_index(t, required);
+    }
+    return guar_slot(t, F, u, k, j);
+}
+
+static struct topo_pick guaranteed_memo(const struct shape *t, uint32_t free_mask,
+                                        unsigned unknown_used, unsigned k,
+                                        enum topo_class required, bool *conservative)
+{
+    uint32_t F = free_mask & t->d.healthy;
+    size_t i = guar_index(t, F, unknown_used, k, required);
+    struct topo_pick p;
+    uint32_t v;
+
+    if (i == SIZE_MAX)
+        return guaranteed(t, free_mask, unknown_used, k, required, conservative);
+    if (conservative)
+        *conservative = false;
+    v = atomic_load_explicit(&t->guar[i], memory_order_relaxed);
+    if ((v & GUAR_VALID) && !(v & GUAR_OK))
+        return no_pick();
+    if (v & GUAR_VALID) {
+        uint32_t set = v & 0xffffu;
+        return (struct topo_pick){.set = set,
+                                  .score = set_score(t, set),
+                                  .min_class = (enum topo_class)((v >> GUAR_CLASS_SHIFT) & 7u),
+                                  .ok = (v & GUAR_OK) != 0};
+    }
+    /* n <= 8: at most C(8, 4) = 70 cases, never the conservative answer. */
+    p = guaranteed(t, F, unknown_used, k, required, NULL);
+    v = GUAR_VALID | (p.ok ? GUAR_OK : 0) | (uint32_t)p.min_class << GUAR_CLASS_SHIFT |
+        (p.ok ? p.set : 0);
+    atomic_store_explicit(&t->guar[i], v, memory_order_relaxed);
+    if (!p.ok)
+        return no_pick();
+    return p;
+}
+
+struct topo_pick topo_choose(const struct topo *t, uint32_t free_mask, unsigned k,
+                             enum topo_class required)
+{
+    return choose(t->s, free_mask, k, required);
+}
+
+enum topo_class topo_best_min_class(const struct topo *t, uint32_t free_mask, unsigned k)
+{
+    return best_min_class(t->s, free_mask, k);
+}
+
+struct topo_pick topo_choose_guaranteed(const struct topo *t, uint32_t free_mask,
+                                        unsigned unknown_used, unsigned k, enum topo_class required,
+                                        bool *conservative)
+{
+    return guaranteed_memo(t->s, free_mask, unknown_used, k, required, conservative);
 }
 
 /* ---- names and masks ---- */
