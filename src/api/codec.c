@@ -432,6 +432,27 @@ enum err codec_reply_filter(struct exchange *ex, const struct codec_filter_resul
     return e;
 }
 
+/* ,"Score":N} without printf: prioritize writes one per node. */
+static enum err append_score(struct buf *b, int score)
+{
+    char text[32] = ",\"Score\":";
+    size_t len = 9;
+    char digits[12];
+    size_t nd = 0;
+    unsigned v = score < 0 ? 0u - (unsigned)score : (unsigned)score;
+
+    if (score < 0)
+        text[len++] = '-';
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (nd)
+        text[len++] = digits[--nd];
+    text[len++] = '}';
+    return buf_append(b, text, len);
+}
+
 enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,
                                 size_t n)
 {
@@ -445,7 +466,7 @@ enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, co
         if (e == ERR_OK)
             e = buf_append_json_str(&b, names[i].ptr, names[i].len);
         if (e == ERR_OK)
-            e = buf_printf(&b, ",\"Score\":%d}", scores[i]);
+            e = append_score(&b, scores[i]);
     }
     if (e == ERR_OK)
         e = buf_append(&b, "]", 1);
