@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs everything gpu-extender needs to build, run and test on Debian bookworm.
 # The one list of packages: README's commands and .ci/run both come through here.
+# Extra package names given as arguments are installed too (scripts/bench-deps.sh does this).
 set -eu
 PKGS="build-essential clang libclang-rt-14-dev cmake pkg-config git
       libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
-      curl python3 openssl ca-certificates"
+      curl python3 openssl ca-certificates $*"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=""

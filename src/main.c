@@ -244,6 +244,8 @@ static bool hook_reserve(void *ctx, const struct pod_info *pod, const char *node
     }
     if (mask == 0)
         choice->gpus[0] = choice->gpu_uuids[0] = '\0';
+    else if (!choice->gpus[0]) /* a retried bind: its reservation already held this set */
+        topo_mask_format(mask, choice->gpus, sizeof(choice->gpus));
     return true;
 }
 
