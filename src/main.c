@@ -193,11 +193,7 @@ struct choose_ctx {
 static uint32_t choose_gpus(void *ctx, const struct cache_node *cn)
 {
     struct choose_ctx *cc = ctx;
-    struct sched_node view = {.info = &cn->info,
-                              .used = cn->gpus_used + cn->gpus_reserved,
-                              .topo = cn->topo,
-                              .free_mask = cn->free_mask,
-                              .unknown_used = cn->unknown_used};
+    struct sched_node view = sched_node_of(cn);
     uint32_t set = cc->sp ? sched_choose_gpus(cc->sp, &view) : 0;
     size_t used = 0;
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "gx/buf.h"
+#include "gx/cache.h"
 #include "gx/err.h"
 #include "gx/objects.h"
 #include "gx/policy.h"
@@ -87,6 +88,16 @@ struct sched_node {
     uint32_t free_mask;    /* healthy GPUs not known to be taken (meaningful with topo) */
     unsigned unknown_used; /* taken GPUs whose indices nobody told us (with topo) */
 };
+
+/* A cached node as decisions see it. */
+static inline struct sched_node sched_node_of(const struct cache_node *cn)
+{
+    return (struct sched_node){.info = &cn->info,
+                               .used = cn->gpus_used + cn->gpus_reserved,
+                               .topo = cn->topo,
+                               .free_mask = cn->free_mask,
+                               .unknown_used = cn->unknown_used};
+}
 
 /* Decides one node. A pod that requests no GPU fits everywhere: it is not ours to steer. */
 struct sched_fit sched_filter_node(const struct sched_pod *sp, const struct sched_node *node);

@@ -270,18 +270,9 @@ static int explained_cmp(const void *a, const void *b)
     return c ? c : (int)x->cn->info.name.len - (int)y->cn->info.name.len;
 }
 
-static struct sched_node sched_view(const struct cache_node *cn)
-{
-    return (struct sched_node){.info = &cn->info,
-                               .used = cn->gpus_used + cn->gpus_reserved,
-                               .topo = cn->topo,
-                               .free_mask = cn->free_mask,
-                               .unknown_used = cn->unknown_used};
-}
-
 static cJSON *explain_node(const struct sched_pod *sp, const struct explained *e)
 {
-    struct sched_node view = sched_view(e->cn);
+    struct sched_node view = sched_node_of(e->cn);
     cJSON *o = cJSON_CreateObject();
     struct buf reason;
 
@@ -320,7 +311,7 @@ static cJSON *explain_doc(const struct sched_pod *sp, const struct cache_snapsho
     cJSON_AddStringToObject(doc, "strategy", policy_strategy_name(sp->strategy));
     cJSON_AddStringToObject(doc, "policyHash", sp->pol->hash);
     for (size_t i = 0; i < snap->node_count; i++) {
-        struct sched_node view = sched_view(&snap->nodes[i]);
+        struct sched_node view = sched_node_of(&snap->nodes[i]);
         rows[i].cn = &snap->nodes[i];
         rows[i].fit = sched_filter_node(sp, &view);
         rows[i].score = rows[i].fit.verdict == SCHED_PASS ? sched_score_node(sp, &view).score : 0;

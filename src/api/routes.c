@@ -125,16 +125,6 @@ struct views {
     const char *error;           /* set: the whole call fails with this */
 };
 
-/* What the cache knows of a node's usage; info stays as the caller set it. */
-static void use_cache_node(struct sched_node *out, const struct cache_node *cn)
-{
-    if (!cn)
-        return;
-    out->used = cn->gpus_used + cn->gpus_reserved;
-    out->topo = cn->topo;
-    out->free_mask = cn->free_mask;
-    out->unknown_used = cn->unknown_used;
-}
 
 /* Builds the views; false only when the arena is exhausted. */
 static bool resolve_nodes(struct routes *r, struct exchange *ex, const struct ext_args *a,
@@ -161,9 +151,10 @@ static bool resolve_nodes(struct routes *r, struct exchange *ex, const struct ex
         struct str name = a->full_nodes ? a->nodes[i].name : a->names[i];
         const struct cache_node *cn = out->snap ? cache_snapshot_find(out->snap, name) : NULL;
 
-        out->v[i] = (struct sched_node){.info = a->full_nodes ? &a->nodes[i]
-                                                              : (cn ? &cn->info : NULL)};
-        use_cache_node(&out->v[i], cn);
+        /* Usage from the cache; in full-Nodes mode the facts come from the request. */
+        out->v[i] = cn ? sched_node_of(cn) : (struct sched_node){0};
+        if (a->full_nodes)
+            out->v[i].info = &a->nodes[i];
     }
     return true;
 }
