@@ -75,8 +75,7 @@ static char *build_request(struct str pod, struct str node, size_t n, size_t *le
         abort();
     for (size_t i = 0; i < n; i++) {
         if ((i && buf_append(&b, ",", 1)) || buf_append(&b, node.ptr, head) ||
-            buf_printf(&b, "\"bench-node-%zu\"", i) ||
-            buf_append(&b, name + sizeof(key) - 1, tail))
+            buf_printf(&b, "\"bench-node-%zu\"", i) || buf_append(&b, name + sizeof(key) - 1, tail))
             abort();
     }
     if (buf_append_str(&b, "]},\"NodeNames\":null}"))

@@ -102,8 +102,7 @@ static void fill_cache(struct cache *c, const char *cluster_path, const char *po
 
     arena_init(&a, ARENA_BASE_BYTES + len);
     if (codec_decode_args(&a, body, len, &args, &eb) != ERR_OK || !args.full_nodes) {
-        fprintf(stderr, "bench_extender: %s: not a full-Nodes request: %s\n", cluster_path,
-                eb.msg);
+        fprintf(stderr, "bench_extender: %s: not a full-Nodes request: %s\n", cluster_path, eb.msg);
         exit(1);
     }
     cache_nodes_relist_begin(c);
@@ -257,8 +256,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--verb") && i + 1 < argc) {
             only = argv[++i];
         } else {
-            fprintf(stderr, "usage: bench_extender [--runs N | --callgrind N] [--verb filter|"
-                            "prioritize] [--cluster FULL.json [--pods PODS.tsv]] REQUEST.json...\n");
+            fprintf(stderr,
+                    "usage: bench_extender [--runs N | --callgrind N] [--verb filter|"
+                    "prioritize] [--cluster FULL.json [--pods PODS.tsv]] REQUEST.json...\n");
             return 2;
         }
     }

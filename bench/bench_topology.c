@@ -8,13 +8,13 @@
  * Topologies: a DGX-1 V100 (8 GPUs, NV1/NV2/SYS), two 8-GPU NVLink islands joined by SYS
  * (16 GPUs, 2 classes), and a seeded random 16-GPU topology with all six classes (the worst
  * case for the memo budget: only 3 of its 6 levels are memoized). */
-#include "gx/topology.h"
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "gx/topology.h"
 
 #define RUNS 9
 

@@ -136,8 +136,9 @@ static void feed_object(void *ctx, enum kube_event_type type, const char *obj, s
     ok = f->pods ? obj_pod_decode(&js, &arena, &pod) : obj_node_decode(&js, &arena, &node);
     if (!ok) {
         if (f->bad_objects++ % 1000 == 0)
-            log_warn("main", "skipped an object the decoder could not read", "resource=%s err=\"%s\"",
-                     f->pods ? "pods" : "nodes", log_quote(&q, jscan_error(&js, NULL)));
+            log_warn("main", "skipped an object the decoder could not read",
+                     "resource=%s err=\"%s\"", f->pods ? "pods" : "nodes",
+                     log_quote(&q, jscan_error(&js, NULL)));
     } else if (f->pods) {
         if (type == KUBE_EVENT_DELETED)
             cache_pod_delete(f->cache, &pod);
@@ -319,9 +320,9 @@ static bool connect_apiserver(struct daemon *d)
     }
     d->cache = cache_new();
     hooks = (struct kube_bind_hooks){hook_reserve, hook_release, d};
-    d->binder = kube_binder_new(d->kube, (unsigned)d->cfg.bind_workers,
-                                (unsigned)d->cfg.bind_workers * 64, (long)d->cfg.bind_timeout_ms,
-                                &hooks);
+    d->binder =
+        kube_binder_new(d->kube, (unsigned)d->cfg.bind_workers, (unsigned)d->cfg.bind_workers * 64,
+                        (long)d->cfg.bind_timeout_ms, &hooks);
     start_watches(d);
     log_info("main", "API server configured; listing nodes and pods", "server=%s",
              kube_client_server(d->kube));

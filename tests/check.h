@@ -28,7 +28,7 @@
 #define CHECK_STR_EQ(a, b)                                                                         \
     do {                                                                                           \
         const char *check_a_ = (a), *check_b_ = (b);                                               \
-        if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0) {                          \
+        if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0) {                           \
             fprintf(stderr, "%s:%d: CHECK_STR_EQ(%s, %s) failed:\n  \"%s\"\n  \"%s\"\n", __FILE__, \
                     __LINE__, #a, #b, check_a_ ? check_a_ : "(null)",                              \
                     check_b_ ? check_b_ : "(null)");                                               \

@@ -10,7 +10,7 @@
 #include "gx/err.h"
 
 struct buf {
-    char *ptr;      /* always NUL-terminated when non-NULL */
+    char *ptr; /* always NUL-terminated when non-NULL */
     size_t len;
     size_t alloc;
     size_t cap_bytes;

@@ -39,9 +39,9 @@ struct cache_node {
      * of binds in flight. Any GPUs taken beyond those are unknown_used: taken, but nobody
      * said which, so topology assumes the worst about them. */
     const struct topo *topo;
-    uint32_t named_mask;   /* indices known taken */
-    uint32_t free_mask;    /* healthy and not known taken */
-    unsigned unknown_used; /* max(0, used + reserved - |named_mask|) */
+    uint32_t named_mask;    /* indices known taken */
+    uint32_t free_mask;     /* healthy and not known taken */
+    unsigned unknown_used;  /* max(0, used + reserved - |named_mask|) */
     const char *topo_error; /* why the topology annotation was refused; "" when it was not */
 };
 
@@ -54,12 +54,12 @@ struct cache_snapshot {
 
 struct cache_status {
     bool synced;
-    bool connected;         /* no watch is in an outage */
-    int64_t age_ms;         /* since the last word from the API server; -1 before any */
+    bool connected; /* no watch is in an outage */
+    int64_t age_ms; /* since the last word from the API server; -1 before any */
     size_t nodes;
     size_t gpu_pods;
     size_t reservations;
-    uint64_t events;        /* objects applied since start */
+    uint64_t events; /* objects applied since start */
     uint64_t relists;
     size_t topologies;      /* distinct node topology annotations held */
     size_t topology_shapes; /* distinct links-and-health among them: shared tables */
@@ -103,8 +103,8 @@ typedef uint32_t cache_choose_fn(void *ctx, const struct cache_node *node);
 
 /* Reserves gpus on node for the pod pod_uid, if that many are free now counting every other
  * reservation. choose (may be NULL) picks which GPU indices; *mask (may be NULL) gets them,
- * 0 when none were named. A reservation belongs to one pod on one node: two binds of the same pod to two
- * nodes hold two, and each bind releases only its own. Returns ERR_OK (also when this pod
+ * 0 when none were named. A reservation belongs to one pod on one node: two binds of the same pod
+ * to two nodes hold two, and each bind releases only its own. Returns ERR_OK (also when this pod
  * already holds a reservation or is already counted on that node), ERR_UNAVAILABLE when they
  * are not free or the cache is not synced, ERR_NOT_FOUND for a node the cache does not know;
  * eb says why. */

@@ -51,16 +51,16 @@ enum err codec_decode_bind(struct arena *arena, const char *body, size_t len,
 /* A filter verdict per input node, in input order. */
 struct codec_filter_result {
     const struct ext_args *args;
-    const struct sched_fit *fits;   /* one per node or name */
+    const struct sched_fit *fits;                /* one per node or name */
     const struct node_info *const *reason_nodes; /* node facts for reason text (may hold NULL) */
-    const struct sched_pod *sp;     /* the pod's rule, for reason text */
-    const char *error;              /* non-NULL: the whole call failed, with this message */
+    const struct sched_pod *sp;                  /* the pod's rule, for reason text */
+    const char *error; /* non-NULL: the whole call failed, with this message */
 };
 
 /* Encodes an ExtenderFilterResult into ex's reply (200). In full-Nodes mode the passing Node
  * objects are echoed byte for byte by pointing reply segments into the request body. */
-enum err codec_reply_filter(struct exchange *ex, const struct codec_filter_result *res)
-    GX_MUST_CHECK;
+enum err codec_reply_filter(struct exchange *ex,
+                            const struct codec_filter_result *res) GX_MUST_CHECK;
 
 /* Encodes a HostPriorityList (a bare array) for names[i] with scores[i]. */
 enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,

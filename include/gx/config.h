@@ -32,7 +32,7 @@ struct config {
 /* Fills *out from argv and the environment (env is NULL-terminated "K=V" strings). Returns
  * ERR_INVALID with the detail in eb for an unknown flag, a missing value or a number out of
  * range. */
-enum err config_parse(int argc, char **argv, char **env, struct config *out, struct errbuf *eb)
-    GX_MUST_CHECK;
+enum err config_parse(int argc, char **argv, char **env, struct config *out,
+                      struct errbuf *eb) GX_MUST_CHECK;
 /* Prints --help: every flag, its variable, default and meaning. */
 void config_usage(FILE *out);

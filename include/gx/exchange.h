@@ -27,10 +27,10 @@ struct exchange {
     const char *path;   /* NUL-terminated, without the query string */
     const char *body;
     size_t body_len;
-    bool body_too_large;   /* the transport refused to read a body over its limit */
-    size_t body_limit;     /* that limit, for the error message */
-    uint64_t start_ns;     /* monotonic time the request arrived */
-    struct arena arena;    /* request scope */
+    bool body_too_large; /* the transport refused to read a body over its limit */
+    size_t body_limit;   /* that limit, for the error message */
+    uint64_t start_ns;   /* monotonic time the request arrived */
+    struct arena arena;  /* request scope */
     /* Transport hook for deferred replies; called once by exchange_complete(). */
     void (*on_complete)(struct exchange *ex);
     void *transport;

@@ -27,8 +27,8 @@ struct httpd;
 
 /* Binds and starts serving. Returns ERR_INVALID for a bad listen address, ERR_IO when the
  * address cannot be bound; eb says which. */
-enum err httpd_start(const struct httpd_config *cfg, struct httpd **out, struct errbuf *eb)
-    GX_MUST_CHECK;
+enum err httpd_start(const struct httpd_config *cfg, struct httpd **out,
+                     struct errbuf *eb) GX_MUST_CHECK;
 /* The port actually bound (useful with port 0). */
 uint16_t httpd_port(const struct httpd *h);
 /* Requests started and not yet finished (deferred ones included). */

@@ -8,7 +8,8 @@
  *
  * Errors are sticky: after the first failure every call fails, and jscan_error() says what
  * and where. The scanner never allocates and never reads outside [buf, buf + len). It is not
- * thread-safe; the buffer must outlive it. Used wherever Kubernetes JSON is read: extender requests and API server replies. */
+ * thread-safe; the buffer must outlive it. Used wherever Kubernetes JSON is read: extender requests
+ * and API server replies. */
 #pragma once
 
 #include <stdbool.h>

@@ -46,8 +46,8 @@ void kube_session_free(struct kube_session *s);
  * once. Returns ERR_OK whenever an HTTP answer came back, whatever its status; ERR_TIMEOUT or
  * ERR_IO (detail in eb) when none did. */
 enum err kube_request(struct kube_session *s, const char *method, const char *path,
-                      const char *content_type, const char *body, size_t body_len,
-                      long timeout_ms, struct kube_response *out, struct errbuf *eb) GX_MUST_CHECK;
+                      const char *content_type, const char *body, size_t body_len, long timeout_ms,
+                      struct kube_response *out, struct errbuf *eb) GX_MUST_CHECK;
 
 /* Pulls "message" out of a Kubernetes Status body into out (always NUL-terminated). */
 void kube_status_message(const char *body, size_t len, char *out, size_t cap);
@@ -67,18 +67,18 @@ struct kube_bind_req {
 
 struct kube_bind_result {
     bool ok;
-    long api_status;    /* the status of the decisive API call; 0 when none answered */
-    char error[1536];   /* for the scheduler when !ok */
-    char model[128];    /* what we recorded on the pod */
+    long api_status;  /* the status of the decisive API call; 0 when none answered */
+    char error[1536]; /* for the scheduler when !ok */
+    char model[128];  /* what we recorded on the pod */
     int64_t gpus;
     char gpu_indices[96]; /* the GPU indices recorded, "" when none were named */
 };
 
 /* What a reservation decided, recorded on the Binding as annotations. */
 struct kube_bind_choice {
-    char gpus[96];       /* gpu-extender.io/gpus: GPU indices, "0,1"; "" when none were named */
+    char gpus[96];        /* gpu-extender.io/gpus: GPU indices, "0,1"; "" when none were named */
     char gpu_uuids[1600]; /* gpu-extender.io/gpu-uuids: their UUIDs in the same order, or "" */
-    char rule[128];      /* gpu-extender.io/policy-rule: the policy rule that applied, or "" */
+    char rule[128];       /* gpu-extender.io/policy-rule: the policy rule that applied, or "" */
 };
 
 /* Reservation hooks: bind takes the pod's GPUs on the node (reserve) after checking the pod
@@ -151,7 +151,7 @@ struct kube_watch_config {
     long watch_timeout_s;       /* timeoutSeconds= for each watch request; 0: 300 */
     long backoff_min_ms;        /* reconnect backoff, doubling with jitter; 0: 200 */
     long backoff_max_ms;        /* 0: 30000 */
-    long stall_timeout_s;       /* no bytes (not even a bookmark) for this long: reconnect; 0: 120 */
+    long stall_timeout_s; /* no bytes (not even a bookmark) for this long: reconnect; 0: 120 */
 };
 
 struct kube_watch;

@@ -25,14 +25,14 @@ enum metrics_verb {
 
 /* How a request ended, from the scheduler's point of view. */
 #define METRICS_OUTCOME_MAP(X)                                                                     \
-    X(OK, "ok")                     /* 200 and no Error */                                         \
-    X(ERROR, "error")               /* 200 with a non-empty Error */                               \
-    X(BAD_REQUEST, "bad_request")   /* 400 */                                                      \
-    X(TOO_LARGE, "too_large")       /* 413 */                                                      \
-    X(UNAVAILABLE, "unavailable")   /* 503 */                                                      \
-    X(INTERNAL, "internal")         /* 500 */                                                      \
-    X(NOT_FOUND, "not_found")       /* 404 */                                                      \
-    X(BAD_METHOD, "bad_method")     /* 405 */
+    X(OK, "ok")                   /* 200 and no Error */                                           \
+    X(ERROR, "error")             /* 200 with a non-empty Error */                                 \
+    X(BAD_REQUEST, "bad_request") /* 400 */                                                        \
+    X(TOO_LARGE, "too_large")     /* 413 */                                                        \
+    X(UNAVAILABLE, "unavailable") /* 503 */                                                        \
+    X(INTERNAL, "internal")       /* 500 */                                                        \
+    X(NOT_FOUND, "not_found")     /* 404 */                                                        \
+    X(BAD_METHOD, "bad_method")   /* 405 */
 
 enum metrics_outcome {
 #define METRICS_OUTCOME_ENUM(name, text) METRICS_OUTCOME_##name,
@@ -43,8 +43,7 @@ enum metrics_outcome {
 
 /* Plain counters without labels: name, help. */
 #define METRICS_COUNTER_MAP(X)                                                                     \
-    X(FILTER_NODES_PASSED, "gpu_extender_filter_nodes_passed_total",                               \
-      "Nodes that passed filter.")                                                                 \
+    X(FILTER_NODES_PASSED, "gpu_extender_filter_nodes_passed_total", "Nodes that passed filter.")  \
     X(FILTER_NODES_FAILED, "gpu_extender_filter_nodes_failed_total",                               \
       "Nodes rejected into FailedNodes (preemption may help).")                                    \
     X(FILTER_NODES_UNRESOLVABLE, "gpu_extender_filter_nodes_unresolvable_total",                   \

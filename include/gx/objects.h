@@ -43,16 +43,16 @@
 
 struct node_info {
     struct str name;
-    struct str raw;             /* the whole Node object's bytes (echoed in full-Nodes mode) */
-    int64_t gpu_allocatable;    /* status.allocatable["nvidia.com/gpu"]; 0 when absent */
-    struct str product;         /* label nvidia.com/gpu.product as written */
-    struct str model;           /* product with -SHARED and -MIG-... stripped (a prefix view) */
-    struct str family;          /* label nvidia.com/gpu.family */
-    int64_t gpu_memory_mib;     /* label nvidia.com/gpu.memory; 0 when absent or not a number */
-    bool unschedulable;         /* spec.unschedulable */
-    bool ready;                 /* status.conditions: type Ready has status "True" */
-    struct str taints;          /* spec.taints as its raw JSON array; empty when none */
-    struct str ann_topology;    /* raw annotation values; empty when absent */
+    struct str raw;          /* the whole Node object's bytes (echoed in full-Nodes mode) */
+    int64_t gpu_allocatable; /* status.allocatable["nvidia.com/gpu"]; 0 when absent */
+    struct str product;      /* label nvidia.com/gpu.product as written */
+    struct str model;        /* product with -SHARED and -MIG-... stripped (a prefix view) */
+    struct str family;       /* label nvidia.com/gpu.family */
+    int64_t gpu_memory_mib;  /* label nvidia.com/gpu.memory; 0 when absent or not a number */
+    bool unschedulable;      /* spec.unschedulable */
+    bool ready;              /* status.conditions: type Ready has status "True" */
+    struct str taints;       /* spec.taints as its raw JSON array; empty when none */
+    struct str ann_topology; /* raw annotation values; empty when absent */
     struct str ann_hami_score;
     struct str ann_gpus_in_use;
 };
@@ -61,18 +61,18 @@ struct pod_info {
     struct str ns;
     struct str name;
     struct str uid;
-    struct str node_name;       /* spec.nodeName; empty while pending */
-    struct str phase;           /* status.phase */
-    bool deleting;              /* metadata.deletionTimestamp is set */
-    int64_t gpus;               /* effective nvidia.com/gpu request, Kubernetes rules */
-    struct str ann_gpu_model;   /* raw annotation values; empty when absent */
+    struct str node_name;     /* spec.nodeName; empty while pending */
+    struct str phase;         /* status.phase */
+    bool deleting;            /* metadata.deletionTimestamp is set */
+    int64_t gpus;             /* effective nvidia.com/gpu request, Kubernetes rules */
+    struct str ann_gpu_model; /* raw annotation values; empty when absent */
     struct str ann_gpu_model_preferred;
     struct str ann_strategy;
     struct str ann_use_gputype;
     struct str ann_nouse_gputype;
-    struct str ann_gpus;        /* gpu-extender.io/gpus: indices we bound the pod to */
-    struct str labels;          /* metadata.labels as its raw JSON object; empty when none */
-    struct str priority_class;  /* spec.priorityClassName */
+    struct str ann_gpus;       /* gpu-extender.io/gpus: indices we bound the pod to */
+    struct str labels;         /* metadata.labels as its raw JSON object; empty when none */
+    struct str priority_class; /* spec.priorityClassName */
 };
 
 /* Decodes the Node object at the scanner's cursor and consumes it. Unknown fields are

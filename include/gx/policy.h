@@ -117,10 +117,10 @@ struct policy_rule {
 
 struct policy {
     atomic_int refs;
-    enum policy_strategy strategy; /* scoring.strategy, default binpack */
-    int64_t weight_free_gpus;      /* scoring.weights.freeGPUs, 0..100, default 1 */
-    int64_t weight_model;          /* scoring.weights.model, 0..100, default 4 */
-    int64_t weight_topology;       /* scoring.weights.topology, 0..100, default 2 */
+    enum policy_strategy strategy;     /* scoring.strategy, default binpack */
+    int64_t weight_free_gpus;          /* scoring.weights.freeGPUs, 0..100, default 1 */
+    int64_t weight_model;              /* scoring.weights.model, 0..100, default 4 */
+    int64_t weight_topology;           /* scoring.weights.topology, 0..100, default 2 */
     struct policy_overrides overrides; /* podOverrides.*, each default true */
     size_t class_count;
     const struct policy_class *classes;
@@ -163,8 +163,7 @@ enum err policy_parse(const char *name, const char *text, size_t len, struct pol
 /* Reads path (capped at POLICY_MAX_FILE_BYTES: ERR_TOO_LARGE) and calls policy_parse().
  * ERR_IO when the file cannot be opened or read. Those two come with one "path: reason" message
  * in diag (no line:col). */
-enum err policy_load(const char *path, struct policy **out, struct policy_diag *diag)
-    GX_MUST_CHECK;
+enum err policy_load(const char *path, struct policy **out, struct policy_diag *diag) GX_MUST_CHECK;
 
 /* Reference counting; both are thread-safe. policy_unref(NULL) is a no-op. */
 struct policy *policy_ref(struct policy *p);

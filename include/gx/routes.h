@@ -23,12 +23,12 @@ typedef enum err routes_bind_fn(void *ctx, const struct ext_bind_args *args,
                                 routes_bind_done_fn *done, void *done_ctx, struct errbuf *eb);
 
 struct routes_config {
-    const char *url_prefix;  /* "/" or "/something"; a trailing '/' is ignored */
+    const char *url_prefix;        /* "/" or "/something"; a trailing '/' is ignored */
     struct policy_store *policies; /* borrowed; must outlive the routes */
-    routes_bind_fn *bind;    /* NULL: standalone, bind answers with an Error */
+    routes_bind_fn *bind;          /* NULL: standalone, bind answers with an Error */
     void *bind_ctx;
-    const char *mode;        /* "standalone" or the API server URL, shown by /readyz */
-    struct cache *cache;     /* NULL: standalone, no cluster state (free GPUs = allocatable) */
+    const char *mode;    /* "standalone" or the API server URL, shown by /readyz */
+    struct cache *cache; /* NULL: standalone, no cluster state (free GPUs = allocatable) */
 };
 
 struct routes;

@@ -83,10 +83,10 @@ bool sched_class_matches(const struct policy_class *c, const struct node_info *n
 /* One node as decisions see it: its facts and what is known to be taken on it. */
 struct sched_node {
     const struct node_info *info;
-    int64_t used;          /* GPUs taken: pods bound there plus binds in flight */
+    int64_t used;            /* GPUs taken: pods bound there plus binds in flight */
     const struct topo *topo; /* NULL: no (usable) topology, the node is count-only */
-    uint32_t free_mask;    /* healthy GPUs not known to be taken (meaningful with topo) */
-    unsigned unknown_used; /* taken GPUs whose indices nobody told us (with topo) */
+    uint32_t free_mask;      /* healthy GPUs not known to be taken (meaningful with topo) */
+    unsigned unknown_used;   /* taken GPUs whose indices nobody told us (with topo) */
 };
 
 /* A cached node as decisions see it. */
@@ -114,14 +114,14 @@ bool sched_reason_names_model(enum sched_reason r);
 
 /* The parts of a score, for explanations and tests. Fractions are in millionths. */
 struct sched_score {
-    int score;                     /* 0..10, what prioritize returns */
-    enum policy_strategy strategy; /* the one that applied */
-    int64_t free_ppm;              /* free-GPU component, 0..1e6 */
-    int64_t model_ppm;             /* model-preference component, 0..1e6 */
-    int64_t topo_ppm;              /* interconnect component, 0..1e6 */
+    int score;                       /* 0..10, what prioritize returns */
+    enum policy_strategy strategy;   /* the one that applied */
+    int64_t free_ppm;                /* free-GPU component, 0..1e6 */
+    int64_t model_ppm;               /* model-preference component, 0..1e6 */
+    int64_t topo_ppm;                /* interconnect component, 0..1e6 */
     int64_t w_free, w_model, w_topo; /* the weights that counted (0 when a part did not) */
-    int model_rank;                /* 1-based position in the preference list; 0 = no match */
-    uint32_t topo_set;             /* the GPU set topology chose (indices as bits); 0 = none */
+    int model_rank;                  /* 1-based position in the preference list; 0 = no match */
+    uint32_t topo_set;               /* the GPU set topology chose (indices as bits); 0 = none */
 };
 
 /* Scores a node that passed filter. The formula is in the README:

@@ -27,13 +27,13 @@
  * memo with C11 atomics; there are no locks. Reference counting is atomic. */
 #pragma once
 
-#include "gx/compiler.h"
-#include "gx/err.h"
-#include "gx/str.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "gx/compiler.h"
+#include "gx/err.h"
+#include "gx/str.h"
 
 #define TOPO_MAX_GPUS 16
 /* Parsers refuse longer annotation text (the caller caps it too). */

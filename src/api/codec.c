@@ -390,10 +390,9 @@ static enum err reply_full(struct exchange *ex, const struct codec_filter_result
             e = push_segment(ex, iov, &n, ",", 1, false);
         any = true;
         if (e == ERR_OK)
-            e = push_segment(ex, iov, &n, a->nodes[i].raw.ptr,
-                             (size_t)(a->nodes[j].raw.ptr + a->nodes[j].raw.len -
-                                      a->nodes[i].raw.ptr),
-                             false);
+            e = push_segment(
+                ex, iov, &n, a->nodes[i].raw.ptr,
+                (size_t)(a->nodes[j].raw.ptr + a->nodes[j].raw.len - a->nodes[i].raw.ptr), false);
         i = j + 1;
     }
     if (e == ERR_OK)

@@ -10,6 +10,7 @@
 #include "gx/jscan.h"
 #include "gx/sched.h"
 #include "gx/topology.h"
+
 #include "routes_internal.h"
 
 /* A JSON string from s, which need not be NUL-terminated. */
@@ -55,8 +56,8 @@ static cJSON *node_json(const struct cache_node *n)
     cJSON_AddBoolToObject(o, "ready", n->info.ready);
     cJSON_AddBoolToObject(o, "unschedulable", n->info.unschedulable);
     if (n->info.taints.len)
-        cJSON_AddItemToObject(o, "taints", cJSON_ParseWithLength(n->info.taints.ptr,
-                                                                 n->info.taints.len));
+        cJSON_AddItemToObject(o, "taints",
+                              cJSON_ParseWithLength(n->info.taints.ptr, n->info.taints.len));
     cJSON_AddNumberToObject(o, "allocatable", (double)n->info.gpu_allocatable);
     cJSON_AddNumberToObject(o, "used", (double)n->gpus_used);
     cJSON_AddNumberToObject(o, "reserved", (double)n->gpus_reserved);
@@ -264,8 +265,7 @@ static int explained_cmp(const void *a, const void *b)
         return (int)x->fit.verdict - (int)y->fit.verdict;
     if (x->score != y->score)
         return y->score - x->score;
-    n = x->cn->info.name.len < y->cn->info.name.len ? x->cn->info.name.len
-                                                    : y->cn->info.name.len;
+    n = x->cn->info.name.len < y->cn->info.name.len ? x->cn->info.name.len : y->cn->info.name.len;
     c = memcmp(x->cn->info.name.ptr, y->cn->info.name.ptr, n);
     return c ? c : (int)x->cn->info.name.len - (int)y->cn->info.name.len;
 }
@@ -351,8 +351,9 @@ static bool explain_pod(struct routes *r, struct exchange *ex, struct pod_info *
         return false;
     }
     if (!cache_pending_pod(r->cache, ns, name, &ex->arena, pod)) {
-        routes_reply_error(ex, 404, "no pending GPU pod with that namespace and name in the "
-                                    "cache (bound pods are not explained; POST the Pod instead)");
+        routes_reply_error(ex, 404,
+                           "no pending GPU pod with that namespace and name in the "
+                           "cache (bound pods are not explained; POST the Pod instead)");
         return false;
     }
     return true;

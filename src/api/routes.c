@@ -9,6 +9,7 @@
 #include "gx/log.h"
 #include "gx/metrics.h"
 #include "gx/sched.h"
+
 #include "routes_internal.h"
 
 struct routes *routes_new(const struct routes_config *cfg)
@@ -107,8 +108,7 @@ static bool decode_request(struct exchange *ex, struct ext_args *args)
 
     if (e != ERR_OK) {
         struct log_q q;
-        log_debug("api", "rejected request", "path=%s err=\"%s\"", ex->path,
-                  log_quote(&q, eb.msg));
+        log_debug("api", "rejected request", "path=%s err=\"%s\"", ex->path, log_quote(&q, eb.msg));
         reply_err(ex, e, &eb);
         return false;
     }
@@ -124,7 +124,6 @@ struct views {
     struct cache_snapshot *snap; /* held while the views point into it */
     const char *error;           /* set: the whole call fails with this */
 };
-
 
 /* Builds the views; false only when the arena is exhausted. */
 static bool resolve_nodes(struct routes *r, struct exchange *ex, const struct ext_args *a,
@@ -447,9 +446,9 @@ static enum route_id match_route(const struct routes *r, const char *path, bool 
         const char *name;
         enum route_id id;
     } verbs[] = {{"/filter", R_FILTER}, {"/prioritize", R_PRIORITIZE}, {"/bind", R_BIND}},
-      gets[] = {{"/healthz", R_HEALTHZ}, {"/readyz", R_READYZ}, {"/metrics", R_METRICS},
-                {"/version", R_VERSION}, {"/debug/nodes", R_DEBUG_NODES},
-                {"/debug/policy", R_DEBUG_POLICY}};
+      gets[] = {{"/healthz", R_HEALTHZ},         {"/readyz", R_READYZ},
+                {"/metrics", R_METRICS},         {"/version", R_VERSION},
+                {"/debug/nodes", R_DEBUG_NODES}, {"/debug/policy", R_DEBUG_POLICY}};
     size_t plen = strlen(r->prefix);
 
     *is_post = true;

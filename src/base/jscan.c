@@ -12,7 +12,6 @@
 #include <emmintrin.h>
 #endif
 
-
 static inline bool is_ws(unsigned char c)
 {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
@@ -188,7 +187,7 @@ static bool scan_string(struct jscan *js, struct str *raw)
             step = 0;
         if (!step) {
             js->pos = i;
-            return jscan_fail(js, p[i] == '\\' ? "invalid escape in string"
+            return jscan_fail(js, p[i] == '\\'  ? "invalid escape in string"
                                   : p[i] < 0x20 ? "control character in string"
                                                 : "invalid UTF-8 in string");
         }
@@ -517,8 +516,8 @@ static size_t decode_escape(const unsigned char *p, size_t n, unsigned char out[
     }
     cp = hex_val(p[2]) << 12 | hex_val(p[3]) << 8 | hex_val(p[4]) << 4 | hex_val(p[5]);
     if (cp >= 0xD800 && cp <= 0xDBFF && n >= 12 && p[6] == '\\' && p[7] == 'u') {
-        unsigned lo = hex_val(p[8]) << 12 | hex_val(p[9]) << 8 | hex_val(p[10]) << 4 |
-                      hex_val(p[11]);
+        unsigned lo =
+            hex_val(p[8]) << 12 | hex_val(p[9]) << 8 | hex_val(p[10]) << 4 | hex_val(p[11]);
         if (lo >= 0xDC00 && lo <= 0xDFFF) {
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             used = 12;

@@ -78,9 +78,9 @@ void log_write(enum log_level level, const char *mod, const char *msg, const cha
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     w = snprintf(line, sizeof(line),
-                 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s mod=%s msg=\"", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                 log_level_name(level), mod);
+                 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s mod=%s msg=\"",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ts.tv_nsec / 1000000, log_level_name(level), mod);
     n = w > 0 ? (size_t)w : 0;
     n += quote_into(line + n, sizeof(line) - n - 4, msg);
     line[n++] = '"';

@@ -4,9 +4,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
-static const double bucket_le_seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                           0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                           5};
+static const double bucket_le_seconds[] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 #define BUCKETS (sizeof(bucket_le_seconds) / sizeof(bucket_le_seconds[0]))
 
 /* API server statuses we break bind results down by; anything else is "other". */

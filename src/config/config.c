@@ -21,12 +21,18 @@ struct setting {
 };
 
 #define STR_SETTING(flag, env, field, def, help)                                                   \
-    {flag, env, K_STRING, def, 0, 0, offsetof(struct config, field),                               \
-     sizeof(((struct config *)0)->field), help}
+    {                                                                                              \
+        flag, env, K_STRING, def, 0, 0, offsetof(struct config, field),                            \
+            sizeof(((struct config *)0)->field), help                                              \
+    }
 #define INT_SETTING(flag, env, field, def, min, max, help)                                         \
-    {flag, env, K_INT, def, min, max, offsetof(struct config, field), 0, help}
+    {                                                                                              \
+        flag, env, K_INT, def, min, max, offsetof(struct config, field), 0, help                   \
+    }
 #define BOOL_SETTING(flag, field, help)                                                            \
-    {flag, NULL, K_BOOL, "false", 0, 1, offsetof(struct config, field), 0, help}
+    {                                                                                              \
+        flag, NULL, K_BOOL, "false", 0, 1, offsetof(struct config, field), 0, help                 \
+    }
 
 static const struct setting settings[] = {
     STR_SETTING("listen", "GPU_EXTENDER_LISTEN", listen, "127.0.0.1:8888",
@@ -50,8 +56,9 @@ static const struct setting settings[] = {
     STR_SETTING("log-level", "GPU_EXTENDER_LOG_LEVEL", log_level, "info",
                 "error, warn, info or debug"),
     INT_SETTING("bind-timeout-ms", "GPU_EXTENDER_BIND_TIMEOUT_MS", bind_timeout_ms, "4000", 100,
-                60000, "time budget for one bind against the API server (keep it under the "
-                       "scheduler's httpTimeout)"),
+                60000,
+                "time budget for one bind against the API server (keep it under the "
+                "scheduler's httpTimeout)"),
     INT_SETTING("bind-workers", "GPU_EXTENDER_BIND_WORKERS", bind_workers, "16", 1, 1024,
                 "binds run at once"),
     INT_SETTING("threads", "GPU_EXTENDER_THREADS", threads, "0", 0, 1024,

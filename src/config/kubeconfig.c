@@ -11,19 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base64.h"
 #include "gx/alloc.h"
 #include "gx/str.h"
+
+#include "base64.h"
 #include "yaml_doc.h"
 
 /* Far beyond any real kubeconfig (a thousand clusters with CA data is about 4 MiB). */
 #define KUBECONFIG_MAX_FILE_BYTES ((size_t)16 * 1024 * 1024)
 
 struct loader {
-    const char *path;   /* the kubeconfig, for messages */
-    size_t dir_len;     /* length of path's directory part, for relative file names */
-    bool has_dir;       /* path contains a '/' */
-    char section[96];   /* what is being read, e.g. `user "admin"`, for messages */
+    const char *path; /* the kubeconfig, for messages */
+    size_t dir_len;   /* length of path's directory part, for relative file names */
+    bool has_dir;     /* path contains a '/' */
+    char section[96]; /* what is being read, e.g. `user "admin"`, for messages */
     struct errbuf *eb;
 };
 
@@ -69,12 +70,12 @@ static const struct {
     {"password", "basic (username/password)"},
 };
 
-static enum err bad(const struct loader *l, const struct ydoc_node *at, enum err e,
-                    const char *fmt, ...) GX_PRINTF(4, 5);
+static enum err bad(const struct loader *l, const struct ydoc_node *at, enum err e, const char *fmt,
+                    ...) GX_PRINTF(4, 5);
 
 /* Formats "path:line:col: section: reason", leaving out the parts that are unknown. */
-static enum err bad(const struct loader *l, const struct ydoc_node *at, enum err e,
-                    const char *fmt, ...)
+static enum err bad(const struct loader *l, const struct ydoc_node *at, enum err e, const char *fmt,
+                    ...)
 {
     char reason[ERRBUF_LEN];
     char where[64] = "";

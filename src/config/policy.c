@@ -28,6 +28,7 @@
 
 #include "gx/alloc.h"
 #include "gx/str.h"
+
 #include "policy_schema.h"
 #include "yaml_doc.h"
 

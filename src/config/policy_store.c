@@ -147,8 +147,8 @@ static void refuse(struct policy_store *s, const char *why, enum err e,
         log_error("policy", "reload refused; the old policy stays active", "why=\"%s\" err=\"%s\"",
                   why, log_quote(&q, diag->msgs[i]));
     if (diag->count == 0)
-        log_error("policy", "reload refused; the old policy stays active", "why=\"%s\" err=%s",
-                  why, err_str(e));
+        log_error("policy", "reload refused; the old policy stays active", "why=\"%s\" err=%s", why,
+                  err_str(e));
     metrics_counter_add(METRICS_POLICY_RELOAD_FAILURES, 1);
     pthread_mutex_lock(&s->lock);
     s->info.failures++;
@@ -196,8 +196,7 @@ enum err policy_store_reload(struct policy_store *s, const char *why, bool *swap
         pthread_mutex_lock(&s->lock);
         s->info.last_error[0] = '\0';
         pthread_mutex_unlock(&s->lock);
-        log_info("policy", "reload: the file is unchanged", "why=\"%s\" hash=%s", why,
-                 next->hash);
+        log_info("policy", "reload: the file is unchanged", "why=\"%s\" hash=%s", why, next->hash);
     }
     policy_unref(old);
     pthread_mutex_unlock(&s->reload);

@@ -174,9 +174,8 @@ static enum err on_scalar(struct builder *b, const yaml_event_t *ev)
     return attach(b, n);
 }
 
-static enum err on_collection_start(struct builder *b, const yaml_event_t *ev,
-                                    enum ydoc_kind kind, const yaml_char_t *anchor,
-                                    const yaml_char_t *tag)
+static enum err on_collection_start(struct builder *b, const yaml_event_t *ev, enum ydoc_kind kind,
+                                    const yaml_char_t *anchor, const yaml_char_t *tag)
 {
     struct ydoc_node *n;
     enum err e;

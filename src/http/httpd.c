@@ -68,8 +68,8 @@ static void on_deferred_complete(struct exchange *ex)
     pthread_mutex_unlock(&rq->lock);
 }
 
-static struct request *request_new(struct httpd *h, struct MHD_Connection *conn,
-                                   const char *method, const char *url)
+static struct request *request_new(struct httpd *h, struct MHD_Connection *conn, const char *method,
+                                   const char *url)
 {
     struct request *rq = xcalloc(1, sizeof(*rq));
 
@@ -92,8 +92,8 @@ static struct request *request_new(struct httpd *h, struct MHD_Connection *conn,
  * doubling; marks the request too large without reading anything past the cap. */
 static void request_check_length(struct request *rq)
 {
-    const char *cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     char *end = NULL;
     unsigned long long n;
 
@@ -308,10 +308,9 @@ enum err httpd_start(const struct httpd_config *cfg, struct httpd **out, struct 
     h->cfg = *cfg;
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        cfg->idle_timeout_s ? cfg->idle_timeout_s : 120u, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s ? cfg->idle_timeout_s : 120u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->daemon) {
         errbuf_set(eb, "cannot listen on %s (address in use or not local?)", cfg->listen);
         free(h);

@@ -5,8 +5,6 @@
  * fixture post-binding.201-stale-uid-accepted.json), so a pod deleted and recreated under the
  * same name would be bound silently. Checking the UID ourselves closes most of that window,
  * and the same GET makes bind idempotent when the scheduler retries one that already worked. */
-#include "gx/kube.h"
-
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +15,7 @@
 #include "gx/arena.h"
 #include "gx/buf.h"
 #include "gx/jscan.h"
+#include "gx/kube.h"
 #include "gx/log.h"
 #include "gx/metrics.h"
 #include "gx/objects.h"
@@ -144,8 +143,9 @@ static enum err binding_body(const struct bind_ctx *b, const struct node_info *n
     enum err e;
 
     snprintf(count, sizeof(count), "%lld", (long long)pod->gpus);
-    e = buf_printf(out, "{\"apiVersion\":\"v1\",\"kind\":\"Binding\",\"metadata\":{\"name\":\"%s\","
-                        "\"namespace\":\"%s\",",
+    e = buf_printf(out,
+                   "{\"apiVersion\":\"v1\",\"kind\":\"Binding\",\"metadata\":{\"name\":\"%s\","
+                   "\"namespace\":\"%s\",",
                    req->pod_name, req->pod_namespace);
     if (e == ERR_OK && req->pod_uid[0]) {
         e = buf_append_str(out, "\"uid\":");
@@ -167,7 +167,8 @@ static enum err binding_body(const struct bind_ctx *b, const struct node_info *n
     if (e == ERR_OK)
         e = append_annotation(out, OBJ_ANN_POLICY_RULE, choice->rule);
     if (e == ERR_OK)
-        e = buf_printf(out, "}},\"target\":{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"name\":\"%s\"}}",
+        e = buf_printf(out,
+                       "}},\"target\":{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"name\":\"%s\"}}",
                        req->node);
     return e;
 }
@@ -219,8 +220,7 @@ static void post_binding(struct bind_ctx *b, const char *pod_path, const struct 
 
 /* Takes the pod's GPUs on the node before the POST, so two binds in flight can never both
  * get the last free GPUs (kubernetes #82359). Returns false with out set when they are gone. */
-static bool reserve(struct bind_ctx *b, const struct pod_info *pod,
-                    struct kube_bind_choice *choice)
+static bool reserve(struct bind_ctx *b, const struct pod_info *pod, struct kube_bind_choice *choice)
 {
     char why[300];
 

@@ -1,7 +1,5 @@
 /* kube_client.c -- credentials, the bearer token, and one HTTP request at a time per session
  * (see kube.h). The only place besides kube_bind.c that includes curl.h. */
-#include "gx/kube.h"
-
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,8 +10,10 @@
 #include "gx/alloc.h"
 #include "gx/buf.h"
 #include "gx/jscan.h"
+#include "gx/kube.h"
 #include "gx/log.h"
 #include "gx/metrics.h"
+
 #include "kube_internal.h"
 
 #define TOKEN_MAX_BYTES KUBE_TOKEN_MAX_BYTES
@@ -21,8 +21,8 @@
 struct kube_client {
     struct kube_creds creds; /* our own deep copy */
     pthread_mutex_t token_lock;
-    char *token;             /* current bearer token, or NULL */
-    uint64_t token_read_ms;  /* when token_file was last read */
+    char *token;            /* current bearer token, or NULL */
+    uint64_t token_read_ms; /* when token_file was last read */
 };
 
 struct kube_session {
@@ -294,8 +294,8 @@ static enum err request_once(struct kube_session *s, const char *method, const c
 }
 
 enum err kube_request(struct kube_session *s, const char *method, const char *path,
-                      const char *content_type, const char *body, size_t body_len,
-                      long timeout_ms, struct kube_response *out, struct errbuf *eb)
+                      const char *content_type, const char *body, size_t body_len, long timeout_ms,
+                      struct kube_response *out, struct errbuf *eb)
 {
     char url[2048];
     uint64_t start = now_ms();

@@ -4,11 +4,11 @@
  * src/kube includes this; it is the one other place besides the .c files that sees curl.h. */
 #pragma once
 
-#include "gx/kube.h"
-
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "gx/kube.h"
 
 #define KUBE_TOKEN_MAX_BYTES 16384
 /* Room for "Authorization: Bearer " and the longest token we read. */

@@ -6,8 +6,6 @@
  * wake a blocked read at once (curl_multi_wakeup) and so that the loop itself notices a
  * stream on which nothing has arrived for stall_timeout_s. Every size that the server
  * controls is capped below. */
-#include "gx/kube.h"
-
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,8 +20,10 @@
 #include "gx/alloc.h"
 #include "gx/buf.h"
 #include "gx/jscan.h"
+#include "gx/kube.h"
 #include "gx/log.h"
 #include "gx/str.h"
+
 #include "kube_internal.h"
 
 #define KUBE_WATCH_DEFAULT_PAGE_LIMIT 500

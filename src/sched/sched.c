@@ -69,7 +69,6 @@ int sched_model_list_count(struct str list)
     return n;
 }
 
-
 static char lower(char c)
 {
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
@@ -84,8 +83,7 @@ bool sched_glob_matches(struct str pat, struct str text)
         if (p < pat.len && pat.ptr[p] == '*') {
             star_p = p++;
             star_t = t;
-        } else if (p < pat.len &&
-                   (pat.ptr[p] == '?' || lower(pat.ptr[p]) == lower(text.ptr[t]))) {
+        } else if (p < pat.len && (pat.ptr[p] == '?' || lower(pat.ptr[p]) == lower(text.ptr[t]))) {
             p++;
             t++;
         } else if (star_p != SIZE_MAX) {
@@ -366,8 +364,8 @@ enum err sched_reason_format(struct sched_fit f, const struct sched_pod *sp,
                           reason_text[f.reason]);
     case SCHED_REASON_POLICY_NOT_ALLOWED:
     case SCHED_REASON_POLICY_FORBIDDEN:
-        return buf_printf(out, "gpu-extender: policy %.*s: model %.*s %s", (int)rule.len,
-                          rule.ptr, (int)model.len, model.ptr, reason_text[f.reason]);
+        return buf_printf(out, "gpu-extender: policy %.*s: model %.*s %s", (int)rule.len, rule.ptr,
+                          (int)model.len, model.ptr, reason_text[f.reason]);
     case SCHED_REASON_TOPO_UNKNOWN:
         return buf_printf(out, "gpu-extender: policy %.*s: %s", (int)rule.len, rule.ptr,
                           reason_text[f.reason]);

@@ -32,17 +32,17 @@ struct node_rec {
     atomic_int refs;
     bool seen; /* during a relist; guarded by the cache lock */
     struct node_info info;
-    struct topo *topo;                 /* one reference, counted in c->topos; NULL: count-only */
-    char topo_key[TOPO_KEY_MAX];       /* of the annotation text; "" when there is none */
-    char topo_error[TOPO_ERROR_MAX];   /* "" unless the annotation was refused */
-    uint32_t in_use_mask;              /* gpu-extender.io/gpus-in-use */
+    struct topo *topo;               /* one reference, counted in c->topos; NULL: count-only */
+    char topo_key[TOPO_KEY_MAX];     /* of the annotation text; "" when there is none */
+    char topo_error[TOPO_ERROR_MAX]; /* "" unless the annotation was refused */
+    uint32_t in_use_mask;            /* gpu-extender.io/gpus-in-use */
     char strings[];
 };
 
 struct pod_rec {
     int64_t gpus;
-    uint32_t mask;            /* gpu-extender.io/gpus when it names exactly gpus indices */
-    bool counted;             /* bound and not terminal: its GPUs are in use */
+    uint32_t mask; /* gpu-extender.io/gpus when it names exactly gpus indices */
+    bool counted;  /* bound and not terminal: its GPUs are in use */
     bool seen;
     struct pod_info *pending; /* unbound pods only: what explain needs; NULL otherwise */
     char node[];
@@ -472,8 +472,8 @@ struct sweep_ctx {
 static void find_unseen(struct strmap_entry *e, void *ctx)
 {
     struct sweep_ctx *sw = ctx;
-    bool seen = sw->is_node ? ((struct node_rec *)e->value)->seen
-                            : ((struct pod_rec *)e->value)->seen;
+    bool seen =
+        sw->is_node ? ((struct node_rec *)e->value)->seen : ((struct pod_rec *)e->value)->seen;
 
     if (!seen && sw->n < 256 && e->key_len < sizeof(sw->keys[0]))
         snprintf(sw->keys[sw->n++], sizeof(sw->keys[0]), "%s", e->key);
@@ -689,11 +689,17 @@ static bool is_terminal(struct str phase)
 
 static void pending_strings(struct pod_info *p, struct str *out[PENDING_STRINGS])
 {
-    struct str *fields[PENDING_STRINGS] = {
-        &p->ns,           &p->name,        &p->uid,
-        &p->phase,        &p->ann_gpu_model, &p->ann_gpu_model_preferred,
-        &p->ann_strategy, &p->ann_use_gputype, &p->ann_nouse_gputype,
-        &p->labels,       &p->priority_class};
+    struct str *fields[PENDING_STRINGS] = {&p->ns,
+                                           &p->name,
+                                           &p->uid,
+                                           &p->phase,
+                                           &p->ann_gpu_model,
+                                           &p->ann_gpu_model_preferred,
+                                           &p->ann_strategy,
+                                           &p->ann_use_gputype,
+                                           &p->ann_nouse_gputype,
+                                           &p->labels,
+                                           &p->priority_class};
 
     memcpy(out, fields, sizeof(fields));
 }
@@ -726,8 +732,7 @@ static uint32_t pod_mask(const struct pod_info *p)
 {
     uint32_t m = 0;
 
-    if (!p->ann_gpus.len || !topo_mask_parse(p->ann_gpus, &m) ||
-        __builtin_popcount(m) != p->gpus)
+    if (!p->ann_gpus.len || !topo_mask_parse(p->ann_gpus, &m) || __builtin_popcount(m) != p->gpus)
         return 0;
     return m;
 }
@@ -869,9 +874,8 @@ static enum err reserve_locked(struct cache *c, struct reserve_req *q, struct er
     free_gpus = ((struct node_rec *)ne->value)->info.gpu_allocatable - num_of(&c->usage, node) -
                 num_of(&c->reserved, node);
     if (free_gpus < gpus) {
-        errbuf_set(eb, "node %.*s has %lld free nvidia.com/gpu, the pod needs %lld",
-                   (int)node.len, node.ptr, (long long)(free_gpus < 0 ? 0 : free_gpus),
-                   (long long)gpus);
+        errbuf_set(eb, "node %.*s has %lld free nvidia.com/gpu, the pod needs %lld", (int)node.len,
+                   node.ptr, (long long)(free_gpus < 0 ? 0 : free_gpus), (long long)gpus);
         return ERR_UNAVAILABLE;
     }
     r = xcalloc(1, sizeof(*r));
@@ -889,11 +893,10 @@ static enum err reserve_locked(struct cache *c, struct reserve_req *q, struct er
 }
 
 enum err cache_reserve(struct cache *c, struct str pod_uid, struct str node, int64_t gpus,
-                       cache_choose_fn *choose, void *choose_ctx, uint32_t *mask,
-                       struct errbuf *eb)
+                       cache_choose_fn *choose, void *choose_ctx, uint32_t *mask, struct errbuf *eb)
 {
-    struct reserve_req q = {.uid = pod_uid, .node = node, .gpus = gpus, .choose = choose,
-                            .choose_ctx = choose_ctx};
+    struct reserve_req q = {
+        .uid = pod_uid, .node = node, .gpus = gpus, .choose = choose, .choose_ctx = choose_ctx};
     char buf[400];
     enum err e;
 

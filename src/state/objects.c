@@ -91,8 +91,8 @@ bool obj_parse_whole_quantity(struct str q, int64_t max, int64_t *out)
         const char *suffix;
         int64_t mul;
         int64_t div;
-    } units[] = {{"", 1, 1},       {"m", 1, 1000},         {"k", 1000, 1},
-                 {"M", 1000000, 1}, {"Ki", 1024, 1},        {"Mi", 1048576, 1}};
+    } units[] = {{"", 1, 1},        {"m", 1, 1000},  {"k", 1000, 1},
+                 {"M", 1000000, 1}, {"Ki", 1024, 1}, {"Mi", 1048576, 1}};
     size_t digits = 0;
     int64_t v = 0;
 
@@ -157,8 +157,7 @@ static bool gpu_qty_member(struct jscan *js, int idx, void *ctx)
     return true;
 }
 
-static bool read_gpu_quantity(struct jscan *js, struct arena *arena, int64_t *value,
-                              bool *present)
+static bool read_gpu_quantity(struct jscan *js, struct arena *arena, int64_t *value, bool *present)
 {
     struct gpu_qty q = {arena, value, present};
 
@@ -354,9 +353,9 @@ bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *ou
 /* ---- Pods ---- */
 
 struct container_acc {
-    int64_t app_sum;      /* app containers plus restartable (sidecar) init containers */
-    int64_t sidecar_sum;  /* restartable init containers seen so far */
-    int64_t init_max;     /* max over init containers of (its request + sidecars before it) */
+    int64_t app_sum;     /* app containers plus restartable (sidecar) init containers */
+    int64_t sidecar_sum; /* restartable init containers seen so far */
+    int64_t init_max;    /* max over init containers of (its request + sidecars before it) */
 };
 
 struct container {
@@ -439,15 +438,15 @@ struct pod_ctx {
     struct container_acc acc;
 };
 
-static const char *const pod_ann_names[] = {OBJ_ANN_GPU_MODEL, OBJ_ANN_GPU_MODEL_PREFERRED,
-                                            OBJ_ANN_STRATEGY,  OBJ_ANN_HAMI_USE,
+static const char *const pod_ann_names[] = {OBJ_ANN_GPU_MODEL,  OBJ_ANN_GPU_MODEL_PREFERRED,
+                                            OBJ_ANN_STRATEGY,   OBJ_ANN_HAMI_USE,
                                             OBJ_ANN_HAMI_NOUSE, OBJ_ANN_GPUS};
 
 static bool pod_annotation(struct jscan *js, int idx, void *ctx)
 {
     struct pod_ctx *c = ctx;
-    struct str *slots[] = {&c->pod->ann_gpu_model, &c->pod->ann_gpu_model_preferred,
-                           &c->pod->ann_strategy, &c->pod->ann_use_gputype,
+    struct str *slots[] = {&c->pod->ann_gpu_model,     &c->pod->ann_gpu_model_preferred,
+                           &c->pod->ann_strategy,      &c->pod->ann_use_gputype,
                            &c->pod->ann_nouse_gputype, &c->pod->ann_gpus};
 
     if (idx < 0)
@@ -523,8 +522,7 @@ static bool pod_member(struct jscan *js, int idx, void *ctx)
     case 1:
         return walk_object(js, pod_spec_names, GX_ARRAY_LEN(pod_spec_names), pod_spec, ctx);
     case 2:
-        return walk_object(js, pod_status_names, GX_ARRAY_LEN(pod_status_names), pod_status,
-                           ctx);
+        return walk_object(js, pod_status_names, GX_ARRAY_LEN(pod_status_names), pod_status, ctx);
     default:
         return jscan_skip(js, NULL);
     }

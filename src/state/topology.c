@@ -51,15 +51,15 @@
  * or the final value. No locks, no allocation after build. */
 #include "gx/topology.h"
 
-#include "gx/alloc.h"
-#include "gx/jscan.h"
-
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gx/alloc.h"
+#include "gx/jscan.h"
 
 #define TOPO_MEMO_BUDGET_BYTES ((size_t)8 << 20)
 #define TOPO_EAGER_MAX_GPUS 8
@@ -330,7 +330,8 @@ static void fill_all(const struct shape *t)
 static size_t guar_slot(const struct shape *t, uint32_t F, unsigned u, unsigned k, unsigned j)
 {
     return (((size_t)F * TOPO_EAGER_MAX_GPUS + (u - 1)) * TOPO_EAGER_MAX_GPUS + (k - 1)) *
-               t->nlevels + j;
+               t->nlevels +
+           j;
 }
 
 static struct shape *shape_build(const struct desc *d, uint64_t hash)
@@ -375,8 +376,7 @@ static struct shape *registry[REGISTRY_BUCKETS];
 static uint64_t shape_hash(const struct desc *d)
 {
     uint64_t h = UINT64_C(0xcbf29ce484222325);
-    const unsigned char *parts[] = {(const unsigned char *)d->score,
-                                    (const unsigned char *)d->cls};
+    const unsigned char *parts[] = {(const unsigned char *)d->score, (const unsigned char *)d->cls};
     size_t sizes[] = {sizeof(d->score), sizeof(d->cls)};
 
     h = (h ^ d->n) * UINT64_C(0x100000001b3);
@@ -637,9 +637,8 @@ static struct topo_pick conservative_pick(const struct shape *t, unsigned k,
         .set = 0, .score = 0, .min_class = surely, .ok = (unsigned)required <= (unsigned)surely};
 }
 
-static struct topo_pick guaranteed(const struct shape *t, uint32_t free_mask,
-                                   unsigned unknown_used, unsigned k, enum topo_class required,
-                                   bool *conservative)
+static struct topo_pick guaranteed(const struct shape *t, uint32_t free_mask, unsigned unknown_used,
+                                   unsigned k, enum topo_class required, bool *conservative)
 {
     uint32_t F = free_mask & t->d.healthy;
     unsigned f = popcount32(F);
@@ -698,8 +697,8 @@ static size_t guar_index(const struct shape *t, uint32_t F, unsigned u, unsigned
 }
 
 static struct topo_pick guaranteed_memo(const struct shape *t, uint32_t free_mask,
-                                        unsigned unknown_used, unsigned k,
-                                        enum topo_class required, bool *conservative)
+                                        unsigned unknown_used, unsigned k, enum topo_class required,
+                                        bool *conservative)
 {
     uint32_t F = free_mask & t->d.healthy;
     size_t i = guar_index(t, F, unknown_used, k, required);

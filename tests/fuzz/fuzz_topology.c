@@ -4,11 +4,11 @@
  * not need a reference: the set is free, healthy and of size k, its score and class match the
  * accessors, the class meets the requirement, and ok agrees with topo_best_min_class(). Built
  * with clang (GX_FUZZ=ON) it links libFuzzer; otherwise replay_main.c replays the corpus. */
-#include "gx/topology.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gx/topology.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

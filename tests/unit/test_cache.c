@@ -1,8 +1,7 @@
 /* test_cache.c -- GPU accounting, relists, reservations and snapshot lifetime. */
-#include "gx/cache.h"
-
 #include <pthread.h>
 
+#include "gx/cache.h"
 #include "gx/metrics.h"
 
 #include "check.h"
@@ -62,8 +61,14 @@ static void test_accounting(void)
     cache_snapshot_release(s);
     sync_empty(c);
     cache_node_upsert(c, &(struct node_info){0});
-    { struct node_info n = node("a", 8); cache_node_upsert(c, &n); }
-    { struct node_info n = node("b", 4); cache_node_upsert(c, &n); }
+    {
+        struct node_info n = node("a", 8);
+        cache_node_upsert(c, &n);
+    }
+    {
+        struct node_info n = node("b", 4);
+        cache_node_upsert(c, &n);
+    }
     s = cache_snapshot_acquire(c);
     CHECK(s->synced);
     CHECK_EQ(s->node_count, 2);
@@ -107,14 +112,23 @@ static void test_relist_sweeps(void)
     struct pod_info p1 = pod("u1", "a", 1, "Running"), p2 = pod("u2", "a", 2, "Running");
 
     sync_empty(c);
-    { struct node_info n = node("a", 8); cache_node_upsert(c, &n); }
-    { struct node_info n = node("gone", 8); cache_node_upsert(c, &n); }
+    {
+        struct node_info n = node("a", 8);
+        cache_node_upsert(c, &n);
+    }
+    {
+        struct node_info n = node("gone", 8);
+        cache_node_upsert(c, &n);
+    }
     cache_pod_upsert(c, &p1);
     cache_pod_upsert(c, &p2);
     CHECK_EQ(taken(c, "a"), 3);
     /* A relist (after 410 Gone) that no longer has "gone" or u2. */
     cache_nodes_relist_begin(c);
-    { struct node_info n = node("a", 8); cache_node_upsert(c, &n); }
+    {
+        struct node_info n = node("a", 8);
+        cache_node_upsert(c, &n);
+    }
     cache_nodes_relist_end(c);
     cache_pods_relist_begin(c);
     cache_pod_upsert(c, &p1);
@@ -135,16 +149,23 @@ static void test_reservations(void)
     struct errbuf eb = {{0}};
     struct pod_info bound = pod("r1", "a", 2, "Pending");
 
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb), ERR_UNAVAILABLE);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb),
+             ERR_UNAVAILABLE);
     sync_empty(c);
-    { struct node_info n = node("a", 4); cache_node_upsert(c, &n); }
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("nope"), 1, NULL, NULL, NULL, &eb), ERR_NOT_FOUND);
+    {
+        struct node_info n = node("a", 4);
+        cache_node_upsert(c, &n);
+    }
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("nope"), 1, NULL, NULL, NULL, &eb),
+             ERR_NOT_FOUND);
     CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb), ERR_OK);
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb), ERR_OK); /* idempotent */
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb),
+             ERR_OK); /* idempotent */
     CHECK_EQ(taken(c, "a"), 2);
     CHECK_EQ(cache_reserve(c, STR_LIT("r2"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb), ERR_OK);
     errbuf_clear(&eb);
-    CHECK_EQ(cache_reserve(c, STR_LIT("r3"), STR_LIT("a"), 1, NULL, NULL, NULL, &eb), ERR_UNAVAILABLE);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r3"), STR_LIT("a"), 1, NULL, NULL, NULL, &eb),
+             ERR_UNAVAILABLE);
     CHECK_STR_EQ(eb.msg, "node a has 0 free nvidia.com/gpu, the pod needs 1");
     /* r2's bind failed: its GPUs come back. */
     cache_release(c, STR_LIT("r2"), STR_LIT("a"));
@@ -166,8 +187,14 @@ static void test_second_bind_keeps_first_reservation(void)
     struct pod_info p = pod("p", "a", 8, "Running");
 
     sync_empty(c);
-    { struct node_info n = node("a", 8); cache_node_upsert(c, &n); }
-    { struct node_info n = node("b", 8); cache_node_upsert(c, &n); }
+    {
+        struct node_info n = node("a", 8);
+        cache_node_upsert(c, &n);
+    }
+    {
+        struct node_info n = node("b", 8);
+        cache_node_upsert(c, &n);
+    }
     CHECK_EQ(cache_reserve(c, STR_LIT("p"), STR_LIT("a"), 8, NULL, NULL, NULL, &eb), ERR_OK);
     CHECK_EQ(cache_reserve(c, STR_LIT("p"), STR_LIT("b"), 8, NULL, NULL, NULL, &eb), ERR_OK);
     CHECK_EQ(taken(c, "a"), 8);
@@ -175,7 +202,8 @@ static void test_second_bind_keeps_first_reservation(void)
     cache_release(c, STR_LIT("p"), STR_LIT("b")); /* that bind got a 409 */
     CHECK_EQ(taken(c, "a"), 8);
     CHECK_EQ(taken(c, "b"), 0);
-    CHECK_EQ(cache_reserve(c, STR_LIT("q"), STR_LIT("a"), 8, NULL, NULL, NULL, &eb), ERR_UNAVAILABLE);
+    CHECK_EQ(cache_reserve(c, STR_LIT("q"), STR_LIT("a"), 8, NULL, NULL, NULL, &eb),
+             ERR_UNAVAILABLE);
     cache_pod_upsert(c, &p); /* the watch shows p bound on a */
     CHECK_EQ(taken(c, "a"), 8);
     cache_pod_delete(c, &p);
@@ -191,10 +219,16 @@ static void test_snapshots_are_immutable(void)
     struct pod_info p = pod("u", "a", 3, "Running");
 
     sync_empty(c);
-    { struct node_info x = node("a", 8); cache_node_upsert(c, &x); }
+    {
+        struct node_info x = node("a", 8);
+        cache_node_upsert(c, &x);
+    }
     old = cache_snapshot_acquire(c);
     cache_pod_upsert(c, &p);
-    { struct node_info x = node("a", 16); cache_node_upsert(c, &x); }
+    {
+        struct node_info x = node("a", 16);
+        cache_node_upsert(c, &x);
+    }
     cache_node_delete(c, STR_LIT("a"));
     now = cache_snapshot_acquire(c);
     n = cache_snapshot_find(old, STR_LIT("a"));
@@ -223,7 +257,8 @@ static void *racer(void *arg)
 
     for (int i = 0; i < 50; i++) {
         snprintf(uid, sizeof(uid), "t%d-%d", r->id, i);
-        if (cache_reserve(r->c, str_from_cstr(uid), STR_LIT("a"), 1, NULL, NULL, NULL, NULL) == ERR_OK)
+        if (cache_reserve(r->c, str_from_cstr(uid), STR_LIT("a"), 1, NULL, NULL, NULL, NULL) ==
+            ERR_OK)
             r->won++;
         cache_snapshot_release(cache_snapshot_acquire(r->c));
     }
@@ -238,7 +273,10 @@ static void test_reservation_race(void)
     int won = 0;
 
     sync_empty(c);
-    { struct node_info x = node("a", 37); cache_node_upsert(c, &x); }
+    {
+        struct node_info x = node("a", 37);
+        cache_node_upsert(c, &x);
+    }
     for (int i = 0; i < 8; i++) {
         r[i] = (struct race){c, i, 0};
         pthread_create(&t[i], NULL, racer, &r[i]);
@@ -323,23 +361,20 @@ static void test_topology_books(void)
     n.ann_gpus_in_use = STR_NULL;
     cache_node_upsert(c, &n);
     cache_pod_delete(c, &unnamed);
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("t"), 2, take_pair, NULL, &mask, &eb),
-             ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("t"), 2, take_pair, NULL, &mask, &eb), ERR_OK);
     CHECK_EQ(mask, 0x3u);
     v = view(c, "t");
     CHECK_EQ(v.free_mask, 0u);
     CHECK_EQ(v.gpus_reserved, 2);
     /* Asked again (a retried bind), the same reservation and set come back. */
     mask = 0;
-    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("t"), 2, take_pair, NULL, &mask, &eb),
-             ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("t"), 2, take_pair, NULL, &mask, &eb), ERR_OK);
     CHECK_EQ(mask, 0x3u);
     cache_release(c, STR_LIT("r1"), STR_LIT("t"));
     v = view(c, "t");
     CHECK_EQ(v.free_mask, 0x3u);
     /* A set that does not match the count is not recorded; the count still is. */
-    CHECK_EQ(cache_reserve(c, STR_LIT("r2"), STR_LIT("t"), 1, take_pair, NULL, &mask, &eb),
-             ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r2"), STR_LIT("t"), 1, take_pair, NULL, &mask, &eb), ERR_OK);
     CHECK_EQ(mask, 0u);
     cache_release(c, STR_LIT("r2"), STR_LIT("t"));
     /* A bad gpus annotation (wrong count) names nothing. */

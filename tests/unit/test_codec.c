@@ -139,9 +139,9 @@ static void test_bind_args(void)
     CHECK_EQ(bind_of(&arena, "{\"PodName\":\"a\"}", &b), ERR_INVALID);
     CHECK_EQ(bind_of(&arena, "{\"PodName\":\"a\"} x", &b), ERR_PARSE);
     CHECK_EQ(bind_of(&arena, "[\"PodName\"]", &b), ERR_PARSE);
-    CHECK_EQ(bind_of(&arena, "{\"PodName\":\"x\\u0000y\",\"PodNamespace\":\"d\",\"Node\":\"n\"}",
-                     &b),
-             ERR_PARSE);
+    CHECK_EQ(
+        bind_of(&arena, "{\"PodName\":\"x\\u0000y\",\"PodNamespace\":\"d\",\"Node\":\"n\"}", &b),
+        ERR_PARSE);
     arena_destroy(&arena);
 }
 
@@ -161,7 +161,8 @@ static void test_bad_args(void)
         {"{\"Pod\":{},\"NodeNames\":null,\"Nodes\":null}", ERR_INVALID},
         {"{\"Pod\":{},\"NodeNames\":[],\"Nodes\":{\"items\":[]}}", ERR_INVALID},
         {"{\"Pod\":{},\"Nodes\":{\"items\":[{\"metadata\":{}}]}}", ERR_PARSE},
-        {"{\"Pod\":{\"spec\":{\"containers\":[{\"resources\":{\"limits\":{\"nvidia.com/gpu\":1}}}]}},"
+        {"{\"Pod\":{\"spec\":{\"containers\":[{\"resources\":{\"limits\":{\"nvidia.com/"
+         "gpu\":1}}}]}},"
          "\"NodeNames\":[]}",
          ERR_PARSE},
         {"{\"Pod\":{\"spec\":{\"containers\":[{\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"1\","
@@ -191,8 +192,8 @@ static void test_filter_echo(void)
 {
     struct exchange ex;
     struct ext_args args;
-    struct sched_fit fits[3] = {{SCHED_PASS, 0}, {SCHED_FAIL, SCHED_REASON_INSUFFICIENT_FREE},
-                                {SCHED_PASS, 0}};
+    struct sched_fit fits[3] = {
+        {SCHED_PASS, 0}, {SCHED_FAIL, SCHED_REASON_INSUFFICIENT_FREE}, {SCHED_PASS, 0}};
     const struct node_info *nodes[3];
     struct codec_filter_result res = {.args = &args, .fits = fits, .reason_nodes = nodes};
     struct errbuf eb = {{0}};

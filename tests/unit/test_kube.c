@@ -6,8 +6,8 @@
 static void test_names(void)
 {
     static const char *const good[] = {"a", "gpu-node-1", "a.b", "x1.y-2.z", "0", "default"};
-    static const char *const bad[] = {"",   ".",  "..",  "-x", "x-",  "a..b", ".a", "a.",
-                                      "A",  "a/b", "a b", "a_b", "a%2f", "a.-b", "a-.b"};
+    static const char *const bad[] = {"",  ".",   "..",  "-x",  "x-",   "a..b", ".a",  "a.",
+                                      "A", "a/b", "a b", "a_b", "a%2f", "a.-b", "a-.b"};
     char long_name[300];
 
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)

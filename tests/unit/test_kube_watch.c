@@ -17,10 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "gx/jscan.h"
 #include "gx/kube.h"
 #include "gx/log.h"
+
+#include "check.h"
 
 #define WAIT_MS 8000 /* the longest any single expectation may take */
 #define HTTP_TIMEOUT_S 15

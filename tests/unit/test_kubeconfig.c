@@ -1,12 +1,12 @@
 /* test_kubeconfig.c -- kubeconfig_load(), kubeconfig_in_cluster() and the base64 decoder under
  * them. Kubeconfigs are written into a mkdtemp() directory at run time, so relative paths in
  * them resolve against a directory the test knows. */
-#include "gx/kubeconfig.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "gx/kubeconfig.h"
 
 #include "check.h"
 #include "config/base64.h"
@@ -21,62 +21,61 @@
 
 /* One kubeconfig with several contexts; most tests pick a context out of it. Keys we do not use
  * (preferences, extensions, namespace) are there on purpose: they must be ignored. */
-static const char main_config[] =
-    "apiVersion: v1\n"
-    "kind: Config\n"
-    "preferences: {}\n"
-    "current-context: dev\n"
-    "clusters:\n"
-    "- name: prod\n"
-    "  cluster:\n"
-    "    server: https://prod.example.com:6443/\n"
-    "    certificate-authority-data: " CA_B64 "\n"
-    "    tls-server-name: api.prod.internal\n"
-    "    extensions:\n"
-    "    - name: vendor\n"
-    "      extension: {a: b}\n"
-    "- name: dev\n"
-    "  cluster:\n"
-    "    server: \"https://10.0.0.1:6443\"\n"
-    "    certificate-authority: ca.crt\n"
-    "- name: lab\n"
-    "  cluster:\n"
-    "    server: https://lab:6443//\n"
-    "    insecure-skip-tls-verify: true\n"
-    "users:\n"
-    "- name: dev-user\n"
-    "  user:\n"
-    "    tokenFile: tokens/dev\n"
-    "- name: prod-user\n"
-    "  user:\n"
-    "    client-certificate-data: " CERT_B64 "\n"
-    "    client-key-data: |\n"
-    "      LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n"
-    "      CktFWQotLS0tLUVORCBQUklWQVRFIEtFWS0tLS0tCg==\n"
-    "- name: lab-user\n"
-    "  user:\n"
-    "    token: lab-token\n"
-    "- name: file-user\n"
-    "  user:\n"
-    "    client-certificate: /etc/certs/client.crt\n"
-    "    client-key: keys/client.key\n"
-    "contexts:\n"
-    "- name: dev\n"
-    "  context: {cluster: dev, user: dev-user, namespace: gpu}\n"
-    "- name: prod\n"
-    "  context: {cluster: prod, user: prod-user}\n"
-    "- name: lab\n"
-    "  context:\n"
-    "    cluster: lab\n"
-    "    user: lab-user\n"
-    "- name: files\n"
-    "  context: {cluster: dev, user: file-user}\n"
-    "- name: no-user\n"
-    "  context: {cluster: dev, user: ghost}\n"
-    "- name: no-cluster\n"
-    "  context: {cluster: ghost, user: dev-user}\n"
-    "- name: user-unset\n"
-    "  context: {cluster: dev}\n";
+static const char main_config[] = "apiVersion: v1\n"
+                                  "kind: Config\n"
+                                  "preferences: {}\n"
+                                  "current-context: dev\n"
+                                  "clusters:\n"
+                                  "- name: prod\n"
+                                  "  cluster:\n"
+                                  "    server: https://prod.example.com:6443/\n"
+                                  "    certificate-authority-data: " CA_B64 "\n"
+                                  "    tls-server-name: api.prod.internal\n"
+                                  "    extensions:\n"
+                                  "    - name: vendor\n"
+                                  "      extension: {a: b}\n"
+                                  "- name: dev\n"
+                                  "  cluster:\n"
+                                  "    server: \"https://10.0.0.1:6443\"\n"
+                                  "    certificate-authority: ca.crt\n"
+                                  "- name: lab\n"
+                                  "  cluster:\n"
+                                  "    server: https://lab:6443//\n"
+                                  "    insecure-skip-tls-verify: true\n"
+                                  "users:\n"
+                                  "- name: dev-user\n"
+                                  "  user:\n"
+                                  "    tokenFile: tokens/dev\n"
+                                  "- name: prod-user\n"
+                                  "  user:\n"
+                                  "    client-certificate-data: " CERT_B64 "\n"
+                                  "    client-key-data: |\n"
+                                  "      LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n"
+                                  "      CktFWQotLS0tLUVORCBQUklWQVRFIEtFWS0tLS0tCg==\n"
+                                  "- name: lab-user\n"
+                                  "  user:\n"
+                                  "    token: lab-token\n"
+                                  "- name: file-user\n"
+                                  "  user:\n"
+                                  "    client-certificate: /etc/certs/client.crt\n"
+                                  "    client-key: keys/client.key\n"
+                                  "contexts:\n"
+                                  "- name: dev\n"
+                                  "  context: {cluster: dev, user: dev-user, namespace: gpu}\n"
+                                  "- name: prod\n"
+                                  "  context: {cluster: prod, user: prod-user}\n"
+                                  "- name: lab\n"
+                                  "  context:\n"
+                                  "    cluster: lab\n"
+                                  "    user: lab-user\n"
+                                  "- name: files\n"
+                                  "  context: {cluster: dev, user: file-user}\n"
+                                  "- name: no-user\n"
+                                  "  context: {cluster: dev, user: ghost}\n"
+                                  "- name: no-cluster\n"
+                                  "  context: {cluster: ghost, user: dev-user}\n"
+                                  "- name: user-unset\n"
+                                  "  context: {cluster: dev}\n";
 
 #define MAX_FILES 32
 
@@ -354,13 +353,13 @@ static void test_base64(void)
         {"aGk=", "hi"},
         {"aA==", "h"},
         {" aG\nVs\r\nbG8\t= \n", "hello"},
-        {"aGVsbG8", NULL},    /* missing padding */
-        {"aA=", NULL},        /* short padding */
-        {"a===", NULL},       /* too much padding */
-        {"aA==aA==", NULL},   /* data after padding */
-        {"aG=k", NULL},       /* data after '=' inside a group */
-        {"aGVs*G8=", NULL},   /* not in the alphabet */
-        {"aGVs-G8=", NULL},   /* the URL-safe alphabet is not base64 here */
+        {"aGVsbG8", NULL},  /* missing padding */
+        {"aA=", NULL},      /* short padding */
+        {"a===", NULL},     /* too much padding */
+        {"aA==aA==", NULL}, /* data after padding */
+        {"aG=k", NULL},     /* data after '=' inside a group */
+        {"aGVs*G8=", NULL}, /* not in the alphabet */
+        {"aGVs-G8=", NULL}, /* the URL-safe alphabet is not base64 here */
         {"aGVsbG8=\x80", NULL},
     };
 

@@ -3,8 +3,6 @@
  * cases), every class of error with its exact file:line:col, error collection, boundaries of
  * every key, the README-vs-table key check, hostile YAML (which must fail cleanly under
  * ASan/UBSan rather than crash or exhaust memory) and reference counting. */
-#include "gx/policy.h"
-
 #include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -14,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "gx/policy.h"
 
 #include "check.h"
 #include "config/policy_schema.h"

@@ -7,54 +7,53 @@
 
 #include "check.h"
 
-static const char policy_text[] =
-    "apiVersion: gpu-extender.io/v1alpha1\n"
-    "kind: GPUPolicy\n"
-    "scoring:\n"
-    "  strategy: binpack\n"
-    "classes:\n"
-    "  - name: h100\n"
-    "    products: [\"NVIDIA-H100*\"]\n"
-    "  - name: a100-80gb\n"
-    "    products: [\"NVIDIA-A100-*-80GB\"]\n"
-    "  - name: a100\n"
-    "    families: [ampere]\n"
-    "    minMemoryMiB: 40000\n"
-    "  - name: l40s\n"
-    "    products: [NVIDIA-L40S]\n"
-    "  - name: t4\n"
-    "    products: [Tesla-T4]\n"
-    "rules:\n"
-    "  - name: ml-train\n"
-    "    match:\n"
-    "      namespaces: [ml-train]\n"
-    "    allow: [h100, a100-80gb]\n"
-    "    prefer:\n"
-    "      - class: h100\n"
-    "        weight: 100\n"
-    "      - class: a100-80gb\n"
-    "        weight: 50\n"
-    "    strategy: spread\n"
-    "  - name: urgent\n"
-    "    match:\n"
-    "      priorityClassNames: [urgent]\n"
-    "      labels: {team: infra}\n"
-    "    podOverrides:\n"
-    "      models: false\n"
-    "  - name: inference\n"
-    "    match:\n"
-    "      namespaces: [inference]\n"
-    "    forbid: [t4]\n"
-    "    prefer:\n"
-    "      - class: l40s\n"
-    "      - class: a100\n"
-    "      - class: h100\n"
-    "  - name: ci\n"
-    "    match:\n"
-    "      namespaces: [ci]\n"
-    "    allow: [t4]\n"
-    "default:\n"
-    "  forbid: [t4]\n";
+static const char policy_text[] = "apiVersion: gpu-extender.io/v1alpha1\n"
+                                  "kind: GPUPolicy\n"
+                                  "scoring:\n"
+                                  "  strategy: binpack\n"
+                                  "classes:\n"
+                                  "  - name: h100\n"
+                                  "    products: [\"NVIDIA-H100*\"]\n"
+                                  "  - name: a100-80gb\n"
+                                  "    products: [\"NVIDIA-A100-*-80GB\"]\n"
+                                  "  - name: a100\n"
+                                  "    families: [ampere]\n"
+                                  "    minMemoryMiB: 40000\n"
+                                  "  - name: l40s\n"
+                                  "    products: [NVIDIA-L40S]\n"
+                                  "  - name: t4\n"
+                                  "    products: [Tesla-T4]\n"
+                                  "rules:\n"
+                                  "  - name: ml-train\n"
+                                  "    match:\n"
+                                  "      namespaces: [ml-train]\n"
+                                  "    allow: [h100, a100-80gb]\n"
+                                  "    prefer:\n"
+                                  "      - class: h100\n"
+                                  "        weight: 100\n"
+                                  "      - class: a100-80gb\n"
+                                  "        weight: 50\n"
+                                  "    strategy: spread\n"
+                                  "  - name: urgent\n"
+                                  "    match:\n"
+                                  "      priorityClassNames: [urgent]\n"
+                                  "      labels: {team: infra}\n"
+                                  "    podOverrides:\n"
+                                  "      models: false\n"
+                                  "  - name: inference\n"
+                                  "    match:\n"
+                                  "      namespaces: [inference]\n"
+                                  "    forbid: [t4]\n"
+                                  "    prefer:\n"
+                                  "      - class: l40s\n"
+                                  "      - class: a100\n"
+                                  "      - class: h100\n"
+                                  "  - name: ci\n"
+                                  "    match:\n"
+                                  "      namespaces: [ci]\n"
+                                  "    allow: [t4]\n"
+                                  "default:\n"
+                                  "  forbid: [t4]\n";
 
 enum { H100, A100_80, A100_40, L40S, T4, BARE, NODES };
 
@@ -87,8 +86,8 @@ static const struct pod_case cases[] = {
     {"everyone else: anything but T4", "default", NULL, NULL, NULL, 1, "PPPPUP", "default"},
     {"a pod narrows its rule", "inference", NULL, NULL, "L40S", 1, "UUUPUU", "inference"},
     {"a pod cannot widen its rule", "ml-train", NULL, NULL, "L40S,H100", 1, "PUUUUU", "ml-train"},
-    {"priority class and labels both select", "default", "{\"team\":\"infra\"}", "urgent", NULL,
-     1, "PPPPPP", "urgent"},
+    {"priority class and labels both select", "default", "{\"team\":\"infra\"}", "urgent", NULL, 1,
+     "PPPPPP", "urgent"},
     {"the label alone does not", "default", "{\"team\":\"infra\"}", NULL, NULL, 1, "PPPPUP",
      "default"},
     {"the first matching rule wins", "ml-train", "{\"team\":\"infra\"}", "urgent", NULL, 1,
@@ -155,8 +154,7 @@ static void test_table(const struct policy *pol)
             got[i] = letters[sched_filter_node(&sp, &sn).verdict];
         }
         got[NODES] = '\0';
-        if (strcmp(got, cases[c].verdicts) != 0 ||
-            !str_eq_cstr(sp.rule->name, cases[c].rule))
+        if (strcmp(got, cases[c].verdicts) != 0 || !str_eq_cstr(sp.rule->name, cases[c].rule))
             fprintf(stderr, "case \"%s\": rule %.*s, verdicts %s\n", cases[c].what,
                     (int)sp.rule->name.len, sp.rule->name.ptr, got);
         CHECK_STR_EQ(got, cases[c].verdicts);
@@ -187,8 +185,9 @@ static void test_reasons(const struct policy *pol)
     check_reason(pol, "inference", T4, "gpu-extender: policy inference: model Tesla-T4 forbidden");
     check_reason(pol, "ci", H100,
                  "gpu-extender: policy ci: model NVIDIA-H100-80GB-HBM3 not allowed");
-    check_reason(pol, "ml-train", BARE, "gpu-extender: policy ml-train: model (unlabelled) not "
-                                        "allowed");
+    check_reason(pol, "ml-train", BARE,
+                 "gpu-extender: policy ml-train: model (unlabelled) not "
+                 "allowed");
 }
 
 static int score_on(const struct policy *pol, const char *ns, int node, int64_t used)
@@ -220,8 +219,11 @@ static void test_preference_order(const struct policy *pol)
 
 static void test_override_refused(const struct policy *pol)
 {
-    struct pod_case c = {.ns = "default", .labels = "{\"team\":\"infra\"}", .priority = "urgent",
-                         .gpu_model = "H100", .gpus = 1};
+    struct pod_case c = {.ns = "default",
+                         .labels = "{\"team\":\"infra\"}",
+                         .priority = "urgent",
+                         .gpu_model = "H100",
+                         .gpus = 1};
     struct pod_info p = make_pod(&c);
     struct errbuf eb = {{0}};
     struct sched_pod sp;

@@ -1,17 +1,17 @@
 /* test_policy_store.c -- reloads: a valid change is swapped in, an invalid one is refused and
  * counted while the old policy keeps serving, an unchanged file is not swapped, readers keep
  * their policy alive across a swap, and the watcher follows a ConfigMap-style symlink swap. */
-#include "gx/policy_store.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "gx/metrics.h"
+#include "gx/policy_store.h"
+
+#include "check.h"
 
 #define HEAD "apiVersion: gpu-extender.io/v1alpha1\nkind: GPUPolicy\n"
 

@@ -13,8 +13,8 @@ struct fake_bind {
     enum err result;
 };
 
-static enum err fake_bind_fn(void *ctx, const struct ext_bind_args *args,
-                             routes_bind_done_fn *done, void *done_ctx, struct errbuf *eb)
+static enum err fake_bind_fn(void *ctx, const struct ext_bind_args *args, routes_bind_done_fn *done,
+                             void *done_ctx, struct errbuf *eb)
 {
     struct fake_bind *fb = ctx;
 
@@ -111,7 +111,8 @@ static void test_dispatch(struct routes *r)
     expect(r, "GET", "/gpu/filter", NULL, 405, "use POST");
     expect(r, "POST", "/healthz", NULL, 405, "use GET");
     expect(r, "POST", "/filter", filter, 404, "no such endpoint");
-    expect(r, "POST", "/gpu/filter", filter, 200, "\"items\":[{\"metadata\":{\"name\":\"gpu-node-1\"");
+    expect(r, "POST", "/gpu/filter", filter, 200,
+           "\"items\":[{\"metadata\":{\"name\":\"gpu-node-1\"");
     expect(r, "POST", "/gpu/filter", names, 200, "\"Error\":\"gpu-extender: nodeCacheCapable");
     expect(r, "POST", "/gpu/prioritize", filter, 200, "{\"Host\":\"gpu-node-3\",\"Score\":3}");
     expect(r, "POST", "/gpu/prioritize", names, 503, "nodeCacheCapable");
@@ -157,8 +158,11 @@ static void test_too_large(struct routes *r)
 static void test_deferred_bind(struct policy_store *pol)
 {
     struct fake_bind fb = {0};
-    struct routes_config rc = {.url_prefix = "/", .policies = pol, .bind = fake_bind_fn,
-                               .bind_ctx = &fb, .mode = "https://apiserver"};
+    struct routes_config rc = {.url_prefix = "/",
+                               .policies = pol,
+                               .bind = fake_bind_fn,
+                               .bind_ctx = &fb,
+                               .mode = "https://apiserver"};
     struct routes *r = routes_new(&rc);
     char *body = fixture("bind.args.nodecache-false.json"), *reply;
     struct exchange ex;
@@ -225,12 +229,14 @@ static void load_nodes(struct cache *c)
 static void test_cache_mode(struct policy_store *pol)
 {
     struct cache *c = cache_new();
-    struct routes_config rc = {.url_prefix = "/", .policies = pol, .mode = "https://apiserver",
-                               .cache = c};
+    struct routes_config rc = {
+        .url_prefix = "/", .policies = pol, .mode = "https://apiserver", .cache = c};
     struct routes *r = routes_new(&rc);
     char *names = fixture("filter.args.nodecache-true.json");
     char *full = fixture("filter.args.nodecache-false.json");
-    struct pod_info big = {.uid = STR_LIT("x"), .node_name = STR_LIT("gpu-node-3"), .gpus = 4,
+    struct pod_info big = {.uid = STR_LIT("x"),
+                           .node_name = STR_LIT("gpu-node-3"),
+                           .gpus = 4,
                            .phase = STR_LIT("Running")};
     struct errbuf eb = {{0}};
 
@@ -241,8 +247,8 @@ static void test_cache_mode(struct policy_store *pol)
     cache_pods_relist_begin(c);
     cache_pods_relist_end(c);
     expect(r, "GET", "/readyz", NULL, 200, "\"nodes\":3");
-    expect(r, "POST", "/filter", names,
-           200, "\"NodeNames\":[\"gpu-node-2\",\"gpu-node-3\",\"gpu-node-1\"],\"FailedNodes\":{}");
+    expect(r, "POST", "/filter", names, 200,
+           "\"NodeNames\":[\"gpu-node-2\",\"gpu-node-3\",\"gpu-node-1\"],\"FailedNodes\":{}");
     /* gpu-node-3's 4 GPUs are taken: preemption could help, so FailedNodes, in both modes. */
     cache_pod_upsert(c, &big);
     expect(r, "POST", "/filter", names, 200,
@@ -251,7 +257,8 @@ static void test_cache_mode(struct policy_store *pol)
            "\"FailedNodes\":{\"gpu-node-3\":\"gpu-extender: not enough free nvidia.com/gpu\"}");
     expect(r, "POST", "/prioritize", names, 200, "{\"Host\":\"gpu-node-3\",\"Score\":10}");
     /* A reservation counts like a bound pod: 7 of gpu-node-1's 8 are reserved. */
-    CHECK_EQ(cache_reserve(c, STR_LIT("r"), STR_LIT("gpu-node-1"), 8, NULL, NULL, NULL, &eb), ERR_OK);
+    CHECK_EQ(cache_reserve(c, STR_LIT("r"), STR_LIT("gpu-node-1"), 8, NULL, NULL, NULL, &eb),
+             ERR_OK);
     expect(r, "POST", "/filter", names, 200, "\"gpu-node-1\":\"gpu-extender: not enough free");
     cache_release(c, STR_LIT("r"), STR_LIT("gpu-node-1"));
     /* A name the cache does not know. */

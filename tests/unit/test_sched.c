@@ -40,12 +40,12 @@ static void test_gpu_request_rules(void)
     CHECK_EQ(pod_gpus("{\"initContainers\":[" C("1") "],\"containers\":[" C("2") "," C("1") "]}"),
              3);
     /* A restartable init container (sidecar) runs alongside everything after it. */
-    CHECK_EQ(pod_gpus("{\"initContainers\":[" SIDECAR("1") "," C("2") "],\"containers\":[" C("1")
-                      "]}"),
-             3);
-    CHECK_EQ(pod_gpus("{\"initContainers\":[" C("2") "," SIDECAR("1") "],\"containers\":[" C("1")
-                      "]}"),
-             2);
+    CHECK_EQ(
+        pod_gpus("{\"initContainers\":[" SIDECAR("1") "," C("2") "],\"containers\":[" C("1") "]}"),
+        3);
+    CHECK_EQ(
+        pod_gpus("{\"initContainers\":[" C("2") "," SIDECAR("1") "],\"containers\":[" C("1") "]}"),
+        2);
     CHECK_EQ(pod_gpus("{\"containers\":[" C("2k") "]}"), 2000);
     CHECK_EQ(pod_gpus("{\"containers\":[" C("3000m") "]}"), 3);
 }
@@ -185,9 +185,9 @@ static void test_reason_text(void)
 
     CHECK(sched_pod_prepare(&sp, &p, pol, &eb));
     buf_init(&b, 1024);
-    CHECK(sched_reason_format((struct sched_fit){SCHED_UNRESOLVABLE,
-                                                 SCHED_REASON_MODEL_NOT_REQUIRED},
-                              &sp, &t4, &b) == ERR_OK);
+    CHECK(
+        sched_reason_format((struct sched_fit){SCHED_UNRESOLVABLE, SCHED_REASON_MODEL_NOT_REQUIRED},
+                            &sp, &t4, &b) == ERR_OK);
     CHECK_STR_EQ(b.ptr, "gpu-extender: model Tesla-T4 not in gpu-extender.io/gpu-model");
     buf_destroy(&b);
     buf_init(&b, 1024);
@@ -196,8 +196,7 @@ static void test_reason_text(void)
     CHECK_STR_EQ(b.ptr, "gpu-extender: not enough free nvidia.com/gpu");
     buf_destroy(&b);
     buf_init(&b, 1024);
-    CHECK(sched_reason_format((struct sched_fit){SCHED_UNRESOLVABLE,
-                                                 SCHED_REASON_POLICY_FORBIDDEN},
+    CHECK(sched_reason_format((struct sched_fit){SCHED_UNRESOLVABLE, SCHED_REASON_POLICY_FORBIDDEN},
                               &sp, &t4, &b) == ERR_OK);
     CHECK_STR_EQ(b.ptr, "gpu-extender: policy default: model Tesla-T4 forbidden");
     buf_destroy(&b);
@@ -242,7 +241,7 @@ static void test_scores(void)
     CHECK_EQ(score(&p, &eight, 7, pol), 10);
     CHECK_EQ(score(&p, &eight, 3, pol), 5);
     set_strategy(pol, POLICY_SPREAD, true);
-    CHECK_EQ(score(&p, &eight, 0, pol), 9);  /* 7/8 = 0.875 */
+    CHECK_EQ(score(&p, &eight, 0, pol), 9); /* 7/8 = 0.875 */
     CHECK_EQ(score(&p, &eight, 7, pol), 0);
     /* The pod may choose, when its rule allows it. */
     p.ann_strategy = STR_LIT("binpack");

@@ -7,11 +7,12 @@
  * (16 GPUs, all NV6), a 16-GPU node of two 8-GPU NVLink islands joined by SYS, and seeded
  * random topologies with every link class. The brute-force reference (brute_all) knows only
  * the public pair accessors and enumerates every subset. */
-#include "check.h"
-#include "gx/topology.h"
-
 #include <pthread.h>
 #include <stdarg.h>
+
+#include "gx/topology.h"
+
+#include "check.h"
 
 #define ALL8 0xFFu
 #define ALL16 0xFFFFu
