@@ -29,7 +29,7 @@ struct exchange {
     size_t body_len;
     bool body_too_large; /* the transport refused to read a body over its limit */
     size_t body_limit;   /* that limit, for the error message */
-    uint64_t start_ns;   /* monotonic time the request arrived */
+    uint64_t start_ns;   /* clock_mono_ns() when the request arrived */
     struct arena arena;  /* request scope */
     /* Transport hook for deferred replies; called once by exchange_complete(). */
     void (*on_complete)(struct exchange *ex);
@@ -53,5 +53,3 @@ enum err exchange_reply_copy(struct exchange *ex, int status, const char *conten
 void exchange_defer(struct exchange *ex);
 /* Hands a deferred reply back to the transport. */
 void exchange_complete(struct exchange *ex);
-/* Monotonic clock in nanoseconds. */
-uint64_t exchange_now_ns(void);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gx/alloc.h"
+#include "gx/clock.h"
 #include "gx/log.h"
 #include "gx/metrics.h"
 #include "gx/sched.h"
@@ -76,7 +77,7 @@ static void observe(struct exchange *ex, enum metrics_verb verb, bool scheduler_
 
     if (o == METRICS_OUTCOME_OK && scheduler_error)
         o = METRICS_OUTCOME_ERROR;
-    metrics_request_observe(verb, o, exchange_now_ns() - ex->start_ns);
+    metrics_request_observe(verb, o, clock_mono_ns() - ex->start_ns);
 }
 
 void routes_reply_error(struct exchange *ex, int status, const char *msg)

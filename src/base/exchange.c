@@ -2,7 +2,6 @@
 #include "gx/exchange.h"
 
 #include <string.h>
-#include <time.h>
 
 void exchange_reply(struct exchange *ex, int status, const char *content_type, const void *data,
                     size_t len)
@@ -45,12 +44,4 @@ void exchange_complete(struct exchange *ex)
 {
     if (ex->on_complete)
         ex->on_complete(ex);
-}
-
-uint64_t exchange_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

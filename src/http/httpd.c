@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "gx/alloc.h"
+#include "gx/clock.h"
 #include "gx/log.h"
 
 /* The arena of a request may use this much beyond half its body (decoded nodes, the reply). */
@@ -79,7 +80,7 @@ static struct request *request_new(struct httpd *h, struct MHD_Connection *conn,
     arena_init(&rq->ex.arena, HTTPD_ARENA_BASE_BYTES);
     rq->ex.method = xstrdup(method);
     rq->ex.path = xstrdup(url);
-    rq->ex.start_ns = exchange_now_ns();
+    rq->ex.start_ns = clock_mono_ns();
     rq->ex.body_limit = h->cfg.max_body_bytes;
     rq->ex.on_complete = on_deferred_complete;
     rq->ex.transport = rq;

@@ -14,6 +14,7 @@
 #include "gx/alloc.h"
 #include "gx/arena.h"
 #include "gx/buf.h"
+#include "gx/clock.h"
 #include "gx/jscan.h"
 #include "gx/kube.h"
 #include "gx/log.h"
@@ -21,14 +22,6 @@
 #include "gx/objects.h"
 
 #define BIND_ARENA_BYTES (32u << 20)
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 struct bind_ctx {
     struct kube_session *s;
@@ -42,7 +35,7 @@ struct bind_ctx {
 
 static long remaining(const struct bind_ctx *b)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = clock_mono_ms();
 
     return now >= b->deadline_ms ? 0 : (long)(b->deadline_ms - now);
 }
@@ -290,7 +283,7 @@ void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long tim
         fail(&b, 0, "namespace, pod and node names must be DNS-1123 names");
         return;
     }
-    b.deadline_ms = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
+    b.deadline_ms = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
     arena_init(&b.arena, BIND_ARENA_BYTES);
     bind_run(&b);
     arena_destroy(&b.arena);
@@ -354,7 +347,7 @@ static void *worker_main(void *arg)
 
     while (next_job(b, &job)) {
         struct kube_bind_result res;
-        long left = b->timeout_ms - (long)(mono_ms() - job.queued_ms);
+        long left = b->timeout_ms - (long)(clock_mono_ms() - job.queued_ms);
         if (s && left > 0) {
             kube_bind(s, &job.req, left, &b->hooks, &res);
         } else if (s) {
@@ -408,7 +401,7 @@ enum err kube_binder_submit(struct kube_binder *b, const struct kube_bind_req *r
         job->req = *req;
         job->done = done;
         job->ctx = ctx;
-        job->queued_ms = mono_ms();
+        job->queued_ms = clock_mono_ms();
         b->count++;
         pthread_cond_signal(&b->wake);
     }

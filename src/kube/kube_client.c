@@ -9,6 +9,7 @@
 
 #include "gx/alloc.h"
 #include "gx/buf.h"
+#include "gx/clock.h"
 #include "gx/jscan.h"
 #include "gx/kube.h"
 #include "gx/log.h"
@@ -29,14 +30,6 @@ struct kube_session {
     struct kube_client *kc;
     CURL *curl;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static char *dup_or_null(const char *s)
 {
@@ -86,7 +79,7 @@ static enum err reload_token(struct kube_client *kc, struct errbuf *eb)
         buf[--n] = '\0';
     free(kc->token);
     kc->token = xstrdup(buf);
-    kc->token_read_ms = now_ms();
+    kc->token_read_ms = clock_mono_ms();
     metrics_counter_add(METRICS_APISERVER_TOKEN_RELOADS, 1);
     return ERR_OK;
 }
@@ -99,8 +92,8 @@ void kube_client_auth_header(struct kube_client *kc, bool force_reload, char *ou
 
     out[0] = '\0';
     pthread_mutex_lock(&kc->token_lock);
-    if (kc->creds.token_file &&
-        (force_reload || !kc->token || now_ms() - kc->token_read_ms >= KUBE_TOKEN_MAX_AGE_MS)) {
+    if (kc->creds.token_file && (force_reload || !kc->token ||
+                                 clock_mono_ms() - kc->token_read_ms >= KUBE_TOKEN_MAX_AGE_MS)) {
         if (reload_token(kc, &eb) != ERR_OK)
             log_warn("kube", "token reload failed; keeping the old token", "err=\"%s\"",
                      log_quote(&q, eb.msg));
@@ -298,7 +291,7 @@ enum err kube_request(struct kube_session *s, const char *method, const char *pa
                       struct kube_response *out, struct errbuf *eb)
 {
     char url[2048];
-    uint64_t start = now_ms();
+    uint64_t start = clock_mono_ms();
     enum err e;
 
     memset(out, 0, sizeof(*out));
@@ -309,7 +302,7 @@ enum err kube_request(struct kube_session *s, const char *method, const char *pa
     /* A rotated service-account token: read the file again and retry once in what is left. */
     log_info("kube", "API server answered 401; re-reading the token", "path=%s", path);
     kube_response_destroy(out);
-    timeout_ms -= (long)(now_ms() - start);
+    timeout_ms -= (long)(clock_mono_ms() - start);
     return request_once(s, method, url, content_type, body, body_len, timeout_ms, true, out, eb);
 }
 

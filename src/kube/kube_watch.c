@@ -19,6 +19,7 @@
 
 #include "gx/alloc.h"
 #include "gx/buf.h"
+#include "gx/clock.h"
 #include "gx/jscan.h"
 #include "gx/kube.h"
 #include "gx/log.h"
@@ -109,14 +110,6 @@ struct xfer {
 };
 
 /* ---- small helpers ---- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static bool is_stopping(struct kube_watch *w)
 {
@@ -474,7 +467,7 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ud)
     struct xfer *x = ud;
     size_t n = size * nmemb;
 
-    x->last_byte_ms = now_ms();
+    x->last_byte_ms = clock_mono_ms();
     if (is_stopping(x->w))
         return 0;
     if (x->status == 0)
@@ -492,7 +485,7 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ud)
         bool ok = watch_data(x, data, n);
 
         /* Time spent in the handler is not the server's silence. */
-        x->last_byte_ms = now_ms();
+        x->last_byte_ms = clock_mono_ms();
         return ok ? n : 0;
     }
     if (buf_append(&x->body, data, n) != ERR_OK) {
@@ -524,7 +517,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     long ra = retry_after_s(data, n);
 
-    x->last_byte_ms = now_ms();
+    x->last_byte_ms = clock_mono_ms();
     if (ra > 0)
         x->retry_after_s = ra;
     return n;
@@ -553,13 +546,13 @@ static CURLcode drive(struct kube_watch *w, struct xfer *x)
 
     if (curl_multi_add_handle(w->multi, w->curl) != CURLM_OK)
         return CURLE_FAILED_INIT;
-    x->start_ms = x->last_byte_ms = now_ms();
+    x->start_ms = x->last_byte_ms = clock_mono_ms();
     for (;;) {
         if (curl_multi_perform(w->multi, &running) != CURLM_OK || !running)
             break;
         if (is_stopping(w))
             break;
-        if (now_ms() - x->last_byte_ms >= stall_ms) {
+        if (clock_mono_ms() - x->last_byte_ms >= stall_ms) {
             x->stalled = true;
             break;
         }
@@ -890,7 +883,7 @@ static enum step watch_once(struct kube_watch *w, char *why)
     rc = transfer(w, url.ptr, &x);
     s = classify(&x, rc, true, why);
     if (s == STEP_NEXT) {
-        bool empty = x.lines == 0 && now_ms() - x.start_ms < KUBE_WATCH_MIN_QUIET_MS;
+        bool empty = x.lines == 0 && clock_mono_ms() - x.start_ms < KUBE_WATCH_MIN_QUIET_MS;
 
         w->empty_streams = empty ? w->empty_streams + 1 : 0;
         if (w->empty_streams > 1) {

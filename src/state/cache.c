@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "gx/alloc.h"
+#include "gx/clock.h"
 #include "gx/log.h"
 #include "gx/metrics.h"
 #include "gx/strmap.h"
@@ -88,14 +89,6 @@ struct cache {
     char last_error[200]; /* why the last outage began */
     uint64_t events, relists;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static struct str entry_key(const struct strmap_entry *e)
 {
@@ -364,7 +357,7 @@ static void drop_pod_reservations(struct cache *c, struct str uid)
 
 static void expire_reservations(struct cache *c)
 {
-    struct expire_ctx x = {.c = c, .now = now_ms()};
+    struct expire_ctx x = {.c = c, .now = clock_mono_ms()};
 
     if (c->resv.count == 0)
         return;
@@ -508,7 +501,7 @@ void cache_nodes_relist_end(struct cache *c)
     c->nodes_listed = true;
     c->dirty = true;
     c->connected = true;
-    c->last_contact_ms = now_ms();
+    c->last_contact_ms = clock_mono_ms();
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -675,7 +668,7 @@ void cache_pods_relist_end(struct cache *c)
     c->pods_listed = true;
     c->dirty = true;
     c->connected = true;
-    c->last_contact_ms = now_ms();
+    c->last_contact_ms = clock_mono_ms();
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -798,7 +791,7 @@ void cache_contact(struct cache *c)
 {
     pthread_mutex_lock(&c->lock);
     c->connected = true;
-    c->last_contact_ms = now_ms();
+    c->last_contact_ms = clock_mono_ms();
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -883,7 +876,7 @@ static enum err reserve_locked(struct cache *c, struct reserve_req *q, struct er
     snprintf(r->node, sizeof(r->node), "%.*s", (int)node.len, node.ptr);
     r->gpus = gpus;
     r->mask = choose_locked(c, ne->value, q);
-    r->created_ms = now_ms();
+    r->created_ms = clock_mono_ms();
     q->mask = r->mask;
     strmap_upsert(&c->resv, key, NULL)->value = r;
     strmap_upsert(&c->reserved, node, NULL)->num += gpus;
@@ -939,7 +932,7 @@ void cache_status_get(struct cache *c, struct cache_status *out)
     pthread_mutex_lock(&c->lock);
     out->synced = c->nodes_listed && c->pods_listed;
     out->connected = c->connected;
-    out->age_ms = c->last_contact_ms ? (int64_t)(now_ms() - c->last_contact_ms) : -1;
+    out->age_ms = c->last_contact_ms ? (int64_t)(clock_mono_ms() - c->last_contact_ms) : -1;
     out->nodes = c->nodes.count;
     out->gpu_pods = c->pods.count;
     out->reservations = c->resv.count;

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gx/clock.h"
 #include "gx/jscan.h"
 #include "gx/kube.h"
 #include "gx/log.h"
@@ -34,14 +35,6 @@ static int fake_port;
 static char tmp_dir[] = "/tmp/test_kube_watch.XXXXXX";
 static char token[64] = "t1";
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -53,7 +46,7 @@ static void fake_start(void)
 {
     const char *src = getenv("GX_SOURCE_DIR"), *fix = getenv("GX_FIXTURES");
     char script[1024], seed[1024], port_file[256], log_file[256];
-    uint64_t deadline = mono_ms() + 20000;
+    uint64_t deadline = clock_mono_ms() + 20000;
     FILE *f;
 
     CHECK(src && fix);
@@ -79,7 +72,7 @@ static void fake_start(void)
         if (f)
             fclose(f);
         CHECK(waitpid(fake_pid, &status, WNOHANG) == 0); /* it died: see fake.log */
-        CHECK(mono_ms() < deadline);
+        CHECK(clock_mono_ms() < deadline);
         sleep_ms(50);
     }
     fclose(f);
@@ -334,7 +327,7 @@ static bool matches(const struct entry *e, enum kind kind, int type, const char 
  * WAIT_MS, printing what was seen. */
 static size_t wait_for(struct recorder *r, size_t from, enum kind kind, int type, const char *name)
 {
-    uint64_t deadline = mono_ms() + WAIT_MS;
+    uint64_t deadline = clock_mono_ms() + WAIT_MS;
 
     for (;;) {
         size_t n = rec_len(r);
@@ -343,7 +336,7 @@ static size_t wait_for(struct recorder *r, size_t from, enum kind kind, int type
             if (matches(&e, kind, type, name))
                 return i;
         }
-        if (mono_ms() > deadline) {
+        if (clock_mono_ms() > deadline) {
             fprintf(stderr, "timed out waiting for %s %s (type %d) from entry %zu; saw:\n",
                     kind_name(kind), name ? name : "", type, from);
             rec_dump(r, from);
@@ -379,10 +372,10 @@ static void rec_destroy(struct recorder *r)
 /* Stops the watch and checks that it took well under the 1.5 s the contract allows. */
 static void stop_quickly(struct kube_watch *w)
 {
-    uint64_t t0 = mono_ms(), took;
+    uint64_t t0 = clock_mono_ms(), took;
 
     kube_watch_stop(w);
-    took = mono_ms() - t0;
+    took = clock_mono_ms() - t0;
     fprintf(stderr, "kube_watch_stop took %llu ms\n", (unsigned long long)took);
     CHECK(took < 1500);
 }
@@ -470,13 +463,13 @@ static void test_list_5xx(struct kube_client *kc)
                    "\"status\":429,\"times\":1}]");
     rec_init(&r);
     h = handler_for(&r);
-    t0 = mono_ms();
+    t0 = clock_mono_ms();
     w = kube_watch_start(kc, &cfg, &h);
     CHECK(w);
     d = wait_for(&r, 0, K_DISC, -1, NULL);
     CHECK(strstr(rec_at(&r, d).text, "503") != NULL);
     e = wait_for(&r, d, K_END, -1, NULL);
-    CHECK(mono_ms() - t0 >= 1000);
+    CHECK(clock_mono_ms() - t0 >= 1000);
     CHECK_EQ(count_between(&r, 0, e, K_DISC), 1); /* once per outage, not per retry */
     CHECK_EQ(count_between(&r, d, e, K_BEGIN), 1);
     CHECK_EQ(count_between(&r, d, e, K_OBJECT), 3);
@@ -550,11 +543,11 @@ static void test_live_events(struct recorder *r, size_t from)
 /* The watch ends every timeoutSeconds (3 s here) and is resumed without a list. */
 static void test_rewatch_on_timeout(struct recorder *r, size_t since_end)
 {
-    uint64_t deadline = mono_ms() + WAIT_MS;
+    uint64_t deadline = clock_mono_ms() + WAIT_MS;
     size_t f;
 
     while (count_requests("/api/v1/pods", "\"watch\":\"1\"") < 2) {
-        CHECK(mono_ms() < deadline);
+        CHECK(clock_mono_ms() < deadline);
         sleep_ms(100);
     }
     f = wait_for(r, rec_len(r), K_FLUSH, -1, NULL);
@@ -613,9 +606,9 @@ static void test_stall(struct recorder *r)
     admin("fault", "{\"match\":\"^GET /api/v1/pods$\",\"query\":\"watch=1\",\"action\":\"stall\","
                    "\"seconds\":60,\"times\":1}");
     admin("close-watches", "{}");
-    t0 = mono_ms();
+    t0 = clock_mono_ms();
     d = wait_for(r, mark, K_DISC, -1, NULL);
-    fprintf(stderr, "stall noticed after %llu ms: %s\n", (unsigned long long)(mono_ms() - t0),
+    fprintf(stderr, "stall noticed after %llu ms: %s\n", (unsigned long long)(clock_mono_ms() - t0),
             rec_at(r, d).text);
     CHECK(strstr(rec_at(r, d).text, "no data") != NULL);
     wait_for(r, d, K_FLUSH, -1, NULL);
