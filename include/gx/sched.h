@@ -68,10 +68,14 @@ struct sched_pod {
     bool topo_required;             /* the rule's interconnect requirement applies to this pod */
 };
 
+/* The rule that applies to pod: the first in file order that selects it, else the default
+ * rule. Never NULL; borrowed from pol. */
+const struct policy_rule *sched_select_rule(const struct policy *pol, const struct pod_info *pod);
 /* Chooses the rule for pod (rules in file order, first match, else the default rule) and
  * checks the pod's annotations against it once, before any node. Returns false with a message
  * in eb when one is unusable: an unknown strategy, or an annotation the rule does not let pods
- * set. The scheduler must see that as an Error: every node would fail the same way. */
+ * set. The scheduler must see that as an Error: every node would fail the same way. *sp is
+ * written only on success. */
 bool sched_pod_prepare(struct sched_pod *sp, const struct pod_info *pod, const struct policy *pol,
                        struct errbuf *eb);
 

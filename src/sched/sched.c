@@ -166,15 +166,15 @@ static bool pod_constrains_model(const struct pod_info *pod)
            sched_model_list_count(pod->ann_nouse_gputype) > 0;
 }
 
-static bool refuse_override(const struct sched_pod *sp, const char *ann, const char *key,
+static bool refuse_override(const struct policy_rule *rule, const char *ann, const char *key,
                             struct errbuf *eb)
 {
     errbuf_set(eb, "pod annotation %s is not allowed by policy rule %.*s (podOverrides.%s)", ann,
-               (int)sp->rule->name.len, sp->rule->name.ptr, key);
+               (int)rule->name.len, rule->name.ptr, key);
     return false;
 }
 
-static const struct policy_rule *select_rule(const struct policy *pol, const struct pod_info *pod)
+const struct policy_rule *sched_select_rule(const struct policy *pol, const struct pod_info *pod)
 {
     for (size_t i = 0; i < pol->rule_count; i++) {
         if (sched_rule_selects(&pol->rules[i], pod))
@@ -183,10 +183,11 @@ static const struct policy_rule *select_rule(const struct policy *pol, const str
     return &pol->default_rule;
 }
 
-bool sched_pod_prepare(struct sched_pod *sp, const struct pod_info *pod, const struct policy *pol,
-                       struct errbuf *eb)
+/* Fills *sp, which sched_pod_prepare() hands out only on success. */
+static bool prepare(struct sched_pod *sp, const struct pod_info *pod, const struct policy *pol,
+                    struct errbuf *eb)
 {
-    const struct policy_rule *rule = select_rule(pol, pod);
+    const struct policy_rule *rule = sched_select_rule(pol, pod);
     const struct policy_overrides *ov = &rule->overrides;
     enum policy_strategy s;
 
@@ -199,21 +200,32 @@ bool sched_pod_prepare(struct sched_pod *sp, const struct pod_info *pod, const s
     }
     if (pod->ann_strategy.len) {
         if (!ov->strategy)
-            return refuse_override(sp, OBJ_ANN_STRATEGY, "strategy", eb);
+            return refuse_override(rule, OBJ_ANN_STRATEGY, "strategy", eb);
         sp->strategy = s;
     }
     if (pod_constrains_model(pod)) {
         if (!ov->models)
-            return refuse_override(sp, OBJ_ANN_GPU_MODEL, "models", eb);
+            return refuse_override(rule, OBJ_ANN_GPU_MODEL, "models", eb);
         sp->pod_models = true;
     }
     if (sched_model_list_count(pod->ann_gpu_model_preferred) > 0) {
         if (!ov->preferred)
-            return refuse_override(sp, OBJ_ANN_GPU_MODEL_PREFERRED, "preferred", eb);
+            return refuse_override(rule, OBJ_ANN_GPU_MODEL_PREFERRED, "preferred", eb);
         sp->pod_preferred = true;
     }
     sp->has_preference = sp->pod_preferred || rule->prefer_count > 0;
     sp->topo_required = rule->topo_min_gpus > 0 && pod->gpus >= rule->topo_min_gpus;
+    return true;
+}
+
+bool sched_pod_prepare(struct sched_pod *sp, const struct pod_info *pod, const struct policy *pol,
+                       struct errbuf *eb)
+{
+    struct sched_pod tmp;
+
+    if (!prepare(&tmp, pod, pol, eb))
+        return false;
+    *sp = tmp;
     return true;
 }
 
