@@ -66,6 +66,34 @@ enum metrics_counter {
         METRICS_COUNTER_COUNT
 };
 
+/* Figures the cluster cache owns, sampled when /metrics is served: name, type, decimals of
+ * the value, help. The caller reads the cache and passes one value per row. */
+#define METRICS_CACHE_MAP(X)                                                                       \
+    X(SYNCED, "gpu_extender_cache_synced", "gauge", 0, "1 once nodes and pods have been listed.")  \
+    X(CONNECTED, "gpu_extender_cache_connected", "gauge", 0, "0 while a watch is in an outage.")   \
+    X(AGE_SECONDS, "gpu_extender_cache_age_seconds", "gauge", 3,                                   \
+      "Time since the last word from the API server.")                                             \
+    X(NODES, "gpu_extender_cache_nodes", "gauge", 0, "Nodes in the cache.")                        \
+    X(GPU_PODS, "gpu_extender_cache_gpu_pods", "gauge", 0, "Pods with GPU requests in the cache.") \
+    X(RESERVATIONS, "gpu_extender_cache_reservations", "gauge", 0,                                 \
+      "Binds in flight holding GPUs.")                                                             \
+    X(EVENTS, "gpu_extender_cache_events_total", "counter", 0, "Node and pod objects applied.")    \
+    X(RELISTS, "gpu_extender_cache_relists_total", "counter", 0,                                   \
+      "Full lists (start-up, 410 Gone).")                                                          \
+    X(TOPOLOGIES, "gpu_extender_cache_topologies", "gauge", 0,                                     \
+      "Distinct node topology annotations held.")                                                  \
+    X(TOPOLOGY_SHAPES, "gpu_extender_cache_topology_shapes", "gauge", 0,                           \
+      "Distinct GPU interconnects (shared tables).")                                               \
+    X(TOPOLOGY_BYTES, "gpu_extender_cache_topology_bytes", "gauge", 0,                             \
+      "Memory of topologies and their tables.")
+
+enum metrics_cache {
+#define METRICS_CACHE_ENUM(name, metric, type, decimals, help) METRICS_CACHE_##name,
+    METRICS_CACHE_MAP(METRICS_CACHE_ENUM)
+#undef METRICS_CACHE_ENUM
+        METRICS_CACHE_COUNT
+};
+
 /* Records one finished request: its verb, outcome and wall time. */
 void metrics_request_observe(enum metrics_verb verb, enum metrics_outcome outcome,
                              uint64_t duration_ns);
@@ -75,6 +103,9 @@ void metrics_counter_add(enum metrics_counter c, uint64_t n);
 void metrics_bind_observe(int success, long api_status);
 /* Appends the whole registry in Prometheus text format 0.0.4. */
 enum err metrics_format(struct buf *out) GX_MUST_CHECK;
+/* Appends the cache's figures, values[row] for each row of METRICS_CACHE_MAP. */
+enum err metrics_format_cache(struct buf *out,
+                              const double values[METRICS_CACHE_COUNT]) GX_MUST_CHECK;
 /* Test hook: sets every value back to zero. */
 void metrics_reset(void);
 /* Reads one counter (for tests). */

@@ -31,6 +31,17 @@ static const struct {
 #undef METRICS_COUNTER_DEF
 };
 
+static const struct {
+    const char *name;
+    const char *type;
+    int decimals;
+    const char *help;
+} cache_defs[] = {
+#define METRICS_CACHE_DEF(name, metric, type, decimals, help) {metric, type, decimals, help},
+    METRICS_CACHE_MAP(METRICS_CACHE_DEF)
+#undef METRICS_CACHE_DEF
+};
+
 struct histogram {
     atomic_uint_fast64_t buckets[BUCKETS + 1]; /* last one is +Inf */
     atomic_uint_fast64_t sum_ns;
@@ -169,6 +180,18 @@ enum err metrics_format(struct buf *out)
         e = buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %lu\n", counter_defs[c].name,
                        counter_defs[c].help, counter_defs[c].name, counter_defs[c].name,
                        (unsigned long)load(&reg.counters[c]));
+    }
+    return e;
+}
+
+enum err metrics_format_cache(struct buf *out, const double values[METRICS_CACHE_COUNT])
+{
+    enum err e = ERR_OK;
+
+    for (size_t i = 0; i < METRICS_CACHE_COUNT && e == ERR_OK; i++) {
+        e = buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.*f\n", cache_defs[i].name,
+                       cache_defs[i].help, cache_defs[i].name, cache_defs[i].type,
+                       cache_defs[i].name, cache_defs[i].decimals, values[i]);
     }
     return e;
 }
