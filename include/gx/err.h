@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "gx/compiler.h"
@@ -32,14 +33,21 @@ const char *err_str(enum err e);
 #define ERRBUF_LEN 256
 
 /* Detail for a failed call. The first message written wins, so the innermost
- * (most specific) cause is kept. Callers may pass NULL where an errbuf is taken. */
+ * (most specific) cause is kept. Callers may pass NULL where an errbuf is taken.
+ * Every errbuf starts as ERRBUF_INIT (tests/lint.sh refuses a declaration without an
+ * initializer), so no callee ever reads a message it did not write. */
 struct errbuf {
     char msg[ERRBUF_LEN];
 };
+
+#define ERRBUF_INIT                                                                                \
+    {                                                                                              \
+        .msg = { 0 }                                                                               \
+    }
 
 /* Empties eb; NULL is a no-op. */
 void errbuf_clear(struct errbuf *eb);
 /* Writes the message unless one is already there; NULL is a no-op. */
 void errbuf_set(struct errbuf *eb, const char *fmt, ...) GX_PRINTF(2, 3);
 /* Returns true when a message has been written. */
-int errbuf_is_set(const struct errbuf *eb);
+bool errbuf_is_set(const struct errbuf *eb);

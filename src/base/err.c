@@ -33,7 +33,7 @@ void errbuf_set(struct errbuf *eb, const char *fmt, ...)
     va_end(ap);
 }
 
-int errbuf_is_set(const struct errbuf *eb)
+bool errbuf_is_set(const struct errbuf *eb)
 {
     return eb && eb->msg[0] != '\0';
 }
