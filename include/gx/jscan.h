@@ -32,6 +32,15 @@ enum jtype {
     JSON_NULL,
 };
 
+/* What kind of failure stopped a scan: input that is not JSON, JSON of the wrong shape (a
+ * wrong type, a duplicate key, a value the caller refused), or the caller's memory budget. */
+enum jscan_errkind {
+    JSCAN_ERR_NONE = 0,
+    JSCAN_ERR_SYNTAX,
+    JSCAN_ERR_TYPE,
+    JSCAN_ERR_BUDGET,
+};
+
 struct jscan {
     const char *buf;
     size_t len;
@@ -41,6 +50,7 @@ struct jscan {
     bool fresh;      /* just entered a container: no comma expected before the next item */
     const char *err; /* static message; NULL while all is well */
     size_t err_pos;
+    enum jscan_errkind err_kind;
     uint64_t kinds[JSCAN_MAX_DEPTH / 64]; /* bit set: that level is an object */
 };
 
@@ -64,8 +74,7 @@ int jscan_next_element(struct jscan *js);
 bool jscan_string(struct jscan *js, struct str *raw);
 /* Consumes a string value and hands out its decoded text: a view of the input when it has no
  * escapes, else a copy decoded into the arena (never longer than the escaped form). Fails the
- * scan on other types, and with "request too large for its memory budget" when the arena is
- * full. */
+ * scan on other types, and with jscan_fail_budget() when the arena is full. */
 bool jscan_string_decoded(struct jscan *js, struct arena *arena, struct str *out);
 /* Consumes a boolean value. Fails on other types. */
 bool jscan_bool(struct jscan *js, bool *out);
@@ -73,11 +82,40 @@ bool jscan_bool(struct jscan *js, bool *out);
 bool jscan_finish(struct jscan *js);
 
 /* Marks the scan failed with a static message at the current position (for callers whose
- * own checks fail, such as a wrong type). Returns false. */
+ * own checks fail, such as a wrong type): kind JSCAN_ERR_TYPE. Returns false. */
 bool jscan_fail(struct jscan *js, const char *msg);
+/* Marks the scan failed because the caller's arena is full: kind JSCAN_ERR_BUDGET, message
+ * "request too large for its memory budget". Returns false. */
+bool jscan_fail_budget(struct jscan *js);
 bool jscan_failed(const struct jscan *js);
 /* The first error, or NULL; *pos (may be NULL) gets its byte offset. */
 const char *jscan_error(const struct jscan *js, size_t *pos);
+/* The kind of the first error; JSCAN_ERR_NONE while all is well. */
+enum jscan_errkind jscan_error_kind(const struct jscan *js);
+
+/* ---- walking an object by its keys ---- */
+
+/* Called once per member of a walked object, with the cursor on the member's value, which it
+ * must consume (read, enter or skip). key is the index of the member's key in the walk's
+ * names, or -1 for any other key (only with JSCAN_WALK_ALL_KEYS). Returns false to stop the
+ * walk, after failing the scan (the scanner's own calls do that). */
+typedef bool jscan_member_fn(struct jscan *js, int key, void *ctx);
+
+#define JSCAN_WALK_MAX_KEYS 32
+/* Keys match ASCII case-insensitively (extender requests: Go's decoder does). */
+#define JSCAN_WALK_ICASE 0x1u
+/* A null where the object should be is an empty object. */
+#define JSCAN_WALK_OR_NULL 0x2u
+/* Members whose key is not in names are passed to fn with key -1; else they are skipped. */
+#define JSCAN_WALK_ALL_KEYS 0x4u
+
+/* Walks the object at the cursor and consumes it: for each member whose key is names[i]
+ * (n <= JSCAN_WALK_MAX_KEYS) calls fn(js, i, ctx); other members are skipped, and so
+ * validated, unless JSCAN_WALK_ALL_KEYS. A key of names given twice fails the scan with
+ * "duplicate key in object" (kind JSCAN_ERR_TYPE), so no value is silently chosen over
+ * another. Returns false when the scan failed. */
+bool jscan_walk_object(struct jscan *js, const char *const *names, size_t n, unsigned flags,
+                       jscan_member_fn *fn, void *ctx);
 
 /* Compares a raw (escaped) JSON string with a literal after decoding escapes. */
 bool jstr_eq(struct str raw, const char *lit);

@@ -25,13 +25,34 @@ void jscan_init(struct jscan *js, const char *buf, size_t len, uint32_t max_dept
     js->max_depth = max_depth > JSCAN_MAX_DEPTH ? JSCAN_MAX_DEPTH : max_depth;
 }
 
-bool jscan_fail(struct jscan *js, const char *msg)
+static bool fail_kind(struct jscan *js, enum jscan_errkind kind, const char *msg)
 {
     if (!js->err) {
         js->err = msg;
         js->err_pos = js->pos;
+        js->err_kind = kind;
     }
     return false;
+}
+
+static bool fail_syntax(struct jscan *js, const char *msg)
+{
+    return fail_kind(js, JSCAN_ERR_SYNTAX, msg);
+}
+
+bool jscan_fail(struct jscan *js, const char *msg)
+{
+    return fail_kind(js, JSCAN_ERR_TYPE, msg);
+}
+
+bool jscan_fail_budget(struct jscan *js)
+{
+    return fail_kind(js, JSCAN_ERR_BUDGET, "request too large for its memory budget");
+}
+
+enum jscan_errkind jscan_error_kind(const struct jscan *js)
+{
+    return js->err ? js->err_kind : JSCAN_ERR_NONE;
 }
 
 bool jscan_failed(const struct jscan *js)
@@ -63,7 +84,7 @@ static bool push(struct jscan *js, bool is_object)
     uint64_t bit;
 
     if (js->depth >= js->max_depth)
-        return jscan_fail(js, "nesting too deep");
+        return fail_syntax(js, "nesting too deep");
     bit = (uint64_t)1 << (js->depth & 63);
     if (is_object)
         js->kinds[js->depth >> 6] |= bit;
@@ -175,7 +196,7 @@ static bool scan_string(struct jscan *js, struct str *raw)
         i += plain_run(p + i, js->len - i);
         if (i >= js->len) {
             js->pos = i;
-            return jscan_fail(js, "unterminated string");
+            return fail_syntax(js, "unterminated string");
         }
         if (p[i] == '"')
             break;
@@ -187,9 +208,9 @@ static bool scan_string(struct jscan *js, struct str *raw)
             step = 0;
         if (!step) {
             js->pos = i;
-            return jscan_fail(js, p[i] == '\\'  ? "invalid escape in string"
-                                  : p[i] < 0x20 ? "control character in string"
-                                                : "invalid UTF-8 in string");
+            return fail_syntax(js, p[i] == '\\'  ? "invalid escape in string"
+                                   : p[i] < 0x20 ? "control character in string"
+                                                 : "invalid UTF-8 in string");
         }
         i += step;
     }
@@ -220,13 +241,13 @@ static bool scan_number(struct jscan *js)
             i++;
     } else {
         js->pos = i;
-        return jscan_fail(js, "invalid number");
+        return fail_syntax(js, "invalid number");
     }
     if (i < n && p[i] == '.') {
         i++;
         if (i >= n || !is_digit(p[i])) {
             js->pos = i;
-            return jscan_fail(js, "invalid number");
+            return fail_syntax(js, "invalid number");
         }
         while (i < n && is_digit(p[i]))
             i++;
@@ -237,7 +258,7 @@ static bool scan_number(struct jscan *js)
             i++;
         if (i >= n || !is_digit(p[i])) {
             js->pos = i;
-            return jscan_fail(js, "invalid number");
+            return fail_syntax(js, "invalid number");
         }
         while (i < n && is_digit(p[i]))
             i++;
@@ -249,7 +270,7 @@ static bool scan_number(struct jscan *js)
 static bool scan_literal(struct jscan *js, const char *lit, size_t n)
 {
     if (js->len - js->pos < n || memcmp(js->buf + js->pos, lit, n) != 0)
-        return jscan_fail(js, "invalid literal");
+        return fail_syntax(js, "invalid literal");
     js->pos += n;
     return true;
 }
@@ -269,7 +290,7 @@ static bool scan_scalar(struct jscan *js, int c)
     default:
         if (c == '-' || is_digit(c))
             return scan_number(js);
-        return jscan_fail(js, c < 0 ? "unexpected end of input" : "unexpected character");
+        return fail_syntax(js, c < 0 ? "unexpected end of input" : "unexpected character");
     }
 }
 
@@ -311,16 +332,16 @@ static int object_continue(struct jscan *js, bool first, struct str *key)
     }
     if (!first) {
         if (c != ',')
-            return jscan_fail(js, "expected ',' or '}' in object") ? 0 : -1;
+            return fail_syntax(js, "expected ',' or '}' in object") ? 0 : -1;
         js->pos++;
         c = skip_ws(js);
     }
     if (c != '"')
-        return jscan_fail(js, "expected string key in object") ? 0 : -1;
+        return fail_syntax(js, "expected string key in object") ? 0 : -1;
     if (!scan_string(js, key))
         return -1;
     if (skip_ws(js) != ':')
-        return jscan_fail(js, "expected ':' after key") ? 0 : -1;
+        return fail_syntax(js, "expected ':' after key") ? 0 : -1;
     js->pos++;
     return 1;
 }
@@ -337,7 +358,7 @@ static int array_continue(struct jscan *js, bool first)
     }
     if (!first) {
         if (c != ',')
-            return jscan_fail(js, "expected ',' or ']' in array") ? 0 : -1;
+            return fail_syntax(js, "expected ',' or ']' in array") ? 0 : -1;
         js->pos++;
     }
     return 1;
@@ -465,7 +486,7 @@ bool jscan_string_decoded(struct jscan *js, struct arena *arena, struct str *out
     }
     p = arena_alloc(arena, raw.len + 1);
     if (!p)
-        return jscan_fail(js, "request too large for its memory budget");
+        return jscan_fail_budget(js);
     out->len = jstr_decode(raw, p, raw.len + 1);
     out->ptr = p;
     return true;
@@ -487,9 +508,9 @@ bool jscan_finish(struct jscan *js)
     if (js->err)
         return false;
     if (js->depth != 0)
-        return jscan_fail(js, "unexpected end of input");
+        return fail_syntax(js, "unexpected end of input");
     if (skip_ws(js) != -1)
-        return jscan_fail(js, "trailing data after JSON value");
+        return fail_syntax(js, "trailing data after JSON value");
     return true;
 }
 
@@ -602,4 +623,46 @@ bool jstr_eq(struct str raw, const char *lit)
 bool jstr_ieq(struct str raw, const char *lit)
 {
     return raw_cmp(raw, lit, true);
+}
+
+/* ---- walking an object by its keys ---- */
+
+static int find_key(struct str key, const char *const *names, size_t n, bool icase)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (icase ? jstr_ieq(key, names[i]) : jstr_eq(key, names[i]))
+            return (int)i;
+    }
+    return -1;
+}
+
+bool jscan_walk_object(struct jscan *js, const char *const *names, size_t n, unsigned flags,
+                       jscan_member_fn *fn, void *ctx)
+{
+    uint32_t seen = 0;
+    struct str key;
+    int r;
+
+    if ((flags & JSCAN_WALK_OR_NULL) && jscan_peek(js) == JSON_NULL)
+        return jscan_skip(js, NULL);
+    if (n > JSCAN_WALK_MAX_KEYS)
+        return jscan_fail(js, "too many keys for a walk");
+    if (!jscan_enter_object(js))
+        return false;
+    while ((r = jscan_next_member(js, &key)) == 1) {
+        int i = find_key(key, names, n, flags & JSCAN_WALK_ICASE);
+        bool ok;
+
+        if (i >= 0 && (seen & (1u << i)))
+            return jscan_fail(js, "duplicate key in object");
+        if (i >= 0)
+            seen |= 1u << i;
+        if (i < 0 && !(flags & JSCAN_WALK_ALL_KEYS))
+            ok = jscan_skip(js, NULL);
+        else
+            ok = fn(js, i, ctx);
+        if (!ok)
+            return false;
+    }
+    return r == 0;
 }

@@ -25,14 +25,7 @@ static bool not_object(struct jscan *js, const char *msg)
     return jscan_fail(js, msg);
 }
 
-/* Enters an object, or consumes a null. Returns 1 entered, 0 null, -1 error. */
-static int enter_object_or_null(struct jscan *js)
-{
-    if (jscan_peek(js) == JSON_NULL)
-        return jscan_skip(js, NULL) ? 0 : -1;
-    return jscan_enter_object(js) ? 1 : -1;
-}
-
+/* Enters an array, or consumes a null. Returns 1 entered, 0 null, -1 error. */
 static int enter_array_or_null(struct jscan *js)
 {
     if (jscan_peek(js) == JSON_NULL)
@@ -40,44 +33,12 @@ static int enter_array_or_null(struct jscan *js)
     return jscan_enter_array(js) ? 1 : -1;
 }
 
-/* Finds key among names[]; returns its index, or -1. Marks it seen in *seen and fails the
- * scan on a repeat. */
-static int match_key(struct jscan *js, struct str key, const char *const *names, size_t n,
-                     uint32_t *seen)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!jstr_eq(key, names[i]))
-            continue;
-        if (*seen & (1u << i)) {
-            jscan_fail(js, "duplicate key in object");
-            return -2;
-        }
-        *seen |= 1u << i;
-        return (int)i;
-    }
-    return -1;
-}
-
-/* Walks an object whose members are handled by fn(index of the key in names, or -1 for an
- * unknown key, which fn must consume). */
-typedef bool obj_member_fn(struct jscan *js, int idx, void *ctx);
-
-static bool walk_object(struct jscan *js, const char *const *names, size_t n, obj_member_fn *fn,
+/* Walks one object level: fn sees every member, with -1 for keys not in names. A null in
+ * place of the object reads as an empty one; a repeated wanted key fails the scan. */
+static bool walk_object(struct jscan *js, const char *const *names, size_t n, jscan_member_fn *fn,
                         void *ctx)
 {
-    uint32_t seen = 0;
-    struct str key;
-    int r, idx;
-
-    r = enter_object_or_null(js);
-    if (r <= 0)
-        return r == 0;
-    while ((r = jscan_next_member(js, &key)) == 1) {
-        idx = match_key(js, key, names, n, &seen);
-        if (idx == -2 || !fn(js, idx, ctx))
-            return false;
-    }
-    return r == 0;
+    return jscan_walk_object(js, names, n, JSCAN_WALK_OR_NULL | JSCAN_WALK_ALL_KEYS, fn, ctx);
 }
 
 static bool is_digit(char c)
