@@ -69,6 +69,21 @@ enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, co
 /* Encodes an ExtenderBindingResult {"Error": msg}; an empty msg means success. */
 enum err codec_reply_bind(struct exchange *ex, const char *msg) GX_MUST_CHECK;
 
-/* Encodes {"Error": msg} (msg may be empty) with the given HTTP status. With 200 the
- * reply is a whole ExtenderFilterResult whose other keys are null. */
-enum err codec_reply_error(struct exchange *ex, int status, const char *msg) GX_MUST_CHECK;
+/* ---- replies for every route: none of these can fail ---- */
+
+struct cJSON;
+
+/* The one enum err -> HTTP status table: PARSE and INVALID 400, TOO_LARGE 413, UNAVAILABLE
+ * 503, anything else 500 (STYLE.md 2.6). */
+int codec_status_of(enum err e);
+/* Replies {"Error": msg} (msg cut at 1 KiB) with status. With 200 the reply is a whole
+ * ExtenderFilterResult whose other keys are null. If even that cannot be stored (the arena is
+ * spent), replies a static 500. */
+void codec_reply_error(struct exchange *ex, int status, const char *msg);
+/* codec_reply_error() with the status of e and eb's message (err_str(e) when eb is NULL or
+ * empty). */
+void codec_reply_err(struct exchange *ex, enum err e, const struct errbuf *eb);
+/* Replies with a copy of the NUL-terminated text. */
+void codec_reply_text(struct exchange *ex, int status, const char *content_type, const char *text);
+/* Replies with doc as compact JSON and deletes doc (NULL is an out-of-memory 500). */
+void codec_reply_json(struct exchange *ex, int status, struct cJSON *doc);

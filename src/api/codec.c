@@ -12,7 +12,7 @@ static enum err scan_error(struct jscan *js, struct errbuf *eb)
     size_t pos;
     const char *msg = jscan_error(js, &pos);
 
-    if (msg && strstr(msg, "memory budget")) {
+    if (jscan_error_kind(js) == JSCAN_ERR_BUDGET) {
         errbuf_set(eb, "%s", msg);
         return ERR_TOO_LARGE;
     }
@@ -34,6 +34,11 @@ static void *grow(struct arena *arena, void *items, size_t count, size_t *cap, s
     return bigger;
 }
 
+struct decode_ctx {
+    struct arena *arena;
+    struct ext_args *out;
+};
+
 static bool decode_items(struct jscan *js, struct arena *arena, struct ext_args *out)
 {
     size_t cap = 0;
@@ -44,7 +49,7 @@ static bool decode_items(struct jscan *js, struct arena *arena, struct ext_args 
     while ((r = jscan_next_element(js)) == 1) {
         out->nodes = grow(arena, out->nodes, out->node_count, &cap, sizeof(*out->nodes));
         if (!out->nodes)
-            return jscan_fail(js, "request too large for its memory budget");
+            return jscan_fail_budget(js);
         if (!obj_node_decode(js, arena, &out->nodes[out->node_count]))
             return false;
         out->node_count++;
@@ -52,29 +57,25 @@ static bool decode_items(struct jscan *js, struct arena *arena, struct ext_args 
     return r == 0;
 }
 
-/* Nodes: {"metadata":{},"items":[...]} as kube-scheduler builds it (no kind/apiVersion). */
-static bool decode_node_list(struct jscan *js, struct arena *arena, struct ext_args *out)
+static bool node_list_member(struct jscan *js, int key, void *ctx)
 {
-    bool seen_items = false;
-    struct str key;
-    int r;
+    struct decode_ctx *d = ctx;
 
-    if (!jscan_enter_object(js))
+    (void)key; /* only "items" is walked */
+    if (jscan_peek(js) == JSON_NULL)
+        return jscan_skip(js, NULL);
+    return decode_items(js, d->arena, d->out);
+}
+
+/* Nodes: {"metadata":{},"items":[...]} as kube-scheduler builds it (no kind/apiVersion). */
+static bool decode_node_list(struct jscan *js, struct decode_ctx *d)
+{
+    static const char *const names[] = {"items"};
+
+    if (!jscan_walk_object(js, names, 1, 0, node_list_member, d))
         return false;
-    while ((r = jscan_next_member(js, &key)) == 1) {
-        if (!jstr_eq(key, "items") || jscan_peek(js) == JSON_NULL) {
-            if (!jscan_skip(js, NULL))
-                return false;
-            continue;
-        }
-        if (seen_items)
-            return jscan_fail(js, "duplicate key items in Nodes");
-        seen_items = true;
-        if (!decode_items(js, arena, out))
-            return false;
-    }
-    out->full_nodes = true;
-    return r == 0;
+    d->out->full_nodes = true;
+    return true;
 }
 
 static bool decode_names(struct jscan *js, struct arena *arena, struct ext_args *out)
@@ -87,7 +88,7 @@ static bool decode_names(struct jscan *js, struct arena *arena, struct ext_args 
     while ((r = jscan_next_element(js)) == 1) {
         out->names = grow(arena, out->names, out->name_count, &cap, sizeof(*out->names));
         if (!out->names)
-            return jscan_fail(js, "request too large for its memory budget");
+            return jscan_fail_budget(js);
         if (!jscan_string_decoded(js, arena, &out->names[out->name_count]))
             return false;
         out->name_count++;
@@ -96,46 +97,36 @@ static bool decode_names(struct jscan *js, struct arena *arena, struct ext_args 
     return r == 0;
 }
 
-enum top_key { TOP_POD, TOP_NODES, TOP_NAMES, TOP_OTHER };
+enum top_key { TOP_POD, TOP_NODES, TOP_NAMES };
 
-static enum top_key top_key(struct str key)
+static bool args_member(struct jscan *js, int key, void *ctx)
 {
-    if (jstr_ieq(key, "Pod"))
-        return TOP_POD;
-    if (jstr_ieq(key, "Nodes"))
-        return TOP_NODES;
-    if (jstr_ieq(key, "NodeNames"))
-        return TOP_NAMES;
-    return TOP_OTHER;
-}
+    struct decode_ctx *d = ctx;
 
-static bool decode_member(struct jscan *js, struct arena *arena, enum top_key k,
-                          struct ext_args *out)
-{
-    if (k == TOP_OTHER || jscan_peek(js) == JSON_NULL)
+    if (jscan_peek(js) == JSON_NULL)
         return jscan_skip(js, NULL);
-    switch (k) {
+    switch (key) {
     case TOP_POD:
-        out->has_pod = true;
-        return obj_pod_decode(js, arena, &out->pod);
+        d->out->has_pod = true;
+        return obj_pod_decode(js, d->arena, &d->out->pod);
     case TOP_NODES:
         if (jscan_peek(js) != JSON_OBJECT)
             return jscan_fail(js, "Nodes must be a NodeList object or null");
-        return decode_node_list(js, arena, out);
+        return decode_node_list(js, d);
     default:
         if (jscan_peek(js) != JSON_ARRAY)
             return jscan_fail(js, "NodeNames must be an array of strings or null");
-        return decode_names(js, arena, out);
+        return decode_names(js, d->arena, d->out);
     }
 }
 
 enum err codec_decode_args(struct arena *arena, const char *body, size_t len, struct ext_args *out,
                            struct errbuf *eb)
 {
+    static const char *const names[] = {
+        [TOP_POD] = "Pod", [TOP_NODES] = "Nodes", [TOP_NAMES] = "NodeNames"};
+    struct decode_ctx d = {.arena = arena, .out = out};
     struct jscan js;
-    unsigned seen = 0;
-    struct str key;
-    int r;
 
     memset(out, 0, sizeof(*out));
     jscan_init(&js, body, len, CODEC_MAX_DEPTH);
@@ -143,18 +134,8 @@ enum err codec_decode_args(struct arena *arena, const char *body, size_t len, st
         jscan_fail(&js, len ? "ExtenderArgs must be a JSON object" : "empty body");
         return scan_error(&js, eb);
     }
-    jscan_enter_object(&js);
-    while ((r = jscan_next_member(&js, &key)) == 1) {
-        enum top_key k = top_key(key);
-        if (k != TOP_OTHER && (seen & (1u << k))) {
-            jscan_fail(&js, "duplicate key in ExtenderArgs");
-            break;
-        }
-        seen |= 1u << k;
-        if (!decode_member(&js, arena, k, out))
-            break;
-    }
-    if (r != 0 || !jscan_finish(&js))
+    if (!jscan_walk_object(&js, names, GX_ARRAY_LEN(names), JSCAN_WALK_ICASE, args_member, &d) ||
+        !jscan_finish(&js))
         return scan_error(&js, eb);
     if (!out->has_pod) {
         errbuf_set(eb, "ExtenderArgs has no Pod");
@@ -183,15 +164,28 @@ static bool bind_field(struct jscan *js, struct arena *arena, struct str *out)
     return true;
 }
 
+static const char *const bind_names[] = {"PodName", "PodNamespace", "PodUID", "Node"};
+
+struct bind_decode {
+    struct arena *arena;
+    struct str *slots[4]; /* one per bind_names[] */
+};
+
+static bool bind_member(struct jscan *js, int key, void *ctx)
+{
+    struct bind_decode *d = ctx;
+
+    if (jscan_peek(js) == JSON_NULL)
+        return jscan_skip(js, NULL);
+    return bind_field(js, d->arena, d->slots[key]);
+}
+
 enum err codec_decode_bind(struct arena *arena, const char *body, size_t len,
                            struct ext_bind_args *out, struct errbuf *eb)
 {
-    static const char *const names[] = {"PodName", "PodNamespace", "PodUID", "Node"};
-    struct str *slots[] = {&out->pod_name, &out->pod_namespace, &out->pod_uid, &out->node};
+    struct bind_decode d = {arena,
+                            {&out->pod_name, &out->pod_namespace, &out->pod_uid, &out->node}};
     struct jscan js;
-    struct str key;
-    unsigned seen = 0;
-    int r;
 
     memset(out, 0, sizeof(*out));
     jscan_init(&js, body, len, CODEC_MAX_DEPTH);
@@ -199,29 +193,13 @@ enum err codec_decode_bind(struct arena *arena, const char *body, size_t len,
         jscan_fail(&js, len ? "ExtenderBindingArgs must be a JSON object" : "empty body");
         return scan_error(&js, eb);
     }
-    jscan_enter_object(&js);
-    while ((r = jscan_next_member(&js, &key)) == 1) {
-        size_t i = 0;
-        while (i < GX_ARRAY_LEN(names) && !jstr_ieq(key, names[i]))
-            i++;
-        if (i == GX_ARRAY_LEN(names) || jscan_peek(&js) == JSON_NULL) {
-            if (!jscan_skip(&js, NULL))
-                break;
-            continue;
-        }
-        if (seen & (1u << i)) {
-            jscan_fail(&js, "duplicate key in ExtenderBindingArgs");
-            break;
-        }
-        seen |= 1u << i;
-        if (!bind_field(&js, arena, slots[i]))
-            break;
-    }
-    if (r != 0 || !jscan_finish(&js))
+    if (!jscan_walk_object(&js, bind_names, GX_ARRAY_LEN(bind_names), JSCAN_WALK_ICASE, bind_member,
+                           &d) ||
+        !jscan_finish(&js))
         return scan_error(&js, eb);
-    for (size_t i = 0; i < GX_ARRAY_LEN(names); i++) {
-        if (i != 2 && slots[i]->len == 0) {
-            errbuf_set(eb, "ExtenderBindingArgs.%s is missing or empty", names[i]);
+    for (size_t i = 0; i < GX_ARRAY_LEN(bind_names); i++) {
+        if (i != 2 && d.slots[i]->len == 0) {
+            errbuf_set(eb, "ExtenderBindingArgs.%s is missing or empty", bind_names[i]);
             return ERR_INVALID;
         }
     }
@@ -408,13 +386,42 @@ static enum err reply_full(struct exchange *ex, const struct codec_filter_result
     return ERR_OK;
 }
 
+/* {"Error":msg} (with every ExtenderFilterResult key before it when filter_keys), as Go
+ * writes them; the message is cut at ERROR_JSON_MAX bytes. */
+static enum err append_error_object(struct buf *b, bool filter_keys, const char *msg)
+{
+    static const char keys[] =
+        "{\"Nodes\":null,\"NodeNames\":null,\"FailedNodes\":null,\"FailedAndUnresolvableNodes\":"
+        "null,\"Error\":";
+    enum err e =
+        filter_keys ? buf_append(b, keys, sizeof(keys) - 1) : buf_append_str(b, "{\"Error\":");
+
+    if (e == ERR_OK)
+        e = buf_append_json_str(b, msg, strnlen(msg, ERROR_JSON_MAX));
+    return e == ERR_OK ? buf_append(b, "}", 1) : e;
+}
+
+static enum err reply_error_object(struct exchange *ex, int status, bool filter_keys,
+                                   const char *msg)
+{
+    struct buf b;
+    enum err e;
+
+    buf_init(&b, ERROR_JSON_MAX * 6 + 256);
+    e = append_error_object(&b, filter_keys, msg);
+    if (e == ERR_OK)
+        e = exchange_reply_copy(ex, status, "application/json", b.ptr, b.len);
+    buf_destroy(&b);
+    return e;
+}
+
 enum err codec_reply_filter(struct exchange *ex, const struct codec_filter_result *res)
 {
     struct buf b;
     enum err e;
 
     if (res->error)
-        return codec_reply_error(ex, 200, res->error);
+        return reply_error_object(ex, 200, true, res->error);
     buf_init(&b, ex->arena.cap_bytes);
     if (res->args->full_nodes) {
         e = append_tail(&b, res);
@@ -477,40 +484,52 @@ enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, co
 
 enum err codec_reply_bind(struct exchange *ex, const char *msg)
 {
-    struct buf b;
-    enum err e;
-
-    buf_init(&b, ERROR_JSON_MAX + 64);
-    e = buf_append_str(&b, "{\"Error\":");
-    if (e == ERR_OK)
-        e = buf_append_json_str(&b, msg, strnlen(msg, ERROR_JSON_MAX));
-    if (e == ERR_OK)
-        e = buf_append(&b, "}", 1);
-    if (e == ERR_OK)
-        e = exchange_reply_copy(ex, 200, "application/json", b.ptr, b.len);
-    buf_destroy(&b);
-    return e;
+    return reply_error_object(ex, 200, false, msg);
 }
 
-enum err codec_reply_error(struct exchange *ex, int status, const char *msg)
+int codec_status_of(enum err e)
 {
-    cJSON *doc = cJSON_CreateObject();
-    char *text;
-    enum err e;
-
-    if (status == 200) {
-        /* A filter Error reply keeps every ExtenderFilterResult key, as Go writes them. */
-        cJSON_AddNullToObject(doc, "Nodes");
-        cJSON_AddNullToObject(doc, "NodeNames");
-        cJSON_AddNullToObject(doc, "FailedNodes");
-        cJSON_AddNullToObject(doc, "FailedAndUnresolvableNodes");
+    switch (e) {
+    case ERR_PARSE:
+    case ERR_INVALID:
+        return 400;
+    case ERR_TOO_LARGE:
+        return 413;
+    case ERR_UNAVAILABLE:
+        return 503;
+    default:
+        return 500;
     }
-    cJSON_AddStringToObject(doc, "Error", msg);
-    text = cJSON_PrintUnformatted(doc);
+}
+
+void codec_reply_error(struct exchange *ex, int status, const char *msg)
+{
+    static const char fallback[] = "{\"Error\":\"internal error\"}";
+
+    /* A 200 error is a filter's: it keeps every ExtenderFilterResult key. */
+    if (reply_error_object(ex, status, status == 200, msg) != ERR_OK)
+        exchange_reply(ex, 500, "application/json", fallback, sizeof(fallback) - 1);
+}
+
+void codec_reply_err(struct exchange *ex, enum err e, const struct errbuf *eb)
+{
+    codec_reply_error(ex, codec_status_of(e), eb && eb->msg[0] ? eb->msg : err_str(e));
+}
+
+void codec_reply_text(struct exchange *ex, int status, const char *content_type, const char *text)
+{
+    if (exchange_reply_copy(ex, status, content_type, text, strlen(text)) != ERR_OK)
+        codec_reply_error(ex, 500, "cannot copy the reply");
+}
+
+void codec_reply_json(struct exchange *ex, int status, struct cJSON *doc)
+{
+    char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+
     cJSON_Delete(doc);
-    if (!text)
-        return ERR_NOMEM;
-    e = exchange_reply_copy(ex, status, "application/json", text, strlen(text));
+    if (text)
+        codec_reply_text(ex, status, "application/json", text);
+    else
+        codec_reply_error(ex, 500, "out of memory");
     cJSON_free(text);
-    return e;
 }

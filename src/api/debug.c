@@ -1,26 +1,27 @@
 /* debug.c -- the endpoints operators read to understand decisions: /debug/nodes (the cache),
  * /debug/policy (the active policy) and /debug/explain (why a pod goes where it goes, or
  * nowhere). They answer with JSON built by cJSON; none of them is on the scheduler's path. */
+#include "debug.h"
+
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "gx/alloc.h"
 #include "gx/buf.h"
+#include "gx/codec.h"
 #include "gx/jscan.h"
 #include "gx/sched.h"
 #include "gx/topology.h"
 
-#include "routes_internal.h"
-
 /* A JSON string from s, which need not be NUL-terminated. */
 static cJSON *str_json(struct str s)
 {
-    char *tmp = malloc(s.len + 1);
+    char *tmp = xmalloc(s.len + 1);
     cJSON *j;
 
-    if (!tmp)
-        return cJSON_CreateNull();
     if (s.len)
         memcpy(tmp, s.ptr, s.len);
     tmp[s.len] = '\0';
@@ -76,16 +77,16 @@ static cJSON *node_json(const struct cache_node *n)
     return o;
 }
 
-void debug_nodes(struct routes *r, struct exchange *ex)
+void debug_nodes(const struct debug_ctx *d, struct exchange *ex)
 {
     struct cache_snapshot *snap;
     cJSON *doc, *arr;
 
-    if (!r->cache) {
-        routes_reply_error(ex, 404, "no cluster cache in standalone mode");
+    if (!d->cache) {
+        codec_reply_error(ex, 404, "no cluster cache in standalone mode");
         return;
     }
-    snap = cache_snapshot_acquire(r->cache);
+    snap = cache_snapshot_acquire(d->cache);
     doc = cJSON_CreateObject();
     cJSON_AddBoolToObject(doc, "synced", snap->synced);
     cJSON_AddNumberToObject(doc, "generation", (double)snap->generation);
@@ -93,7 +94,7 @@ void debug_nodes(struct routes *r, struct exchange *ex)
     for (size_t i = 0; i < snap->node_count; i++)
         cJSON_AddItemToArray(arr, node_json(&snap->nodes[i]));
     cache_snapshot_release(snap);
-    routes_reply_json(ex, doc);
+    codec_reply_json(ex, 200, doc);
 }
 
 /* ---- /debug/policy ---- */
@@ -188,13 +189,13 @@ static void add_time(cJSON *obj, const char *key, int64_t unix_ms)
     cJSON_AddStringToObject(obj, key, text);
 }
 
-void debug_policy(struct routes *r, struct exchange *ex)
+void debug_policy(const struct debug_ctx *d, struct exchange *ex)
 {
-    struct policy *p = policy_store_get(r->policies);
+    struct policy *p = policy_store_get(d->policies);
     struct policy_store_info info;
     cJSON *doc = cJSON_CreateObject(), *w, *arr;
 
-    policy_store_info_get(r->policies, &info);
+    policy_store_info_get(d->policies, &info);
     cJSON_AddStringToObject(doc, "source", p->source);
     cJSON_AddStringToObject(doc, "hash", p->hash);
     add_time(doc, "loadedAt", info.loaded_unix_ms);
@@ -216,7 +217,7 @@ void debug_policy(struct routes *r, struct exchange *ex)
     cJSON_AddItemToObject(doc, "default", rule_json(p, &p->default_rule));
     cJSON_AddStringToObject(doc, "text", p->text ? p->text : "");
     policy_unref(p);
-    routes_reply_json(ex, doc);
+    codec_reply_json(ex, 200, doc);
 }
 
 /* ---- /debug/explain ---- */
@@ -328,7 +329,7 @@ static cJSON *explain_doc(const struct sched_pod *sp, const struct cache_snapsho
 }
 
 /* The pod to explain: a posted Pod object, or a pending one the cache holds. */
-static bool explain_pod(struct routes *r, struct exchange *ex, struct pod_info *pod)
+static bool explain_pod(const struct debug_ctx *d, struct exchange *ex, struct pod_info *pod)
 {
     const char *rest = ex->path + strlen("/debug/explain");
     struct str ns, name, tail;
@@ -339,7 +340,7 @@ static bool explain_pod(struct routes *r, struct exchange *ex, struct pod_info *
         if (!obj_pod_decode(&js, &ex->arena, pod) || !jscan_finish(&js)) {
             char msg[300];
             snprintf(msg, sizeof(msg), "the body is not a Pod: %s", jscan_error(&js, NULL));
-            routes_reply_error(ex, 400, msg);
+            codec_reply_error(ex, 400, msg);
             return false;
         }
         return true;
@@ -347,47 +348,52 @@ static bool explain_pod(struct routes *r, struct exchange *ex, struct pod_info *
     tail = str_from_cstr(rest[0] == '/' ? rest + 1 : rest);
     if (!str_split(&tail, '/', &ns) || !str_split(&tail, '/', &name) || ns.len == 0 ||
         name.len == 0 || tail.len != 0) {
-        routes_reply_error(ex, 404, "use GET /debug/explain/NAMESPACE/NAME or POST a Pod");
+        codec_reply_error(ex, 404, "use GET /debug/explain/NAMESPACE/NAME or POST a Pod");
         return false;
     }
-    if (!cache_pending_pod(r->cache, ns, name, &ex->arena, pod)) {
-        routes_reply_error(ex, 404,
-                           "no pending GPU pod with that namespace and name in the "
-                           "cache (bound pods are not explained; POST the Pod instead)");
+    if (!cache_pending_pod(d->cache, ns, name, &ex->arena, pod)) {
+        codec_reply_error(ex, 404,
+                          "no pending GPU pod with that namespace and name in the "
+                          "cache (bound pods are not explained; POST the Pod instead)");
         return false;
     }
     return true;
 }
 
-void debug_explain(struct routes *r, struct exchange *ex)
+/* The pod's rule when its annotations are unusable: the error the scheduler sees. */
+static cJSON *refused_doc(const struct policy *pol, const struct pod_info *pod, const char *error)
+{
+    cJSON *doc = cJSON_CreateObject();
+
+    add_str(doc, "rule", sched_select_rule(pol, pod)->name);
+    cJSON_AddStringToObject(doc, "error", error);
+    return doc;
+}
+
+void debug_explain(const struct debug_ctx *d, struct exchange *ex)
 {
     struct cache_snapshot *snap;
     struct explained *rows;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct pod_info pod;
     struct sched_pod sp;
     struct policy *pol;
 
-    if (!r->cache) {
-        routes_reply_error(ex, 404, "explain needs the cluster cache; standalone mode has none");
+    if (!d->cache) {
+        codec_reply_error(ex, 404, "explain needs the cluster cache; standalone mode has none");
         return;
     }
-    if (!explain_pod(r, ex, &pod))
+    if (!explain_pod(d, ex, &pod))
         return;
-    snap = cache_snapshot_acquire(r->cache);
-    pol = policy_store_get(r->policies);
-    rows = calloc(snap->node_count + 1, sizeof(*rows));
-    if (!rows) {
-        routes_reply_error(ex, 500, "out of memory");
-    } else if (!sched_pod_prepare(&sp, &pod, pol, &eb)) {
-        cJSON *doc = cJSON_CreateObject();
-        add_str(doc, "rule", sp.rule->name);
-        cJSON_AddStringToObject(doc, "error", eb.msg);
-        routes_reply_json(ex, doc);
-    } else {
-        routes_reply_json(ex, explain_doc(&sp, snap, rows));
-    }
-    free(rows);
+    snap = cache_snapshot_acquire(d->cache);
+    pol = policy_store_get(d->policies);
+    rows = arena_alloc(&ex->arena, (snap->node_count + 1) * sizeof(*rows));
+    if (!rows)
+        codec_reply_err(ex, ERR_TOO_LARGE, NULL);
+    else if (!sched_pod_prepare(&sp, &pod, pol, &eb))
+        codec_reply_json(ex, 200, refused_doc(pol, &pod, eb.msg));
+    else
+        codec_reply_json(ex, 200, explain_doc(&sp, snap, rows));
     policy_unref(pol);
     cache_snapshot_release(snap);
 }

@@ -1,6 +1,13 @@
-/* routes.c -- dispatch, decisions per verb, and the error-to-status table (see routes.h). */
+/* routes.c -- the route table, the verbs' handlers and the health endpoints (see routes.h).
+ *
+ * One table says everything about an endpoint: method, path, whether it sits under the URL
+ * prefix, the verb its metrics count under, and its handler. 404 (no row's path matches), 405
+ * (a path matches, no method does) and the metrics all come from it, so an endpoint is one
+ * row and one handler. Replies go through the codec's helpers, whose statuses come from its
+ * one enum err -> status table. */
 #include "gx/routes.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +18,27 @@
 #include "gx/metrics.h"
 #include "gx/sched.h"
 
-#include "routes_internal.h"
+#include "debug.h"
+
+struct routes {
+    char prefix[256]; /* without a trailing '/': "" for the root */
+    struct policy_store *policies;
+    routes_bind_fn *bind;
+    void *bind_ctx;
+    char mode[256];
+    struct cache *cache;
+    struct debug_ctx debug;
+};
+
+/* How a handler left the exchange: replied (with or without an Error the scheduler will
+ * see), or deferred, in which case the exchange may already be gone when it returns. */
+enum route_result {
+    ROUTE_REPLIED,
+    ROUTE_REPLIED_ERROR,
+    ROUTE_DEFERRED,
+};
+
+typedef enum route_result route_fn(struct routes *r, struct exchange *ex);
 
 struct routes *routes_new(const struct routes_config *cfg)
 {
@@ -26,6 +53,7 @@ struct routes *routes_new(const struct routes_config *cfg)
     r->bind = cfg->bind;
     r->bind_ctx = cfg->bind_ctx;
     r->cache = cfg->cache;
+    r->debug = (struct debug_ctx){.cache = cfg->cache, .policies = cfg->policies};
     snprintf(r->mode, sizeof(r->mode), "%s", cfg->mode ? cfg->mode : "standalone");
     return r;
 }
@@ -33,22 +61,6 @@ struct routes *routes_new(const struct routes_config *cfg)
 void routes_free(struct routes *r)
 {
     free(r);
-}
-
-/* The only enum err -> HTTP status table (STYLE.md 2.6). */
-static int err_status(enum err e)
-{
-    switch (e) {
-    case ERR_PARSE:
-    case ERR_INVALID:
-        return 400;
-    case ERR_TOO_LARGE:
-        return 413;
-    case ERR_UNAVAILABLE:
-        return 503;
-    default:
-        return 500;
-    }
 }
 
 static enum metrics_outcome status_outcome(int status)
@@ -80,37 +92,24 @@ static void observe(struct exchange *ex, enum metrics_verb verb, bool scheduler_
     metrics_request_observe(verb, o, clock_mono_ns() - ex->start_ns);
 }
 
-void routes_reply_error(struct exchange *ex, int status, const char *msg)
-{
-    if (codec_reply_error(ex, status, msg) != ERR_OK)
-        exchange_reply(ex, 500, "application/json", "{\"Error\":\"internal error\"}", 26);
-}
-
-static void reply_error(struct exchange *ex, int status, const char *msg)
-{
-    routes_reply_error(ex, status, msg);
-}
-
-static void reply_err(struct exchange *ex, enum err e, const struct errbuf *eb)
-{
-    reply_error(ex, err_status(e), eb->msg[0] ? eb->msg : err_str(e));
-}
+/* ---- filter and prioritize ---- */
 
 static const char no_cache_msg[] =
     "gpu-extender: nodeCacheCapable requests need the cluster cache, and this extender runs "
     "standalone (no API server configured); configure nodeCacheCapable: false";
 static const char not_synced_msg[] =
     "gpu-extender: the cluster cache has not synced with the API server yet; retry";
+static const char too_large_msg[] = "gpu-extender: request too large for its memory budget";
 
 static bool decode_request(struct exchange *ex, struct ext_args *args)
 {
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     enum err e = codec_decode_args(&ex->arena, ex->body, ex->body_len, args, &eb);
 
     if (e != ERR_OK) {
         struct log_q q;
         log_debug("api", "rejected request", "path=%s err=\"%s\"", ex->path, log_quote(&q, eb.msg));
-        reply_err(ex, e, &eb);
+        codec_reply_err(ex, e, &eb);
         return false;
     }
     return true;
@@ -118,17 +117,18 @@ static bool decode_request(struct exchange *ex, struct ext_args *args)
 
 /* The candidate nodes as decisions see them: their facts (from the request in full-Nodes
  * mode, from the cache for NodeNames) and what is taken on them (from the cache; nothing
- * standalone). info is NULL for a name the cache does not know. */
-struct views {
-    struct sched_node *v;
-    size_t n;
-    struct cache_snapshot *snap; /* held while the views point into it */
-    const char *error;           /* set: the whole call fails with this */
+ * standalone). A node the cache does not know has info NULL. */
+struct candidates {
+    struct sched_node *nodes;
+    size_t count;
+    struct cache_snapshot *snap; /* held while nodes point into it */
 };
 
-/* Builds the views; false only when the arena is exhausted. */
-static bool resolve_nodes(struct routes *r, struct exchange *ex, const struct ext_args *a,
-                          struct views *out)
+/* Builds the candidates. ERR_UNAVAILABLE (no cache for a NodeNames request, or a cache not
+ * synced yet) and ERR_TOO_LARGE (the arena is spent) fail the whole call; eb says why. The
+ * snapshot, if any, is held even on failure: pair with candidates_release(). */
+static enum err candidates_resolve(struct routes *r, struct exchange *ex, const struct ext_args *a,
+                                   struct candidates *out, struct errbuf *eb)
 {
     size_t n = a->full_nodes ? a->node_count : a->name_count;
 
@@ -136,241 +136,231 @@ static bool resolve_nodes(struct routes *r, struct exchange *ex, const struct ex
     if (r->cache) {
         out->snap = cache_snapshot_acquire(r->cache);
         if (!out->snap->synced) {
-            out->error = not_synced_msg;
-            return true;
+            errbuf_set(eb, "%s", not_synced_msg);
+            return ERR_UNAVAILABLE;
         }
     } else if (!a->full_nodes) {
-        out->error = no_cache_msg;
-        return true;
+        errbuf_set(eb, "%s", no_cache_msg);
+        return ERR_UNAVAILABLE;
     }
-    out->v = arena_alloc(&ex->arena, (n + 1) * sizeof(*out->v));
-    if (!out->v)
-        return false;
-    out->n = n;
+    out->nodes = arena_alloc(&ex->arena, (n + 1) * sizeof(*out->nodes));
+    if (!out->nodes) {
+        errbuf_set(eb, "%s", too_large_msg);
+        return ERR_TOO_LARGE;
+    }
+    out->count = n;
     for (size_t i = 0; i < n; i++) {
         struct str name = a->full_nodes ? a->nodes[i].name : a->names[i];
         const struct cache_node *cn = out->snap ? cache_snapshot_find(out->snap, name) : NULL;
 
         /* Usage from the cache; in full-Nodes mode the facts come from the request. */
-        out->v[i] = cn ? sched_node_of(cn) : (struct sched_node){0};
+        out->nodes[i] = cn ? sched_node_of(cn) : (struct sched_node){0};
         if (a->full_nodes)
-            out->v[i].info = &a->nodes[i];
+            out->nodes[i].info = &a->nodes[i];
     }
-    return true;
+    return ERR_OK;
 }
 
-static void views_release(struct views *v)
+static void candidates_release(struct candidates *c)
 {
-    if (v->snap)
-        cache_snapshot_release(v->snap);
+    if (c->snap)
+        cache_snapshot_release(c->snap);
 }
 
-static bool filter_nodes(struct exchange *ex, const struct sched_pod *sp, const struct views *v,
-                         struct codec_filter_result *res)
+static bool filter_nodes(struct exchange *ex, const struct sched_pod *sp,
+                         const struct candidates *c, struct codec_filter_result *res)
 {
-    struct sched_fit *fits = arena_alloc(&ex->arena, (v->n + 1) * sizeof(*fits));
-    const struct node_info **nodes = arena_alloc(&ex->arena, (v->n + 1) * sizeof(*nodes));
+    struct sched_fit *fits = arena_alloc(&ex->arena, (c->count + 1) * sizeof(*fits));
+    const struct node_info **infos = arena_alloc(&ex->arena, (c->count + 1) * sizeof(*infos));
     uint64_t counts[3] = {0, 0, 0};
 
-    if (!fits || !nodes)
+    if (!fits || !infos)
         return false;
-    for (size_t i = 0; i < v->n; i++) {
-        nodes[i] = v->v[i].info;
-        if (!v->v[i].info)
+    for (size_t i = 0; i < c->count; i++) {
+        infos[i] = c->nodes[i].info;
+        if (!c->nodes[i].info)
             fits[i] = (struct sched_fit){SCHED_UNRESOLVABLE, SCHED_REASON_UNKNOWN_NODE};
         else
-            fits[i] = sched_filter_node(sp, &v->v[i]);
+            fits[i] = sched_filter_node(sp, &c->nodes[i]);
         counts[fits[i].verdict]++;
     }
     metrics_counter_add(METRICS_FILTER_NODES_PASSED, counts[SCHED_PASS]);
     metrics_counter_add(METRICS_FILTER_NODES_FAILED, counts[SCHED_FAIL]);
     metrics_counter_add(METRICS_FILTER_NODES_UNRESOLVABLE, counts[SCHED_UNRESOLVABLE]);
     res->fits = fits;
-    res->reason_nodes = nodes;
+    res->reason_nodes = infos;
     res->sp = sp;
     return true;
 }
 
-static const char too_large_msg[] = "gpu-extender: request too large for its memory budget";
-
-static void handle_filter(struct routes *r, struct exchange *ex)
+/* Filter answers every problem after decoding with a 200 and an Error, so that the scheduler
+ * shows it on the pod and retries. */
+static enum route_result handle_filter(struct routes *r, struct exchange *ex)
 {
     struct ext_args args;
     struct codec_filter_result res = {.args = &args};
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
+    struct candidates c;
     struct sched_pod sp;
     struct policy *pol;
-    struct views v;
     enum err e;
 
-    if (!decode_request(ex, &args)) {
-        observe(ex, METRICS_VERB_FILTER, false);
-        return;
-    }
+    if (!decode_request(ex, &args))
+        return ROUTE_REPLIED;
     pol = policy_store_get(r->policies);
-    if (!resolve_nodes(r, ex, &args, &v))
-        res.error = too_large_msg;
-    else if (v.error)
-        res.error = v.error;
+    if (candidates_resolve(r, ex, &args, &c, &eb) != ERR_OK)
+        res.error = eb.msg;
     else if (!sched_pod_prepare(&sp, &args.pod, pol, &eb))
         res.error = eb.msg;
-    else if (!filter_nodes(ex, &sp, &v, &res))
+    else if (!filter_nodes(ex, &sp, &c, &res))
         res.error = too_large_msg;
     e = codec_reply_filter(ex, &res);
-    views_release(&v);
+    candidates_release(&c);
     policy_unref(pol);
     if (e != ERR_OK)
-        reply_error(ex, err_status(e), "cannot encode the filter reply");
-    observe(ex, METRICS_VERB_FILTER, res.error != NULL);
+        codec_reply_err(ex, e, NULL);
+    return res.error ? ROUTE_REPLIED_ERROR : ROUTE_REPLIED;
 }
 
 /* A pod the policy cannot decide (say, an annotation its rule does not permit) scores 0
  * everywhere: filter has already told the scheduler why with an Error. */
-static void score_nodes(const struct sched_pod *sp, bool prepared, const struct views *v,
+static void score_nodes(const struct sched_pod *sp, bool prepared, const struct candidates *c,
                         int *scores)
 {
-    for (size_t i = 0; i < v->n; i++)
-        scores[i] = prepared && v->v[i].info ? sched_score_node(sp, &v->v[i]).score : 0;
+    for (size_t i = 0; i < c->count; i++)
+        scores[i] = prepared && c->nodes[i].info ? sched_score_node(sp, &c->nodes[i]).score : 0;
 }
 
-static void handle_prioritize(struct routes *r, struct exchange *ex)
+static enum err reply_prioritize(struct exchange *ex, const struct ext_args *args,
+                                 const struct candidates *c, struct policy *pol)
+{
+    struct str *names = arena_alloc(&ex->arena, (c->count + 1) * sizeof(*names));
+    int *scores = arena_alloc(&ex->arena, (c->count + 1) * sizeof(*scores));
+    struct errbuf eb = ERRBUF_INIT;
+    struct sched_pod sp;
+
+    if (!names || !scores)
+        return ERR_TOO_LARGE;
+    for (size_t i = 0; i < c->count; i++)
+        names[i] = args->full_nodes ? args->nodes[i].name : args->names[i];
+    score_nodes(&sp, sched_pod_prepare(&sp, &args->pod, pol, &eb), c, scores);
+    return codec_reply_prioritize(ex, names, scores, c->count);
+}
+
+static enum route_result handle_prioritize(struct routes *r, struct exchange *ex)
 {
     struct ext_args args;
-    struct errbuf eb = {{0}};
-    struct sched_pod sp;
+    struct errbuf eb = ERRBUF_INIT;
+    struct candidates c;
     struct policy *pol;
-    struct views v;
-    struct str *names;
-    int *scores;
+    enum err e;
 
-    if (!decode_request(ex, &args)) {
-        observe(ex, METRICS_VERB_PRIORITIZE, false);
-        return;
+    if (!decode_request(ex, &args))
+        return ROUTE_REPLIED;
+    e = candidates_resolve(r, ex, &args, &c, &eb);
+    if (e == ERR_OK) {
+        pol = policy_store_get(r->policies);
+        e = reply_prioritize(ex, &args, &c, pol);
+        policy_unref(pol);
+        if (e != ERR_OK)
+            errbuf_set(&eb, "cannot encode the prioritize reply");
     }
-    if (!resolve_nodes(r, ex, &args, &v) || v.error) {
-        reply_error(ex, v.error ? 503 : 413, v.error ? v.error : "request too large");
-        views_release(&v);
-        observe(ex, METRICS_VERB_PRIORITIZE, false);
-        return;
-    }
-    pol = policy_store_get(r->policies);
-    names = arena_alloc(&ex->arena, (v.n + 1) * sizeof(*names));
-    scores = arena_alloc(&ex->arena, (v.n + 1) * sizeof(*scores));
-    if (names && scores) {
-        for (size_t i = 0; i < v.n; i++)
-            names[i] = args.full_nodes ? args.nodes[i].name : args.names[i];
-        score_nodes(&sp, sched_pod_prepare(&sp, &args.pod, pol, &eb), &v, scores);
-    }
-    if (!names || !scores || codec_reply_prioritize(ex, names, scores, v.n) != ERR_OK)
-        reply_error(ex, 413, "cannot encode the prioritize reply");
-    views_release(&v);
-    policy_unref(pol);
-    observe(ex, METRICS_VERB_PRIORITIZE, false);
+    if (e != ERR_OK)
+        codec_reply_err(ex, e, &eb);
+    candidates_release(&c);
+    return ROUTE_REPLIED;
+}
+
+/* ---- bind ---- */
+
+static void reply_bind(struct exchange *ex, const char *error)
+{
+    enum err e = codec_reply_bind(ex, error);
+
+    if (e != ERR_OK)
+        codec_reply_err(ex, e, NULL);
 }
 
 static void bind_done(void *done_ctx, const char *error)
 {
     struct exchange *ex = done_ctx;
 
-    if (codec_reply_bind(ex, error ? error : "") != ERR_OK)
-        reply_error(ex, 500, "cannot encode the bind reply");
+    reply_bind(ex, error ? error : "");
     observe(ex, METRICS_VERB_BIND, error && error[0]);
     exchange_complete(ex);
 }
 
-static void handle_bind(struct routes *r, struct exchange *ex)
+static enum route_result handle_bind(struct routes *r, struct exchange *ex)
 {
     struct ext_bind_args args;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     enum err e = codec_decode_bind(&ex->arena, ex->body, ex->body_len, &args, &eb);
 
     if (e != ERR_OK) {
-        reply_err(ex, e, &eb);
-        observe(ex, METRICS_VERB_BIND, false);
-        return;
+        codec_reply_err(ex, e, &eb);
+        return ROUTE_REPLIED;
     }
     if (!r->bind) {
         metrics_bind_observe(0, 0);
-        if (codec_reply_bind(ex, "gpu-extender: no API server configured (standalone mode); "
-                                 "start it with --kubeconfig or in a cluster to bind") != ERR_OK)
-            reply_error(ex, 500, "cannot encode the bind reply");
-        observe(ex, METRICS_VERB_BIND, true);
-        return;
+        reply_bind(ex, "gpu-extender: no API server configured (standalone mode); "
+                       "start it with --kubeconfig or in a cluster to bind");
+        return ROUTE_REPLIED_ERROR;
     }
     exchange_defer(ex);
     e = r->bind(r->bind_ctx, &args, bind_done, ex, &eb);
-    if (e != ERR_OK) {
-        ex->deferred = false;
-        if (codec_reply_bind(ex, eb.msg[0] ? eb.msg : err_str(e)) != ERR_OK)
-            reply_error(ex, 500, "cannot encode the bind reply");
-        observe(ex, METRICS_VERB_BIND, true);
-    }
+    if (e == ERR_OK)
+        return ROUTE_DEFERRED; /* bind_done observes; ex may already be gone */
+    ex->deferred = false;
+    reply_bind(ex, eb.msg[0] ? eb.msg : err_str(e));
+    return ROUTE_REPLIED_ERROR;
 }
 
-static void reply_text(struct exchange *ex, int status, const char *ctype, const char *text)
+/* ---- health, metrics, version ---- */
+
+static enum route_result handle_healthz(struct routes *r, struct exchange *ex)
 {
-    if (exchange_reply_copy(ex, status, ctype, text, strlen(text)) != ERR_OK)
-        exchange_reply(ex, 500, "text/plain", "internal error\n", 15);
+    (void)r;
+    codec_reply_text(ex, 200, "text/plain", "ok\n");
+    return ROUTE_REPLIED;
 }
 
 static enum err append_cache_metrics(struct buf *b, struct cache *cache)
 {
+    double v[METRICS_CACHE_COUNT];
     struct cache_status st;
 
     if (!cache)
         return ERR_OK;
     cache_status_get(cache, &st);
-    return buf_printf(
-        b,
-        "# HELP gpu_extender_cache_synced 1 once nodes and pods have been listed.\n"
-        "# TYPE gpu_extender_cache_synced gauge\ngpu_extender_cache_synced %d\n"
-        "# HELP gpu_extender_cache_connected 0 while a watch is in an outage.\n"
-        "# TYPE gpu_extender_cache_connected gauge\ngpu_extender_cache_connected %d\n"
-        "# HELP gpu_extender_cache_age_seconds Time since the last word from the API server.\n"
-        "# TYPE gpu_extender_cache_age_seconds gauge\ngpu_extender_cache_age_seconds %.3f\n"
-        "# HELP gpu_extender_cache_nodes Nodes in the cache.\n"
-        "# TYPE gpu_extender_cache_nodes gauge\ngpu_extender_cache_nodes %zu\n"
-        "# HELP gpu_extender_cache_gpu_pods Pods with GPU requests in the cache.\n"
-        "# TYPE gpu_extender_cache_gpu_pods gauge\ngpu_extender_cache_gpu_pods %zu\n"
-        "# HELP gpu_extender_cache_reservations Binds in flight holding GPUs.\n"
-        "# TYPE gpu_extender_cache_reservations gauge\ngpu_extender_cache_reservations %zu\n"
-        "# HELP gpu_extender_cache_events_total Node and pod objects applied.\n"
-        "# TYPE gpu_extender_cache_events_total counter\ngpu_extender_cache_events_total %lu\n"
-        "# HELP gpu_extender_cache_relists_total Full lists (start-up, 410 Gone).\n"
-        "# TYPE gpu_extender_cache_relists_total counter\ngpu_extender_cache_relists_total %lu\n"
-        "# HELP gpu_extender_cache_topologies Distinct node topology annotations held.\n"
-        "# TYPE gpu_extender_cache_topologies gauge\ngpu_extender_cache_topologies %zu\n"
-        "# HELP gpu_extender_cache_topology_shapes Distinct GPU interconnects (shared tables).\n"
-        "# TYPE gpu_extender_cache_topology_shapes gauge\ngpu_extender_cache_topology_shapes %zu\n"
-        "# HELP gpu_extender_cache_topology_bytes Memory of topologies and their tables.\n"
-        "# TYPE gpu_extender_cache_topology_bytes gauge\ngpu_extender_cache_topology_bytes %zu\n",
-        st.synced, st.connected, st.age_ms < 0 ? -1.0 : (double)st.age_ms / 1000.0, st.nodes,
-        st.gpu_pods, st.reservations, (unsigned long)st.events, (unsigned long)st.relists,
-        st.topologies, st.topology_shapes, st.topology_bytes);
+    v[METRICS_CACHE_SYNCED] = st.synced;
+    v[METRICS_CACHE_CONNECTED] = st.connected;
+    v[METRICS_CACHE_AGE_SECONDS] = st.age_ms < 0 ? -1.0 : (double)st.age_ms / 1000.0;
+    v[METRICS_CACHE_NODES] = (double)st.nodes;
+    v[METRICS_CACHE_GPU_PODS] = (double)st.gpu_pods;
+    v[METRICS_CACHE_RESERVATIONS] = (double)st.reservations;
+    v[METRICS_CACHE_EVENTS] = (double)st.events;
+    v[METRICS_CACHE_RELISTS] = (double)st.relists;
+    v[METRICS_CACHE_TOPOLOGIES] = (double)st.topologies;
+    v[METRICS_CACHE_TOPOLOGY_SHAPES] = (double)st.topology_shapes;
+    v[METRICS_CACHE_TOPOLOGY_BYTES] = (double)st.topology_bytes;
+    return metrics_format_cache(b, v);
 }
 
-static void handle_metrics(struct routes *r, struct exchange *ex)
+static enum route_result handle_metrics(struct routes *r, struct exchange *ex)
 {
     struct buf b;
+    enum err e;
 
     buf_init(&b, 4u << 20);
-    if (metrics_format(&b) == ERR_OK && append_cache_metrics(&b, r->cache) == ERR_OK)
-        reply_text(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr);
+    e = metrics_format(&b);
+    if (e == ERR_OK)
+        e = append_cache_metrics(&b, r->cache);
+    if (e == ERR_OK)
+        codec_reply_text(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr);
     else
-        reply_error(ex, 500, "cannot format metrics");
+        codec_reply_error(ex, codec_status_of(e), "cannot format metrics");
     buf_destroy(&b);
-}
-
-void routes_reply_json(struct exchange *ex, cJSON *doc)
-{
-    char *text = cJSON_PrintUnformatted(doc);
-
-    cJSON_Delete(doc);
-    if (text)
-        reply_text(ex, 200, "application/json", text);
-    else
-        reply_error(ex, 500, "out of memory");
-    cJSON_free(text);
+    return ROUTE_REPLIED;
 }
 
 static void add_cache_status(cJSON *doc, struct cache *cache, bool *ready)
@@ -395,13 +385,11 @@ static void add_cache_status(cJSON *doc, struct cache *cache, bool *ready)
 
 /* Ready once the cache has synced (always, standalone). While the API server is unreachable
  * after that, we stay ready and serve from the last known state; ageSeconds says how old. */
-static void handle_readyz(struct routes *r, struct exchange *ex)
+static enum route_result handle_readyz(struct routes *r, struct exchange *ex)
 {
+    struct policy *pol = policy_store_get(r->policies);
     cJSON *doc = cJSON_CreateObject();
     bool ready = true;
-    char *text;
-
-    struct policy *pol = policy_store_get(r->policies);
 
     cJSON_AddStringToObject(doc, "mode", r->mode);
     cJSON_AddStringToObject(doc, "policy", pol->source);
@@ -409,144 +397,128 @@ static void handle_readyz(struct routes *r, struct exchange *ex)
     policy_unref(pol);
     add_cache_status(doc, r->cache, &ready);
     cJSON_AddStringToObject(doc, "status", ready ? "ok" : "cache not synced");
-    text = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
-    if (text)
-        reply_text(ex, ready ? 200 : 503, "application/json", text);
-    else
-        reply_error(ex, 500, "out of memory");
-    cJSON_free(text);
+    codec_reply_json(ex, ready ? 200 : 503, doc);
+    return ROUTE_REPLIED;
 }
 
-static void handle_version(struct exchange *ex)
+static enum route_result handle_version(struct routes *r, struct exchange *ex)
 {
     cJSON *doc = cJSON_CreateObject();
 
+    (void)r;
     cJSON_AddStringToObject(doc, "version", GX_VERSION);
     cJSON_AddStringToObject(doc, "git", GX_GIT_VERSION);
-    routes_reply_json(ex, doc);
+    codec_reply_json(ex, 200, doc);
+    return ROUTE_REPLIED;
 }
 
-enum route_id {
-    R_NONE,
-    R_FILTER,
-    R_PRIORITIZE,
-    R_BIND,
-    R_HEALTHZ,
-    R_READYZ,
-    R_METRICS,
-    R_VERSION,
-    R_DEBUG_NODES,
-    R_DEBUG_POLICY,
-    R_DEBUG_EXPLAIN,
+/* ---- the debug endpoints (debug.c) ---- */
+
+static enum route_result handle_debug_nodes(struct routes *r, struct exchange *ex)
+{
+    debug_nodes(&r->debug, ex);
+    return ROUTE_REPLIED;
+}
+
+static enum route_result handle_debug_policy(struct routes *r, struct exchange *ex)
+{
+    debug_policy(&r->debug, ex);
+    return ROUTE_REPLIED;
+}
+
+static enum route_result handle_debug_explain(struct routes *r, struct exchange *ex)
+{
+    debug_explain(&r->debug, ex);
+    return ROUTE_REPLIED;
+}
+
+/* ---- the table ---- */
+
+struct route {
+    const char *method; /* "GET" also answers HEAD */
+    const char *path;
+    bool prefixed;  /* under --url-prefix */
+    bool is_prefix; /* path is a prefix: the handler reads the rest */
+    enum metrics_verb verb;
+    route_fn *fn;
 };
 
-static enum route_id match_route(const struct routes *r, const char *path, bool *is_post)
+static const struct route route_table[] = {
+    {"POST", "/filter", true, false, METRICS_VERB_FILTER, handle_filter},
+    {"POST", "/prioritize", true, false, METRICS_VERB_PRIORITIZE, handle_prioritize},
+    {"POST", "/bind", true, false, METRICS_VERB_BIND, handle_bind},
+    {"GET", "/healthz", false, false, METRICS_VERB_OTHER, handle_healthz},
+    {"GET", "/readyz", false, false, METRICS_VERB_OTHER, handle_readyz},
+    {"GET", "/metrics", false, false, METRICS_VERB_OTHER, handle_metrics},
+    {"GET", "/version", false, false, METRICS_VERB_OTHER, handle_version},
+    {"GET", "/debug/nodes", false, false, METRICS_VERB_OTHER, handle_debug_nodes},
+    {"GET", "/debug/policy", false, false, METRICS_VERB_OTHER, handle_debug_policy},
+    /* Explain takes a posted Pod, or names a cached one in the path. */
+    {"POST", "/debug/explain", false, false, METRICS_VERB_OTHER, handle_debug_explain},
+    {"GET", "/debug/explain/", false, true, METRICS_VERB_OTHER, handle_debug_explain},
+};
+
+static bool path_matches(const struct routes *r, const struct route *rt, const char *path)
 {
-    static const struct {
-        const char *name;
-        enum route_id id;
-    } verbs[] = {{"/filter", R_FILTER}, {"/prioritize", R_PRIORITIZE}, {"/bind", R_BIND}},
-      gets[] = {{"/healthz", R_HEALTHZ},         {"/readyz", R_READYZ},
-                {"/metrics", R_METRICS},         {"/version", R_VERSION},
-                {"/debug/nodes", R_DEBUG_NODES}, {"/debug/policy", R_DEBUG_POLICY}};
     size_t plen = strlen(r->prefix);
 
-    *is_post = true;
-    if (strncmp(path, r->prefix, plen) == 0) {
-        for (size_t i = 0; i < GX_ARRAY_LEN(verbs); i++) {
-            if (strcmp(path + plen, verbs[i].name) == 0)
-                return verbs[i].id;
-        }
+    if (rt->prefixed) {
+        if (strncmp(path, r->prefix, plen) != 0)
+            return false;
+        path += plen;
     }
-    /* Explain takes a posted Pod, or names a cached one in the path. */
-    if (strcmp(path, "/debug/explain") == 0)
-        return R_DEBUG_EXPLAIN;
-    *is_post = false;
-    for (size_t i = 0; i < GX_ARRAY_LEN(gets); i++) {
-        if (strcmp(path, gets[i].name) == 0)
-            return gets[i].id;
-    }
-    if (strncmp(path, "/debug/explain/", 15) == 0)
-        return R_DEBUG_EXPLAIN;
-    return R_NONE;
+    if (rt->is_prefix)
+        return strncmp(path, rt->path, strlen(rt->path)) == 0;
+    return strcmp(path, rt->path) == 0;
 }
 
-static enum metrics_verb route_verb(enum route_id id)
+static bool method_matches(const struct route *rt, const char *method)
 {
-    switch (id) {
-    case R_FILTER:
-        return METRICS_VERB_FILTER;
-    case R_PRIORITIZE:
-        return METRICS_VERB_PRIORITIZE;
-    case R_BIND:
-        return METRICS_VERB_BIND;
-    default:
-        return METRICS_VERB_OTHER;
-    }
+    return strcmp(method, rt->method) == 0 ||
+           (strcmp(rt->method, "GET") == 0 && strcmp(method, "HEAD") == 0);
 }
 
-static bool check_request(struct exchange *ex, enum route_id id, bool is_post)
+/* The row for this request; NULL with *path_row set to the first row whose path matched (a
+ * 405) or NULL (a 404). */
+static const struct route *find_route(const struct routes *r, const struct exchange *ex,
+                                      const struct route **path_row)
 {
-    char msg[160];
-
-    if (id == R_NONE) {
-        snprintf(msg, sizeof(msg), "no such endpoint: %.100s", ex->path);
-        reply_error(ex, 404, msg);
-    } else if (strcmp(ex->method, is_post ? "POST" : "GET") != 0 &&
-               !(!is_post && strcmp(ex->method, "HEAD") == 0)) {
-        snprintf(msg, sizeof(msg), "method %.16s not allowed; use %s", ex->method,
-                 is_post ? "POST" : "GET");
-        reply_error(ex, 405, msg);
-    } else if (ex->body_too_large) {
-        snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes (--max-body-bytes)",
-                 ex->body_limit);
-        reply_error(ex, 413, msg);
-    } else {
-        return true;
+    *path_row = NULL;
+    for (size_t i = 0; i < GX_ARRAY_LEN(route_table); i++) {
+        const struct route *rt = &route_table[i];
+        if (!path_matches(r, rt, ex->path))
+            continue;
+        if (method_matches(rt, ex->method))
+            return rt;
+        if (!*path_row)
+            *path_row = rt;
     }
-    observe(ex, route_verb(id), false);
-    return false;
+    return NULL;
 }
 
 void routes_handle(struct routes *r, struct exchange *ex)
 {
-    bool is_post;
-    enum route_id id = match_route(r, ex->path, &is_post);
+    const struct route *path_row;
+    const struct route *rt = find_route(r, ex, &path_row);
+    char msg[160];
 
-    if (!check_request(ex, id, is_post))
+    if (!rt && !path_row) {
+        snprintf(msg, sizeof(msg), "no such endpoint: %.100s", ex->path);
+        codec_reply_error(ex, 404, msg);
+    } else if (!rt) {
+        snprintf(msg, sizeof(msg), "method %.16s not allowed; use %s", ex->method,
+                 path_row->method);
+        codec_reply_error(ex, 405, msg);
+    } else if (ex->body_too_large) {
+        snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes (--max-body-bytes)",
+                 ex->body_limit);
+        codec_reply_error(ex, 413, msg);
+    } else {
+        enum route_result res = rt->fn(r, ex);
+        if (res != ROUTE_DEFERRED)
+            observe(ex, rt->verb, res == ROUTE_REPLIED_ERROR);
         return;
-    switch (id) {
-    case R_FILTER:
-        handle_filter(r, ex);
-        return;
-    case R_PRIORITIZE:
-        handle_prioritize(r, ex);
-        return;
-    case R_BIND:
-        handle_bind(r, ex);
-        return;
-    case R_HEALTHZ:
-        reply_text(ex, 200, "text/plain", "ok\n");
-        break;
-    case R_READYZ:
-        handle_readyz(r, ex);
-        break;
-    case R_METRICS:
-        handle_metrics(r, ex);
-        break;
-    case R_DEBUG_NODES:
-        debug_nodes(r, ex);
-        break;
-    case R_DEBUG_POLICY:
-        debug_policy(r, ex);
-        break;
-    case R_DEBUG_EXPLAIN:
-        debug_explain(r, ex);
-        break;
-    default:
-        handle_version(ex);
-        break;
     }
-    observe(ex, METRICS_VERB_OTHER, false);
+    rt = rt ? rt : path_row;
+    observe(ex, rt ? rt->verb : METRICS_VERB_OTHER, false);
 }
