@@ -83,6 +83,14 @@ void cache_node_delete(struct cache *c, struct str name);
 /* Adds, replaces or removes (deleted) one pod. Pods without GPUs are ignored. */
 void cache_pod_upsert(struct cache *c, const struct pod_info *p);
 void cache_pod_delete(struct cache *c, const struct pod_info *p);
+
+/* One Node or Pod object as the API server sent it (a list item or a watch event's object),
+ * decoded with the shared object decoder and applied: upserted, or deleted when deleted is
+ * true. Returns ERR_PARSE (the object was not applied; eb says why) for an object the decoder
+ * cannot read, which the caller should count and skip: one odd object must not stop the
+ * cache. */
+enum err cache_apply_json(struct cache *c, bool pod, bool deleted, const char *json, size_t len,
+                          struct errbuf *eb) GX_MUST_CHECK;
 /* The stream is alive (bookmark or events), or not (why: one line). */
 void cache_contact(struct cache *c);
 void cache_disconnected(struct cache *c, const char *why);
