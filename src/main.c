@@ -9,18 +9,16 @@
 #include <unistd.h>
 
 #include "gx/alloc.h"
+#include "gx/bind_choice.h"
 #include "gx/cache.h"
 #include "gx/config.h"
 #include "gx/httpd.h"
 #include "gx/kube.h"
 #include "gx/kubeconfig.h"
 #include "gx/log.h"
-#include "gx/objects.h"
 #include "gx/policy.h"
 #include "gx/policy_store.h"
 #include "gx/routes.h"
-#include "gx/sched.h"
-#include "gx/topology.h"
 
 extern char **environ;
 
@@ -37,6 +35,7 @@ struct daemon {
     struct kube_client *kube;
     struct kube_binder *binder;
     struct cache *cache;
+    struct bind_choice_ctx choice;
     struct watch_feed feeds[2];
     struct kube_watch *watches[2];
     struct routes *routes;
@@ -95,8 +94,6 @@ static enum err start_bind(void *ctx, const struct ext_bind_args *args, routes_b
 
 /* ---- watch glue: API server objects -> cache ---- */
 
-#define FEED_ARENA_BYTES (32u << 20)
-
 static void feed_list_begin(void *ctx)
 {
     struct watch_feed *f = ctx;
@@ -118,38 +115,18 @@ static void feed_list_end(void *ctx, const char *rv)
     log_debug("main", "listed", "resource=%s rv=%s", f->pods ? "pods" : "nodes", rv);
 }
 
-/* Decodes one object with the same decoder that reads extender requests. An object we cannot
- * read is skipped and counted, never fatal: the API server is the source of truth, and one odd
- * object must not stop the cache. */
+/* An object we cannot read is skipped and counted, never fatal: the API server is the source
+ * of truth, and one odd object must not stop the cache. */
 static void feed_object(void *ctx, enum kube_event_type type, const char *obj, size_t len)
 {
     struct watch_feed *f = ctx;
-    struct arena arena;
-    struct jscan js;
-    struct node_info node;
-    struct pod_info pod;
+    struct errbuf eb = ERRBUF_INIT;
     struct log_q q;
-    bool ok;
 
-    arena_init(&arena, FEED_ARENA_BYTES);
-    jscan_init(&js, obj, len, 128);
-    ok = f->pods ? obj_pod_decode(&js, &arena, &pod) : obj_node_decode(&js, &arena, &node);
-    if (!ok) {
-        if (f->bad_objects++ % 1000 == 0)
-            log_warn("main", "skipped an object the decoder could not read",
-                     "resource=%s err=\"%s\"", f->pods ? "pods" : "nodes",
-                     log_quote(&q, jscan_error(&js, NULL)));
-    } else if (f->pods) {
-        if (type == KUBE_EVENT_DELETED)
-            cache_pod_delete(f->cache, &pod);
-        else
-            cache_pod_upsert(f->cache, &pod);
-    } else if (type == KUBE_EVENT_DELETED) {
-        cache_node_delete(f->cache, node.name);
-    } else {
-        cache_node_upsert(f->cache, &node);
-    }
-    arena_destroy(&arena);
+    if (cache_apply_json(f->cache, f->pods, type == KUBE_EVENT_DELETED, obj, len, &eb) != ERR_OK &&
+        f->bad_objects++ % 1000 == 0)
+        log_warn("main", "skipped an object the decoder could not read", "resource=%s err=\"%s\"",
+                 f->pods ? "pods" : "nodes", log_quote(&q, eb.msg));
 }
 
 static void feed_flush(void *ctx)
@@ -183,74 +160,6 @@ static void start_watches(struct daemon *d)
         d->feeds[i] = (struct watch_feed){.cache = d->cache, .pods = i == 1};
         d->watches[i] = kube_watch_start(d->kube, &wc, &h);
     }
-}
-
-/* Picks the GPU set for a bind under the cache lock: the same choice prioritize scored. */
-struct choose_ctx {
-    const struct sched_pod *sp; /* NULL: the policy could not decide the pod; count only */
-    struct kube_bind_choice *choice;
-};
-
-static uint32_t choose_gpus(void *ctx, const struct cache_node *cn)
-{
-    struct choose_ctx *cc = ctx;
-    struct sched_node view = sched_node_of(cn);
-    uint32_t set = cc->sp ? sched_choose_gpus(cc->sp, &view) : 0;
-    size_t used = 0;
-
-    for (unsigned i = 0; set && i < TOPO_MAX_GPUS; i++) {
-        const char *uuid = (set & (1u << i)) ? topo_gpu_uuid(cn->topo, i) : NULL;
-        int n;
-        if (!uuid)
-            continue;
-        if (!uuid[0]) { /* an unnamed GPU: record indices only */
-            used = 0;
-            break;
-        }
-        n = snprintf(cc->choice->gpu_uuids + used, sizeof(cc->choice->gpu_uuids) - used, "%s%s",
-                     used ? "," : "", uuid);
-        used += n > 0 ? (size_t)n : 0;
-    }
-    cc->choice->gpu_uuids[used < sizeof(cc->choice->gpu_uuids) ? used : 0] = '\0';
-    topo_mask_format(set, cc->choice->gpus, sizeof(cc->choice->gpus));
-    return set;
-}
-
-static bool hook_reserve(void *ctx, const struct pod_info *pod, const char *node,
-                         struct kube_bind_choice *choice, char *why, size_t why_cap)
-{
-    struct daemon *d = ctx;
-    struct policy *pol = policy_store_get(d->policies);
-    struct errbuf eb = {{0}};
-    struct sched_pod sp;
-    struct choose_ctx cc = {.choice = choice};
-    uint32_t mask = 0;
-    enum err e;
-
-    if (sched_pod_prepare(&sp, pod, pol, &eb)) {
-        cc.sp = &sp;
-        snprintf(choice->rule, sizeof(choice->rule), "%.*s", (int)sp.rule->name.len,
-                 sp.rule->name.ptr);
-    }
-    e = cache_reserve(d->cache, pod->uid, str_from_cstr(node), pod->gpus, choose_gpus, &cc, &mask,
-                      &eb);
-    policy_unref(pol);
-    if (e != ERR_OK) {
-        snprintf(why, why_cap, "%s", eb.msg);
-        return false;
-    }
-    if (mask == 0)
-        choice->gpus[0] = choice->gpu_uuids[0] = '\0';
-    else if (!choice->gpus[0]) /* a retried bind: its reservation already held this set */
-        topo_mask_format(mask, choice->gpus, sizeof(choice->gpus));
-    return true;
-}
-
-static void hook_release(void *ctx, const char *pod_uid, const char *node)
-{
-    struct daemon *d = ctx;
-
-    cache_release(d->cache, str_from_cstr(pod_uid), str_from_cstr(node));
 }
 
 /* ---- start-up ---- */
@@ -297,7 +206,7 @@ static bool connect_apiserver(struct daemon *d)
 {
     struct kube_bind_hooks hooks;
     struct kube_creds creds = {0};
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     enum err e;
 
     if (d->cfg.kubeconfig[0])
@@ -319,7 +228,8 @@ static bool connect_apiserver(struct daemon *d)
         return false;
     }
     d->cache = cache_new();
-    hooks = (struct kube_bind_hooks){hook_reserve, hook_release, d};
+    d->choice = (struct bind_choice_ctx){.cache = d->cache, .policies = d->policies};
+    hooks = bind_choice_hooks(&d->choice);
     d->binder =
         kube_binder_new(d->kube, (unsigned)d->cfg.bind_workers, (unsigned)d->cfg.bind_workers * 64,
                         (long)d->cfg.bind_timeout_ms, &hooks);
@@ -365,7 +275,7 @@ static bool start_http(struct daemon *d)
         .threads = (unsigned)d->cfg.threads,
         .handler = handle_request,
     };
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct policy *pol;
 
     d->routes = routes_new(&rc);
@@ -427,7 +337,7 @@ static void wait_for_signal(struct daemon *d, const sigset_t *set)
 int main(int argc, char **argv)
 {
     struct daemon d;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     enum log_level level;
     sigset_t set;
     int rc = 1;

@@ -83,11 +83,11 @@ struct kube_bind_choice {
 
 /* Reservation hooks: bind takes the pod's GPUs on the node (reserve) after checking the pod
  * and before it POSTs, and gives them back (release) if the bind fails. reserve returns false
- * with a reason in why when they are not free; on success it may fill choice. Both may be
+ * with a reason in eb when they are not free; on success it may fill choice. Both may be
  * NULL. Called on worker threads. */
 struct kube_bind_hooks {
     bool (*reserve)(void *ctx, const struct pod_info *pod, const char *node,
-                    struct kube_bind_choice *choice, char *why, size_t why_cap);
+                    struct kube_bind_choice *choice, struct errbuf *eb);
     void (*release)(void *ctx, const char *pod_uid, const char *node);
     void *ctx;
 };

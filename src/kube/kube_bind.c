@@ -215,15 +215,14 @@ static void post_binding(struct bind_ctx *b, const char *pod_path, const struct 
  * get the last free GPUs (kubernetes #82359). Returns false with out set when they are gone. */
 static bool reserve(struct bind_ctx *b, const struct pod_info *pod, struct kube_bind_choice *choice)
 {
-    char why[300];
+    struct errbuf why = ERRBUF_INIT;
 
     snprintf(b->uid, sizeof(b->uid), "%.*s", (int)pod->uid.len, pod->uid.ptr);
     if (!b->hooks || !b->hooks->reserve || pod->gpus <= 0)
         return true;
-    why[0] = '\0';
-    if (b->hooks->reserve(b->hooks->ctx, pod, b->req->node, choice, why, sizeof(why)))
+    if (b->hooks->reserve(b->hooks->ctx, pod, b->req->node, choice, &why))
         return true;
-    fail(b, 0, "%s", why[0] ? why : "the GPUs are no longer free");
+    fail(b, 0, "%s", why.msg[0] ? why.msg : "the GPUs are no longer free");
     return false;
 }
 
