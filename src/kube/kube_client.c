@@ -306,25 +306,34 @@ enum err kube_request(struct kube_session *s, const char *method, const char *pa
     return request_once(s, method, url, content_type, body, body_len, timeout_ms, true, out, eb);
 }
 
+struct status_message {
+    char *out;
+    size_t cap;
+};
+
+static bool status_member(struct jscan *js, int key, void *ctx)
+{
+    struct status_message *m = ctx;
+    struct str raw;
+
+    (void)key; /* only "message" is walked */
+    if (jscan_peek(js) != JSON_STRING)
+        return jscan_skip(js, NULL);
+    if (jscan_string(js, &raw) && jstr_decode(raw, m->out, m->cap) == SIZE_MAX)
+        snprintf(m->out, m->cap, "%.*s", (int)(m->cap > 4 ? m->cap - 4 : 0), raw.ptr);
+    return true;
+}
+
 void kube_status_message(const char *body, size_t len, char *out, size_t cap)
 {
+    static const char *const names[] = {"message"};
+    struct status_message m = {out, cap};
     struct jscan js;
-    struct str key, raw;
-    int r;
 
     out[0] = '\0';
     jscan_init(&js, body, len, 64);
-    if (jscan_peek(&js) != JSON_OBJECT || !jscan_enter_object(&js))
-        return;
-    while ((r = jscan_next_member(&js, &key)) == 1) {
-        if (jstr_eq(key, "message") && jscan_peek(&js) == JSON_STRING) {
-            if (jscan_string(&js, &raw) && jstr_decode(raw, out, cap) == SIZE_MAX)
-                snprintf(out, cap, "%.*s", (int)(cap > 4 ? cap - 4 : 0), raw.ptr);
-            return;
-        }
-        if (!jscan_skip(&js, NULL))
-            return;
-    }
+    if (jscan_peek(&js) == JSON_OBJECT)
+        (void)jscan_walk_object(&js, names, 1, 0, status_member, &m);
 }
 
 static bool is_alnum_lower(char c)

@@ -42,7 +42,6 @@
 #define KUBE_WATCH_MAX_URL_BYTES 65536u
 #define KUBE_WATCH_MAX_CONTINUE_BYTES 16384u
 #define KUBE_WATCH_RV_MAX 64 /* a resourceVersion, NUL included */
-#define KUBE_WATCH_WHY_MAX 256
 #define KUBE_WATCH_CONNECT_TIMEOUT_MS 10000L
 #define KUBE_WATCH_POLL_MS 1000
 /* After a long line the line buffer is freed rather than kept for the rest of the stream. */
@@ -106,7 +105,7 @@ struct xfer {
     bool stalled;          /* no bytes for stall_timeout_s */
     bool too_large;        /* the list page went over KUBE_WATCH_MAX_PAGE_BYTES */
     enum step verdict;     /* set by the stream parser when it ends the transfer itself */
-    char why[KUBE_WATCH_WHY_MAX];
+    struct errbuf why;
 };
 
 /* ---- small helpers ---- */
@@ -114,24 +113,6 @@ struct xfer {
 static bool is_stopping(struct kube_watch *w)
 {
     return atomic_load(&w->stop);
-}
-
-/* Formats a one-line reason, with quotes and control characters made harmless for logfmt. */
-static void set_why(char *why, const char *fmt, ...) GX_PRINTF(2, 3);
-
-static void set_why(char *why, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(why, KUBE_WATCH_WHY_MAX, fmt, ap);
-    va_end(ap);
-    for (char *p = why; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            *p = '\'';
-        else if ((unsigned char)*p < 0x20)
-            *p = ' ';
-    }
 }
 
 /* xorshift64*, seeded per watch. Only spreads reconnects out; nothing secret depends on it. */
@@ -260,12 +241,14 @@ static void mark_fresh(struct kube_watch *w)
  * the retries that follow only to the debug log. */
 static void note_failure(struct kube_watch *w, const char *why)
 {
+    struct log_q q;
+
     if (w->in_outage) {
-        log_debug("kube", "watch still failing", "path=%s why=\"%s\"", w->path, why);
+        log_debug("kube", "watch still failing", "path=%s why=\"%s\"", w->path, log_quote(&q, why));
         return;
     }
     w->in_outage = true;
-    log_warn("kube", "watch disconnected", "path=%s why=\"%s\"", w->path, why);
+    log_warn("kube", "watch disconnected", "path=%s why=\"%s\"", w->path, log_quote(&q, why));
     if (w->h.disconnected)
         w->h.disconnected(w->h.ctx, why);
 }
@@ -339,7 +322,7 @@ static bool on_error_event(struct xfer *x, struct str obj)
                   x->w->rv, msg);
         return xfer_end(x, STEP_RELIST);
     }
-    set_why(x->why, "watch error event %lld: %s", (long long)code, msg);
+    errbuf_set(&x->why, "watch error event %lld: %s", (long long)code, msg);
     return xfer_end(x, STEP_FAIL);
 }
 
@@ -389,7 +372,7 @@ static bool handle_line(struct xfer *x, struct str line)
         return true;
     if (!parse_event(line, &type, &obj, &err)) {
         /* The stream cannot be trusted past a line we cannot read; only a list can resync. */
-        set_why(x->why, "unreadable watch event: %s", err);
+        errbuf_set(&x->why, "unreadable watch event: %s", err);
         w->rv[0] = '\0';
         return xfer_end(x, STEP_FAIL);
     }
@@ -413,7 +396,7 @@ static bool handle_line(struct xfer *x, struct str line)
 /* A line over the cap: the stream cannot be followed any further; only a list can resync. */
 static bool line_too_long(struct xfer *x)
 {
-    set_why(x->why, "watch event longer than %u bytes", KUBE_WATCH_MAX_EVENT_BYTES);
+    errbuf_set(&x->why, "watch event longer than %u bytes", KUBE_WATCH_MAX_EVENT_BYTES);
     x->w->rv[0] = '\0';
     return xfer_end(x, STEP_FAIL);
 }
@@ -617,26 +600,26 @@ static CURLcode transfer(struct kube_watch *w, const char *url, struct xfer *x)
 
 /* Turns a finished transfer into a step. resumable: a broken 200 stream can be picked up
  * again where it stopped (a watch), so it is not a failure. */
-static enum step classify(struct xfer *x, CURLcode rc, bool resumable, char *why)
+static enum step classify(struct xfer *x, CURLcode rc, bool resumable, struct errbuf *why)
 {
     char msg[160];
 
     if (is_stopping(x->w))
         return STEP_STOP;
     if (x->verdict != STEP_NEXT) {
-        memcpy(why, x->why, KUBE_WATCH_WHY_MAX);
+        errbuf_set(why, "%s", x->why.msg);
         return x->verdict;
     }
     if (x->stalled) {
-        set_why(why, "no data from the API server for %ld s", x->w->stall_timeout_s);
+        errbuf_set(why, "no data from the API server for %ld s", x->w->stall_timeout_s);
         return STEP_FAIL;
     }
     if (x->status == 0) {
-        set_why(why, "%s", curl_easy_strerror(rc));
+        errbuf_set(why, "%s", curl_easy_strerror(rc));
         return STEP_FAIL;
     }
     if (x->status == 401) {
-        set_why(why, "401 Unauthorized");
+        errbuf_set(why, "401 Unauthorized");
         return STEP_AUTH;
     }
     if (x->status == 410)
@@ -644,11 +627,11 @@ static enum step classify(struct xfer *x, CURLcode rc, bool resumable, char *why
     if (x->status != 200) {
         x->w->retry_after_ms = x->retry_after_s * 1000;
         kube_status_message(x->body.ptr ? x->body.ptr : "", x->body.len, msg, sizeof(msg));
-        set_why(why, "HTTP %ld%s%s", x->status, msg[0] ? ": " : "", msg);
+        errbuf_set(why, "HTTP %ld%s%s", x->status, msg[0] ? ": " : "", msg);
         return STEP_FAIL;
     }
     if (rc != CURLE_OK && !resumable) {
-        set_why(why, "%s", curl_easy_strerror(rc));
+        errbuf_set(why, "%s", curl_easy_strerror(rc));
         return STEP_FAIL;
     }
     if (rc != CURLE_OK)
@@ -693,58 +676,60 @@ static bool list_url(struct kube_watch *w, const char *cont, struct buf *url)
     return !w->selector || buf_printf(url, "&fieldSelector=%s", w->selector) == ERR_OK;
 }
 
-/* Reads the list's metadata: resourceVersion and continue. */
-static bool page_metadata(struct jscan *js, struct page *pg)
+enum { META_RV, META_CONTINUE };
+
+/* One member of the list's metadata: resourceVersion or continue (other types are skipped). */
+static bool page_meta_member(struct jscan *js, int key, void *ctx)
 {
-    struct str key, raw;
-    int r;
+    struct page *pg = ctx;
+    struct str raw;
 
-    if (jscan_peek(js) != JSON_OBJECT || !jscan_enter_object(js))
-        return jscan_fail(js, "metadata must be an object");
-    while ((r = jscan_next_member(js, &key)) == 1) {
-        bool is_rv = jstr_eq(key, "resourceVersion"), is_cont = jstr_eq(key, "continue");
-
-        if ((is_rv || is_cont) && jscan_peek(js) == JSON_STRING) {
-            if (!jscan_string(js, &raw))
-                return false;
-            if (is_rv && !decode_rv(raw, pg->rv))
-                return jscan_fail(js, "unusable metadata.resourceVersion");
-            if (is_cont && raw.len > 0) {
-                if (raw.len > KUBE_WATCH_MAX_CONTINUE_BYTES)
-                    return jscan_fail(js, "metadata.continue is too long");
-                free(pg->cont);
-                pg->cont = xmalloc(raw.len + 1);
-                jstr_decode(raw, pg->cont, raw.len + 1);
-            }
-        } else if (!jscan_skip(js, NULL)) {
-            return false;
-        }
+    if (jscan_peek(js) != JSON_STRING)
+        return jscan_skip(js, NULL);
+    if (!jscan_string(js, &raw))
+        return false;
+    if (key == META_RV && !decode_rv(raw, pg->rv))
+        return jscan_fail(js, "unusable metadata.resourceVersion");
+    if (key == META_CONTINUE && raw.len > 0) {
+        if (raw.len > KUBE_WATCH_MAX_CONTINUE_BYTES)
+            return jscan_fail(js, "metadata.continue is too long");
+        free(pg->cont);
+        pg->cont = xmalloc(raw.len + 1);
+        jstr_decode(raw, pg->cont, raw.len + 1);
     }
-    return r == 0;
+    return true;
+}
+
+enum { PAGE_METADATA, PAGE_ITEMS };
+
+static bool page_member(struct jscan *js, int key, void *ctx)
+{
+    static const char *const meta_names[] = {
+        [META_RV] = "resourceVersion", [META_CONTINUE] = "continue"};
+    struct page *pg = ctx;
+
+    if (key == PAGE_METADATA) {
+        if (jscan_peek(js) != JSON_OBJECT)
+            return jscan_fail(js, "metadata must be an object");
+        return jscan_walk_object(js, meta_names, 2, 0, page_meta_member, pg);
+    }
+    return jscan_skip(js, jscan_peek(js) == JSON_ARRAY ? &pg->items : NULL);
 }
 
 /* Checks a whole page before anything of it is delivered. */
-static bool parse_page(const char *p, size_t len, struct page *pg, char *why)
+static bool parse_page(const char *p, size_t len, struct page *pg, struct errbuf *why)
 {
+    static const char *const names[] = {[PAGE_METADATA] = "metadata", [PAGE_ITEMS] = "items"};
     struct jscan js;
-    struct str key;
-    bool ok = true;
 
     jscan_init(&js, p, len, JSCAN_MAX_DEPTH);
-    if (jscan_peek(&js) != JSON_OBJECT || !jscan_enter_object(&js))
+    if (jscan_peek(&js) != JSON_OBJECT)
         jscan_fail(&js, "a list must be a JSON object");
-    while (ok && jscan_next_member(&js, &key) == 1) {
-        if (jstr_eq(key, "metadata"))
-            ok = page_metadata(&js, pg);
-        else if (jstr_eq(key, "items") && jscan_peek(&js) == JSON_ARRAY)
-            ok = jscan_skip(&js, &pg->items);
-        else
-            ok = jscan_skip(&js, NULL);
-    }
-    if (jscan_finish(&js) && !pg->rv[0])
+    else if (jscan_walk_object(&js, names, 2, 0, page_member, pg) && jscan_finish(&js) &&
+             !pg->rv[0])
         jscan_fail(&js, "the list has no metadata.resourceVersion");
     if (jscan_failed(&js)) {
-        set_why(why, "unreadable list: %s", jscan_error(&js, NULL));
+        errbuf_set(why, "unreadable list: %s", jscan_error(&js, NULL));
         return false;
     }
     return true;
@@ -782,10 +767,10 @@ static enum step deliver_page(struct kube_watch *w, struct list_run *lr, const s
 }
 
 /* A page over KUBE_WATCH_MAX_PAGE_BYTES: ask again for the same page in smaller pieces. */
-static enum step shrink_pages(struct kube_watch *w, char *why)
+static enum step shrink_pages(struct kube_watch *w, struct errbuf *why)
 {
     if (w->page_limit <= 1) {
-        set_why(why, "one object is larger than %u bytes", KUBE_WATCH_MAX_PAGE_BYTES);
+        errbuf_set(why, "one object is larger than %u bytes", KUBE_WATCH_MAX_PAGE_BYTES);
         return STEP_FAIL;
     }
     w->page_limit /= 2;
@@ -794,7 +779,7 @@ static enum step shrink_pages(struct kube_watch *w, char *why)
     return STEP_NEXT;
 }
 
-static enum step list_page(struct kube_watch *w, struct list_run *lr, char *why)
+static enum step list_page(struct kube_watch *w, struct list_run *lr, struct errbuf *why)
 {
     struct page pg = {.cont = NULL};
     struct xfer x;
@@ -805,7 +790,7 @@ static enum step list_page(struct kube_watch *w, struct list_run *lr, char *why)
     buf_init(&url, KUBE_WATCH_MAX_URL_BYTES);
     xfer_init(&x, w, false);
     if (!list_url(w, lr->cont, &url)) {
-        set_why(why, "list URL too long");
+        errbuf_set(why, "list URL too long");
         s = STEP_FAIL;
         goto out;
     }
@@ -846,7 +831,7 @@ static void finish_list(struct kube_watch *w, const struct list_run *lr)
 
 /* Lists every page. Any failure starts the next attempt from the first page (the handler sees
  * list_begin() again); so does a 410 on a continue token. */
-static enum step list_all(struct kube_watch *w, char *why)
+static enum step list_all(struct kube_watch *w, struct errbuf *why)
 {
     struct list_run lr = {.cont = NULL};
     enum step s;
@@ -862,7 +847,7 @@ static enum step list_all(struct kube_watch *w, char *why)
 
 /* ---- watch ---- */
 
-static enum step watch_once(struct kube_watch *w, char *why)
+static enum step watch_once(struct kube_watch *w, struct errbuf *why)
 {
     struct xfer x;
     struct buf url;
@@ -875,7 +860,7 @@ static enum step watch_once(struct kube_watch *w, char *why)
             &url, "%s%s?watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%ld%s%s",
             kube_client_server(w->kc), w->path, w->rv, w->watch_timeout_s,
             w->selector ? "&fieldSelector=" : "", w->selector ? w->selector : "") != ERR_OK) {
-        set_why(why, "watch URL too long");
+        errbuf_set(why, "watch URL too long");
         s = STEP_FAIL;
         goto out;
     }
@@ -887,7 +872,7 @@ static enum step watch_once(struct kube_watch *w, char *why)
 
         w->empty_streams = empty ? w->empty_streams + 1 : 0;
         if (w->empty_streams > 1) {
-            set_why(why, "the watch keeps ending without any event");
+            errbuf_set(why, "the watch keeps ending without any event");
             s = STEP_FAIL;
         }
     }
@@ -931,14 +916,14 @@ static void after_step(struct kube_watch *w, enum step s, const char *why)
 static void *watch_main(void *arg)
 {
     struct kube_watch *w = arg;
-    char why[KUBE_WATCH_WHY_MAX];
+    struct errbuf why = ERRBUF_INIT;
 
     while (!is_stopping(w)) {
         enum step s;
 
-        why[0] = '\0';
-        s = w->rv[0] ? watch_once(w, why) : list_all(w, why);
-        after_step(w, s, why);
+        errbuf_clear(&why);
+        s = w->rv[0] ? watch_once(w, &why) : list_all(w, &why);
+        after_step(w, s, why.msg);
     }
     log_debug("kube", "watch stopped", "path=%s", w->path);
     return NULL;
