@@ -17,6 +17,9 @@ struct arena {
 
 /* Prepares an empty arena that may grow to cap_bytes. Allocates nothing yet. */
 void arena_init(struct arena *a, size_t cap_bytes);
+/* Lets the arena grow extra bytes further (saturating), e.g. once a request's body size is
+ * known. */
+void arena_raise_cap(struct arena *a, size_t extra);
 /* Frees every block; the arena may be initialized again. */
 void arena_destroy(struct arena *a);
 /* Returns n bytes aligned for any type, or NULL when the cap would be exceeded.

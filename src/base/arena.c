@@ -27,6 +27,11 @@ void arena_init(struct arena *a, size_t cap_bytes)
     a->cap_bytes = cap_bytes;
 }
 
+void arena_raise_cap(struct arena *a, size_t extra)
+{
+    a->cap_bytes = extra > SIZE_MAX - a->cap_bytes ? SIZE_MAX : a->cap_bytes + extra;
+}
+
 void arena_destroy(struct arena *a)
 {
     struct arena_block *b = a->head;
