@@ -108,7 +108,9 @@ struct sched_fit sched_filter_node(const struct sched_pod *sp, const struct sche
 
 /* Appends the reason text for fit (verdict != PASS), prefixed "gpu-extender: ", e.g.
  * "gpu-extender: policy ml-train: model Tesla-T4 not allowed" or
- * "gpu-extender: policy train-4: no 4 free GPUs all linked by NVLink". */
+ * "gpu-extender: policy train-4: no 4 free GPUs all linked by NVLink". sp and node may be
+ * NULL: the rule is then "default", the model "(unlabelled)", and topology reasons omit the
+ * GPU count and the interconnect. */
 enum err sched_reason_format(struct sched_fit fit, const struct sched_pod *sp,
                              const struct node_info *node, struct buf *out) GX_MUST_CHECK;
 

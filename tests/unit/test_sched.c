@@ -200,6 +200,17 @@ static void test_reason_text(void)
                               &sp, &t4, &b) == ERR_OK);
     CHECK_STR_EQ(b.ptr, "gpu-extender: policy default: model Tesla-T4 forbidden");
     buf_destroy(&b);
+    /* Without a prepared pod (sp NULL) every reason still formats: topology ones in short. */
+    buf_init(&b, 1024);
+    CHECK(sched_reason_format((struct sched_fit){SCHED_UNRESOLVABLE, SCHED_REASON_TOPO_NEVER}, NULL,
+                              &t4, &b) == ERR_OK);
+    CHECK_STR_EQ(b.ptr, "gpu-extender: policy default: the node has no such GPU set");
+    buf_destroy(&b);
+    buf_init(&b, 1024);
+    CHECK(sched_reason_format((struct sched_fit){SCHED_FAIL, SCHED_REASON_TOPO_NOT_NOW}, NULL, NULL,
+                              &b) == ERR_OK);
+    CHECK_STR_EQ(b.ptr, "gpu-extender: policy default: no such GPU set is free");
+    buf_destroy(&b);
     policy_unref(pol);
 }
 
