@@ -378,16 +378,16 @@ enum err sched_reason_format(struct sched_fit f, const struct sched_pod *sp,
     case SCHED_REASON_POLICY_FORBIDDEN:
         return buf_printf(out, "gpu-extender: policy %.*s: model %.*s %s", (int)rule.len, rule.ptr,
                           (int)model.len, model.ptr, reason_text[f.reason]);
+    case SCHED_REASON_TOPO_UNKNOWN:
     case SCHED_REASON_TOPO_NEVER:
     case SCHED_REASON_TOPO_NOT_NOW:
-        if (sp) { /* the requirement and the GPU count make the reason precise */
-            e = buf_printf(out, "gpu-extender: policy %.*s: ", (int)rule.len, rule.ptr);
-            return e != ERR_OK ? e : format_topo_reason(f, sp, out);
-        }
-        /* fall through */
-    case SCHED_REASON_TOPO_UNKNOWN:
-        return buf_printf(out, "gpu-extender: policy %.*s: %s", (int)rule.len, rule.ptr,
-                          reason_text[f.reason]);
+        e = buf_printf(out, "gpu-extender: policy %.*s: ", (int)rule.len, rule.ptr);
+        if (e != ERR_OK)
+            return e;
+        /* The requirement and the GPU count make the reason precise, when the pod is known. */
+        if (f.reason != SCHED_REASON_TOPO_UNKNOWN && sp)
+            return format_topo_reason(f, sp, out);
+        return buf_append_str(out, reason_text[f.reason]);
     default:
         return buf_printf(out, "gpu-extender: %s", reason_text[f.reason]);
     }
