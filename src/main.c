@@ -205,7 +205,7 @@ static bool load_policy(struct daemon *d)
 static bool connect_apiserver(struct daemon *d)
 {
     struct kube_bind_hooks hooks;
-    struct kube_creds creds = {0};
+    struct kubeconfig_creds creds = {0};
     struct errbuf eb = ERRBUF_INIT;
     enum err e;
 
@@ -220,7 +220,7 @@ static bool connect_apiserver(struct daemon *d)
     }
     if (e == ERR_OK)
         e = kube_client_new(&creds, &d->kube, &eb);
-    kube_creds_destroy(&creds);
+    kubeconfig_creds_destroy(&creds);
     if (e != ERR_OK) {
         struct log_q q;
         log_error("main", "cannot configure the API server client", "err=\"%s\"",

@@ -25,7 +25,7 @@ struct kube_session;
 
 /* Copies creds. Fails with ERR_INVALID when the server URL is not http(s), or ERR_IO when a
  * token file named in creds cannot be read. Call once, before any other thread uses libcurl. */
-enum err kube_client_new(const struct kube_creds *creds, struct kube_client **out,
+enum err kube_client_new(const struct kubeconfig_creds *creds, struct kube_client **out,
                          struct errbuf *eb) GX_MUST_CHECK;
 void kube_client_free(struct kube_client *kc);
 const char *kube_client_server(const struct kube_client *kc);

@@ -9,11 +9,11 @@
 #include "gx/compiler.h"
 #include "gx/err.h"
 
-#define KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define KUBECONFIG_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
-/* Everything heap-owned by the struct; free with kube_creds_destroy(). Fields are NULL when
+/* Everything heap-owned by the struct; free with kubeconfig_creds_destroy(). Fields are NULL when
  * absent. *_data fields hold PEM bytes (already base64-decoded from a kubeconfig's *-data). */
-struct kube_creds {
+struct kubeconfig_creds {
     char *server;          /* "https://host:port" with any trailing '/' removed */
     char *tls_server_name; /* kubeconfig cluster.tls-server-name */
     bool insecure_skip_tls_verify;
@@ -40,17 +40,17 @@ struct kube_creds {
  * are refused. Keys this module does not read are ignored. A user entry with no credentials at
  * all is accepted (anonymous, e.g. through `kubectl proxy`). When both a file and *-data are
  * given for the same item, both fields are filled; client-go gives *-data precedence. */
-enum err kubeconfig_load(const char *path, const char *context, struct kube_creds *out,
+enum err kubeconfig_load(const char *path, const char *context, struct kubeconfig_creds *out,
                          struct errbuf *eb) GX_MUST_CHECK;
 
 /* In-cluster config: server from KUBERNETES_SERVICE_HOST/PORT (IPv6 hosts get brackets),
- * token_file and ca_file under sa_dir (pass KUBE_SA_DIR; tests pass their own). Returns
+ * token_file and ca_file under sa_dir (pass KUBECONFIG_SA_DIR; tests pass their own). Returns
  * ERR_NOT_FOUND when KUBERNETES_SERVICE_HOST is unset. The token is not read here.
  * An unset or empty KUBERNETES_SERVICE_PORT means 443; a port outside 1..65535, or a host holding
  * characters that would change the URL ("/@?#" and the like), gives ERR_INVALID. NULL sa_dir
- * means KUBE_SA_DIR. */
-enum err kubeconfig_in_cluster(const char *sa_dir, struct kube_creds *out,
+ * means KUBECONFIG_SA_DIR. */
+enum err kubeconfig_in_cluster(const char *sa_dir, struct kubeconfig_creds *out,
                                struct errbuf *eb) GX_MUST_CHECK;
 
 /* Frees every field; the struct is left zeroed. NULL is a no-op. */
-void kube_creds_destroy(struct kube_creds *c);
+void kubeconfig_creds_destroy(struct kubeconfig_creds *c);

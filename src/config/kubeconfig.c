@@ -1,5 +1,5 @@
 /* kubeconfig.c -- a kubeconfig file, or the in-cluster environment, turned into struct
- * kube_creds (see kubeconfig.h). Only what a long-running daemon can use is accepted: a static
+ * kubeconfig_creds (see kubeconfig.h). Only what a long-running daemon can use is accepted: a static
  * token, a token file, or a client certificate. Plugins (exec, auth-provider) would mean running
  * programs and refreshing credentials, which we do not do, so they are refused with a clear
  * message instead of failing later with a 401. */
@@ -30,7 +30,7 @@ struct loader {
 
 enum field_kind { FIELD_STRING, FIELD_PATH, FIELD_BASE64 };
 
-/* One kubeconfig key copied into struct kube_creds. PATH values are resolved against the
+/* One kubeconfig key copied into struct kubeconfig_creds. PATH values are resolved against the
  * kubeconfig's directory; BASE64 values are decoded and their length stored at len_off. */
 struct field {
     const char *key;
@@ -42,21 +42,21 @@ struct field {
 #define NO_LEN SIZE_MAX
 
 static const struct field cluster_fields[] = {
-    {"tls-server-name", FIELD_STRING, offsetof(struct kube_creds, tls_server_name), NO_LEN},
-    {"certificate-authority", FIELD_PATH, offsetof(struct kube_creds, ca_file), NO_LEN},
-    {"certificate-authority-data", FIELD_BASE64, offsetof(struct kube_creds, ca_data),
-     offsetof(struct kube_creds, ca_data_len)},
+    {"tls-server-name", FIELD_STRING, offsetof(struct kubeconfig_creds, tls_server_name), NO_LEN},
+    {"certificate-authority", FIELD_PATH, offsetof(struct kubeconfig_creds, ca_file), NO_LEN},
+    {"certificate-authority-data", FIELD_BASE64, offsetof(struct kubeconfig_creds, ca_data),
+     offsetof(struct kubeconfig_creds, ca_data_len)},
 };
 
 static const struct field user_fields[] = {
-    {"token", FIELD_STRING, offsetof(struct kube_creds, token), NO_LEN},
-    {"tokenFile", FIELD_PATH, offsetof(struct kube_creds, token_file), NO_LEN},
-    {"client-certificate", FIELD_PATH, offsetof(struct kube_creds, client_cert_file), NO_LEN},
-    {"client-certificate-data", FIELD_BASE64, offsetof(struct kube_creds, client_cert_data),
-     offsetof(struct kube_creds, client_cert_data_len)},
-    {"client-key", FIELD_PATH, offsetof(struct kube_creds, client_key_file), NO_LEN},
-    {"client-key-data", FIELD_BASE64, offsetof(struct kube_creds, client_key_data),
-     offsetof(struct kube_creds, client_key_data_len)},
+    {"token", FIELD_STRING, offsetof(struct kubeconfig_creds, token), NO_LEN},
+    {"tokenFile", FIELD_PATH, offsetof(struct kubeconfig_creds, token_file), NO_LEN},
+    {"client-certificate", FIELD_PATH, offsetof(struct kubeconfig_creds, client_cert_file), NO_LEN},
+    {"client-certificate-data", FIELD_BASE64, offsetof(struct kubeconfig_creds, client_cert_data),
+     offsetof(struct kubeconfig_creds, client_cert_data_len)},
+    {"client-key", FIELD_PATH, offsetof(struct kubeconfig_creds, client_key_file), NO_LEN},
+    {"client-key-data", FIELD_BASE64, offsetof(struct kubeconfig_creds, client_key_data),
+     offsetof(struct kubeconfig_creds, client_key_data_len)},
 };
 
 /* User keys that name an auth method we refuse, and how to say so. */
@@ -219,7 +219,7 @@ static char *resolve_path(const struct loader *l, const char *file)
 }
 
 static enum err read_field(const struct loader *l, const struct ydoc_node *map,
-                           const struct field *f, struct kube_creds *c)
+                           const struct field *f, struct kubeconfig_creds *c)
 {
     char **slot = (char **)((char *)c + f->off);
     const char *text;
@@ -243,7 +243,7 @@ static enum err read_field(const struct loader *l, const struct ydoc_node *map,
 }
 
 static enum err read_fields(const struct loader *l, const struct ydoc_node *map,
-                            const struct field *fields, size_t count, struct kube_creds *c)
+                            const struct field *fields, size_t count, struct kubeconfig_creds *c)
 {
     for (size_t i = 0; i < count; i++) {
         enum err e = read_field(l, map, &fields[i], c);
@@ -254,7 +254,7 @@ static enum err read_fields(const struct loader *l, const struct ydoc_node *map,
 }
 
 static enum err read_cluster(const struct loader *l, const struct ydoc_node *cluster,
-                             struct kube_creds *c)
+                             struct kubeconfig_creds *c)
 {
     const char *server;
     size_t len;
@@ -292,7 +292,7 @@ static enum err check_auth_method(const struct loader *l, const struct ydoc_node
 }
 
 static enum err read_user(const struct loader *l, const struct ydoc_node *user,
-                          struct kube_creds *c)
+                          struct kubeconfig_creds *c)
 {
     enum err e;
 
@@ -349,7 +349,7 @@ static enum err read_context(struct loader *l, const struct ydoc_node *root, con
 
 /* Picks the context (the one asked for, else current-context) and reads its cluster and user. */
 static enum err resolve(struct loader *l, const struct ydoc_node *root, const char *wanted,
-                        struct kube_creds *c)
+                        struct kubeconfig_creds *c)
 {
     const struct ydoc_node *cluster = NULL, *user = NULL;
     const char *context = NULL, *cluster_name = NULL, *user_name = NULL;
@@ -369,11 +369,11 @@ static enum err resolve(struct loader *l, const struct ydoc_node *root, const ch
     return e;
 }
 
-enum err kubeconfig_load(const char *path, const char *context, struct kube_creds *out,
+enum err kubeconfig_load(const char *path, const char *context, struct kubeconfig_creds *out,
                          struct errbuf *eb)
 {
     struct loader l = {.path = path, .eb = eb};
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
     const char *slash = strrchr(path, '/');
     struct ydoc doc;
     char *text;
@@ -392,7 +392,7 @@ enum err kubeconfig_load(const char *path, const char *context, struct kube_cred
     e = resolve(&l, doc.root, context, &c);
     ydoc_destroy(&doc);
     if (e != ERR_OK) {
-        kube_creds_destroy(&c);
+        kubeconfig_creds_destroy(&c);
         return e;
     }
     c.source = xstrdup(path);
@@ -453,11 +453,11 @@ static char *join_dir(const char *dir, const char *file)
     return p;
 }
 
-enum err kubeconfig_in_cluster(const char *sa_dir, struct kube_creds *out, struct errbuf *eb)
+enum err kubeconfig_in_cluster(const char *sa_dir, struct kubeconfig_creds *out, struct errbuf *eb)
 {
     const char *host = getenv("KUBERNETES_SERVICE_HOST");
     const char *port = getenv("KUBERNETES_SERVICE_PORT");
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
     enum err e;
 
     if (!host || !host[0]) {
@@ -470,7 +470,7 @@ enum err kubeconfig_in_cluster(const char *sa_dir, struct kube_creds *out, struc
     if (e != ERR_OK)
         return e;
     if (!sa_dir)
-        sa_dir = KUBE_SA_DIR;
+        sa_dir = KUBECONFIG_SA_DIR;
     c.token_file = join_dir(sa_dir, "token");
     c.ca_file = join_dir(sa_dir, "ca.crt");
     c.source = xstrdup("in-cluster");
@@ -478,7 +478,7 @@ enum err kubeconfig_in_cluster(const char *sa_dir, struct kube_creds *out, struc
     return ERR_OK;
 }
 
-void kube_creds_destroy(struct kube_creds *c)
+void kubeconfig_creds_destroy(struct kubeconfig_creds *c)
 {
     if (!c)
         return;

@@ -20,7 +20,7 @@
 #define TOKEN_MAX_BYTES KUBE_TOKEN_MAX_BYTES
 
 struct kube_client {
-    struct kube_creds creds; /* our own deep copy */
+    struct kubeconfig_creds creds; /* our own deep copy */
     pthread_mutex_t token_lock;
     char *token;            /* current bearer token, or NULL */
     uint64_t token_read_ms; /* when token_file was last read */
@@ -41,7 +41,7 @@ static char *dup_bytes(const char *p, size_t n)
     return p ? xstrndup(p, n) : NULL;
 }
 
-static void copy_creds(struct kube_creds *dst, const struct kube_creds *src)
+static void copy_creds(struct kubeconfig_creds *dst, const struct kubeconfig_creds *src)
 {
     memset(dst, 0, sizeof(*dst));
     dst->server = dup_or_null(src->server);
@@ -103,7 +103,7 @@ void kube_client_auth_header(struct kube_client *kc, bool force_reload, char *ou
     pthread_mutex_unlock(&kc->token_lock);
 }
 
-enum err kube_client_new(const struct kube_creds *creds, struct kube_client **out,
+enum err kube_client_new(const struct kubeconfig_creds *creds, struct kube_client **out,
                          struct errbuf *eb)
 {
     struct kube_client *kc;
@@ -141,7 +141,7 @@ void kube_client_free(struct kube_client *kc)
 {
     if (!kc)
         return;
-    kube_creds_destroy(&kc->creds);
+    kubeconfig_creds_destroy(&kc->creds);
     pthread_mutex_destroy(&kc->token_lock);
     free(kc->token);
     free(kc);
@@ -168,7 +168,7 @@ static void set_blob(CURL *c, CURLoption opt, const char *data, size_t len)
 }
 
 /* TLS options: the cluster CA is always verified unless the kubeconfig says insecure. */
-static void set_tls(CURL *c, const struct kube_creds *cr)
+static void set_tls(CURL *c, const struct kubeconfig_creds *cr)
 {
     if (cr->insecure_skip_tls_verify) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);

@@ -382,7 +382,7 @@ static void stop_quickly(struct kube_watch *w)
 
 static struct kube_client *client_new(const char *token_file)
 {
-    struct kube_creds cr = {0};
+    struct kubeconfig_creds cr = {0};
     struct kube_client *kc = NULL;
     struct errbuf eb = {{0}};
     char server[64];

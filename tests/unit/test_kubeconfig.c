@@ -120,7 +120,7 @@ static const char *write_file(struct fixture *fx, const char *name, const char *
     return path;
 }
 
-static void load_ok(const char *path, const char *context, struct kube_creds *c)
+static void load_ok(const char *path, const char *context, struct kubeconfig_creds *c)
 {
     struct errbuf eb;
     enum err e;
@@ -135,7 +135,7 @@ static void load_ok(const char *path, const char *context, struct kube_creds *c)
 /* Loading must fail with want, say needle in its message, and leave *out alone. */
 static void load_fails(const char *path, const char *context, enum err want, const char *needle)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
     struct errbuf eb;
     enum err e;
 
@@ -161,7 +161,7 @@ static char *join(const char *dir, const char *name)
 
 static void test_current_context_token_file(const struct fixture *fx, const char *path)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
     char *want_token = join(fx->dir, "tokens/dev");
     char *want_ca = join(fx->dir, "ca.crt");
 
@@ -172,7 +172,7 @@ static void test_current_context_token_file(const struct fixture *fx, const char
     CHECK_STR_EQ(c.source, path);
     CHECK(c.token == NULL && c.ca_data == NULL && c.client_cert_file == NULL);
     CHECK(!c.insecure_skip_tls_verify);
-    kube_creds_destroy(&c);
+    kubeconfig_creds_destroy(&c);
     CHECK(c.server == NULL);
     free(want_token);
     free(want_ca);
@@ -180,7 +180,7 @@ static void test_current_context_token_file(const struct fixture *fx, const char
 
 static void test_data_fields(const char *path)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
 
     load_ok(path, "prod", &c);
     CHECK_STR_EQ(c.server, "https://prod.example.com:6443");
@@ -189,31 +189,31 @@ static void test_data_fields(const char *path)
     CHECK_STRN_EQ(c.client_cert_data, c.client_cert_data_len, CERT_PEM);
     CHECK_STRN_EQ(c.client_key_data, c.client_key_data_len, KEY_PEM);
     CHECK(c.ca_file == NULL && c.client_cert_file == NULL && c.token == NULL);
-    kube_creds_destroy(&c);
+    kubeconfig_creds_destroy(&c);
 }
 
 static void test_token_and_insecure(const char *path)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
 
     load_ok(path, "lab", &c);
     CHECK_STR_EQ(c.server, "https://lab:6443");
     CHECK_STR_EQ(c.token, "lab-token");
     CHECK(c.insecure_skip_tls_verify);
     CHECK(c.token_file == NULL && c.ca_file == NULL);
-    kube_creds_destroy(&c);
+    kubeconfig_creds_destroy(&c);
 }
 
 static void test_cert_files(const struct fixture *fx, const char *path)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
     char *want_key = join(fx->dir, "keys/client.key");
 
     load_ok(path, "files", &c);
     CHECK_STR_EQ(c.client_cert_file, "/etc/certs/client.crt");
     CHECK_STR_EQ(c.client_key_file, want_key);
     CHECK(c.client_cert_data == NULL && c.client_key_data == NULL);
-    kube_creds_destroy(&c);
+    kubeconfig_creds_destroy(&c);
     free(want_key);
 }
 
@@ -259,7 +259,7 @@ static void test_unsupported_auth(struct fixture *fx)
 
 static void test_user_credentials(struct fixture *fx)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
     const char *path;
 
     path = write_user(fx, "halfcert.yaml", "    client-certificate: a.crt\n");
@@ -279,7 +279,7 @@ static void test_user_credentials(struct fixture *fx)
     load_ok(path, NULL, &c);
     CHECK_STR_EQ(c.server, "https://k");
     CHECK(c.token == NULL && c.token_file == NULL && c.client_cert_data == NULL);
-    kube_creds_destroy(&c);
+    kubeconfig_creds_destroy(&c);
 }
 
 static void test_bad_files(struct fixture *fx)
@@ -329,7 +329,7 @@ static void test_bad_files(struct fixture *fx)
  * stay relative: they already resolve against the right directory. */
 static void test_no_directory(const struct fixture *fx)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
     char cwd[1024];
 
     CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
@@ -339,7 +339,7 @@ static void test_no_directory(const struct fixture *fx)
     CHECK_STR_EQ(c.token_file, "tokens/dev");
     CHECK_STR_EQ(c.ca_file, "ca.crt");
     CHECK_STR_EQ(c.source, "config");
-    kube_creds_destroy(&c);
+    kubeconfig_creds_destroy(&c);
 }
 
 static void test_base64(void)
@@ -390,7 +390,7 @@ static void set_env(const char *name, const char *value)
 
 static void in_cluster_ok(const char *host, const char *port, const char *want_server)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
     struct errbuf eb;
 
     set_env("KUBERNETES_SERVICE_HOST", host);
@@ -402,25 +402,25 @@ static void in_cluster_ok(const char *host, const char *port, const char *want_s
     CHECK_STR_EQ(c.ca_file, "/sa/dir/ca.crt");
     CHECK_STR_EQ(c.source, "in-cluster");
     CHECK(c.token == NULL && c.ca_data == NULL);
-    kube_creds_destroy(&c);
+    kubeconfig_creds_destroy(&c);
 }
 
 static void in_cluster_fails(const char *host, const char *port, enum err want)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
     struct errbuf eb;
 
     set_env("KUBERNETES_SERVICE_HOST", host);
     set_env("KUBERNETES_SERVICE_PORT", port);
     errbuf_clear(&eb);
-    CHECK_EQ(kubeconfig_in_cluster(KUBE_SA_DIR, &c, &eb), want);
+    CHECK_EQ(kubeconfig_in_cluster(KUBECONFIG_SA_DIR, &c, &eb), want);
     CHECK(errbuf_is_set(&eb));
     CHECK(c.server == NULL);
 }
 
 static void test_in_cluster(void)
 {
-    struct kube_creds c = {0};
+    struct kubeconfig_creds c = {0};
 
     in_cluster_ok("10.96.0.1", "443", "https://10.96.0.1:443");
     in_cluster_ok("10.96.0.1", "6443", "https://10.96.0.1:6443");
@@ -434,11 +434,11 @@ static void test_in_cluster(void)
 
     set_env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
     set_env("KUBERNETES_SERVICE_PORT", NULL);
-    CHECK_EQ(kubeconfig_in_cluster(KUBE_SA_DIR, &c, NULL), ERR_OK);
-    CHECK_STR_EQ(c.token_file, KUBE_SA_DIR "/token");
-    kube_creds_destroy(&c);
-    kube_creds_destroy(&c); /* destroying twice is harmless: the struct was zeroed */
-    kube_creds_destroy(NULL);
+    CHECK_EQ(kubeconfig_in_cluster(KUBECONFIG_SA_DIR, &c, NULL), ERR_OK);
+    CHECK_STR_EQ(c.token_file, KUBECONFIG_SA_DIR "/token");
+    kubeconfig_creds_destroy(&c);
+    kubeconfig_creds_destroy(&c); /* destroying twice is harmless: the struct was zeroed */
+    kubeconfig_creds_destroy(NULL);
 }
 
 int main(void)
