@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "gx/alloc.h"
+#include "gx/k8s.h"
 #include "gx/str.h"
 
 #include "policy_schema.h"
@@ -45,10 +46,6 @@
 #define MSG_NAME_CHARS 120
 #define SNIPPET_CHARS 40
 #define CLASS_LIST_CHARS 100
-
-#define DNS_LABEL_MAX 63
-#define DNS_SUBDOMAIN_MAX 253
-#define LABEL_NAME_MAX 63
 
 /* ---- build objects: what the walk fills, before they become the policy ---- */
 
@@ -285,82 +282,16 @@ static const struct schema_row schema[] = {
 #define LABEL_RULE                                                                                 \
     "1-63 characters A-Z, a-z, 0-9, '-', '_' or '.', starting and ending with a letter or digit"
 
-static bool is_lower_alnum(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static bool is_alnum(char c)
-{
-    return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-/* One dot-separated part of a DNS name: [a-z0-9] at both ends, [-a-z0-9] inside. */
-static bool is_dns_part(struct str s)
-{
-    if (s.len == 0 || !is_lower_alnum(s.ptr[0]) || !is_lower_alnum(s.ptr[s.len - 1]))
-        return false;
-    for (size_t i = 0; i < s.len; i++) {
-        if (!is_lower_alnum(s.ptr[i]) && s.ptr[i] != '-')
-            return false;
-    }
-    return true;
-}
-
-static bool is_dns_label(struct str s)
-{
-    return s.len <= DNS_LABEL_MAX && is_dns_part(s);
-}
-
-static bool is_dns_subdomain(struct str s)
-{
-    struct str part;
-
-    if (s.len == 0 || s.len > DNS_SUBDOMAIN_MAX || s.ptr[s.len - 1] == '.')
-        return false;
-    while (str_split(&s, '.', &part)) {
-        if (!is_dns_part(part))
-            return false;
-    }
-    return true;
-}
-
-/* A label name, or a non-empty label value: [A-Za-z0-9] at both ends, [-_.A-Za-z0-9] inside. */
-static bool is_label_name(struct str s)
-{
-    if (s.len == 0 || s.len > LABEL_NAME_MAX || !is_alnum(s.ptr[0]) || !is_alnum(s.ptr[s.len - 1]))
-        return false;
-    for (size_t i = 0; i < s.len; i++) {
-        char c = s.ptr[i];
-        if (!is_alnum(c) && c != '-' && c != '_' && c != '.')
-            return false;
-    }
-    return true;
-}
-
-/* [prefix/]name, the prefix a DNS subdomain. */
-static bool is_label_key(struct str s)
-{
-    const char *slash = memchr(s.ptr, '/', s.len);
-    size_t plen;
-
-    if (!slash)
-        return is_label_name(s);
-    plen = (size_t)(slash - s.ptr);
-    return is_dns_subdomain((struct str){s.ptr, plen}) &&
-           is_label_name((struct str){slash + 1, s.len - plen - 1});
-}
-
 static const char *check_name(struct str s)
 {
-    return is_dns_label(s) ? NULL : NAME_RULE;
+    return k8s_is_dns_label(s) ? NULL : NAME_RULE;
 }
 
 static const char *check_priority_class(struct str s)
 {
-    return is_dns_subdomain(s) ? NULL
-                               : "use up to 253 characters a-z, 0-9, '-' or '.', starting and "
-                                 "ending with a letter or digit";
+    return k8s_is_dns_subdomain(s) ? NULL
+                                   : "use up to 253 characters a-z, 0-9, '-' or '.', starting and "
+                                     "ending with a letter or digit";
 }
 
 /* A pattern is tried against label values, so any other character could never match. */
@@ -370,18 +301,18 @@ static const char *check_pattern(struct str s)
 
     for (size_t i = 0; i < s.len; i++) {
         char c = s.ptr[i];
-        if (!is_alnum(c) && c != '-' && c != '_' && c != '.' && c != '*' && c != '?')
+        if (!k8s_is_label_char(c) && c != '*' && c != '?')
             return "a product label has only A-Z, a-z, 0-9, '-', '_' and '.' (and * ? here)";
         literal += c != '*';
     }
-    if (literal > LABEL_NAME_MAX)
+    if (literal > K8S_LABEL_VALUE_MAX)
         return "it can never match: a product label has at most 63 characters";
     return NULL;
 }
 
 static const char *check_family(struct str s)
 {
-    return is_label_name(s) ? NULL : "use " LABEL_RULE;
+    return k8s_is_label_name(s) ? NULL : "use " LABEL_RULE;
 }
 
 struct text_kind {
@@ -868,7 +799,7 @@ static bool check_label(struct checker *k, const struct ydoc_node *key, const ch
     const struct ydoc_node *v = key->value;
     char snip[SNIPPET_CHARS];
 
-    if (!is_label_key(node_str(key))) {
+    if (!k8s_is_label_key(node_str(key))) {
         report(k, key, path,
                "invalid label key: use name or prefix/name, the prefix a DNS "
                "subdomain and the name " LABEL_RULE);
@@ -879,7 +810,7 @@ static bool check_label(struct checker *k, const struct ydoc_node *key, const ch
                ydoc_kind_name(v));
         return false;
     }
-    if (v->len > 0 && !is_label_name(node_str(v))) {
+    if (!k8s_is_label_value(node_str(v))) {
         snippet(node_str(v), snip);
         report(k, v, path, "invalid label value \"%s\": use \"\" or " LABEL_RULE, snip);
         return false;
