@@ -13,12 +13,12 @@
 
 #include "gx/compiler.h"
 #include "gx/err.h"
+#include "gx/k8s.h"
 #include "gx/kubeconfig.h"
 #include "gx/objects.h"
 
 #define KUBE_TOKEN_MAX_AGE_MS 60000
 #define KUBE_MAX_RESPONSE_BYTES (16u << 20)
-#define KUBE_NAME_MAX 253
 
 struct kube_client;
 struct kube_session;
@@ -53,16 +53,17 @@ enum err kube_request(struct kube_session *s, const char *method, const char *pa
 void kube_status_message(const char *body, size_t len, char *out, size_t cap);
 
 /* True for a DNS-1123 subdomain (what pod, namespace and node names are): lower-case
- * alphanumerics, '-' and '.', at most 253 bytes. Anything else never reaches a URL. */
+ * alphanumerics, '-' and '.', at most K8S_NAME_MAX bytes (k8s_is_dns_subdomain() on a C
+ * string). Anything else never reaches a URL. */
 bool kube_name_is_valid(const char *name);
 
 /* ---- binding ---- */
 
 struct kube_bind_req {
-    char pod_namespace[KUBE_NAME_MAX + 1];
-    char pod_name[KUBE_NAME_MAX + 1];
+    char pod_namespace[K8S_NAME_MAX + 1];
+    char pod_name[K8S_NAME_MAX + 1];
     char pod_uid[128];
-    char node[KUBE_NAME_MAX + 1];
+    char node[K8S_NAME_MAX + 1];
 };
 
 struct kube_bind_result {

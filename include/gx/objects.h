@@ -38,8 +38,6 @@
 
 /* The largest GPU count we accept anywhere; more is a malformed request, not a big node. */
 #define OBJ_MAX_GPUS 4096
-/* Node names are DNS-1123 subdomains: at most 253 bytes. */
-#define KUBE_NODE_NAME_MAX 253
 
 struct node_info {
     struct str name;

@@ -1,6 +1,7 @@
 /* policy_schema.h -- private to src/config: a read-only view of the policy schema table's keys,
  * so a test can check that policy/README.md documents exactly the keys the table knows. The
- * table itself, and everything it drives, stays in policy.c. */
+ * table itself, and everything it drives, stays in policy_schema.c (policy_internal.h has what
+ * the other files of the loader share). */
 #pragma once
 
 #include <stddef.h>

@@ -11,6 +11,7 @@
 #include "gx/buf.h"
 #include "gx/clock.h"
 #include "gx/jscan.h"
+#include "gx/k8s.h"
 #include "gx/kube.h"
 #include "gx/log.h"
 #include "gx/metrics.h"
@@ -336,32 +337,9 @@ void kube_status_message(const char *body, size_t len, char *out, size_t cap)
         (void)jscan_walk_object(&js, names, 1, 0, status_member, &m);
 }
 
-static bool is_alnum_lower(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* RFC 1123 subdomain, as Kubernetes validates names: dot-separated labels, each starting and
- * ending with [a-z0-9] with only [a-z0-9-] between. So ".", "..", "-x" and "a..b" never reach
+/* RFC 1123 subdomain, as Kubernetes validates names. So ".", "..", "-x" and "a..b" never reach
  * a URL, where a client would collapse dot segments into another path. */
 bool kube_name_is_valid(const char *name)
 {
-    size_t n = strlen(name);
-    size_t label = 0;
-
-    if (n == 0 || n > KUBE_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (c == '.') {
-            if (label == 0 || !is_alnum_lower(name[i - 1]))
-                return false;
-            label = 0;
-        } else if (is_alnum_lower(c) || (c == '-' && label > 0)) {
-            label++;
-        } else {
-            return false;
-        }
-    }
-    return is_alnum_lower(name[n - 1]);
+    return k8s_is_dns_subdomain(str_from_cstr(name));
 }

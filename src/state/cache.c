@@ -16,6 +16,7 @@
 
 #include "gx/alloc.h"
 #include "gx/clock.h"
+#include "gx/k8s.h"
 #include "gx/log.h"
 #include "gx/metrics.h"
 #include "gx/strmap.h"
@@ -51,7 +52,7 @@ struct pod_rec {
 
 struct resv {
     char uid[128];
-    char node[KUBE_NODE_NAME_MAX + 1];
+    char node[K8S_NAME_MAX + 1];
     int64_t gpus;
     uint32_t mask; /* the GPU indices it holds; 0 when it holds a count only */
     uint64_t created_ms;
@@ -458,7 +459,7 @@ void cache_nodes_relist_begin(struct cache *c)
 /* Collects keys of unseen entries (a bounded batch per pass; the caller loops). */
 struct sweep_ctx {
     bool is_node;
-    char keys[256][KUBE_NODE_NAME_MAX + 1];
+    char keys[256][K8S_NAME_MAX + 1];
     size_t n;
 };
 
@@ -595,7 +596,7 @@ void cache_node_upsert(struct cache *c, const struct node_info *n)
     struct node_rec *r, *prev;
     struct strmap_entry *e;
 
-    if (n->name.len == 0 || n->name.len > KUBE_NODE_NAME_MAX)
+    if (n->name.len == 0 || n->name.len > K8S_NAME_MAX)
         return;
     r = node_rec_new(n);
     r->seen = true;
@@ -750,7 +751,7 @@ void cache_pod_upsert(struct cache *c, const struct pod_info *p)
     struct strmap_entry *e;
     struct pod_rec *r;
 
-    if (p->uid.len == 0 || p->node_name.len > KUBE_NODE_NAME_MAX)
+    if (p->uid.len == 0 || p->node_name.len > K8S_NAME_MAX)
         return;
     r = p->gpus > 0 ? pod_rec_new(p) : NULL;
     pthread_mutex_lock(&c->lock);
@@ -896,7 +897,7 @@ enum err cache_reserve(struct cache *c, struct str pod_uid, struct str node, int
     if (mask)
         *mask = 0;
     if (pod_uid.len == 0 || pod_uid.len >= sizeof(((struct resv *)0)->uid) || node.len == 0 ||
-        node.len > KUBE_NODE_NAME_MAX) {
+        node.len > K8S_NAME_MAX) {
         errbuf_set(eb, "a reservation needs a pod UID and a node name");
         return ERR_INVALID;
     }

@@ -1,0 +1,529 @@
+/* topology_parse.c -- the two annotation parsers of topology.h: gpu-extender.io/topology (ours)
+ * and hami.io/node-nvidia-score (HAMi's). Each walks the JSON once with jscan, fills a struct
+ * desc and hands it to topo_build(); nothing else in the topology module reads JSON. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gx/jscan.h"
+#include "gx/topology.h"
+
+#include "topology_internal.h"
+
+#define JSON_DEPTH 32
+#define NV_SCORE_PER_LINK 100
+#define NV_MAX_LINKS 18
+
+/* ---- parsing: shared helpers ---- */
+
+struct parser {
+    struct jscan js;
+    struct errbuf *eb;
+    const char *doc; /* "topology" or "hami score", for messages */
+};
+
+static bool fail(struct parser *p, const char *fmt, ...) GX_PRINTF(2, 3);
+
+/* Records a semantic error (unless the JSON itself already failed, whose message is better)
+ * and stops the scan. Returns false. */
+static bool fail(struct parser *p, const char *fmt, ...)
+{
+    char msg[ERRBUF_LEN];
+    va_list ap;
+
+    if (jscan_failed(&p->js))
+        return false;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    errbuf_set(p->eb, "%s: %s", p->doc, msg);
+    return jscan_fail(&p->js, "invalid content");
+}
+
+/* Checks the next value's type. At the end of input or on a stray byte, lets the scanner
+ * report that instead, since its message says more. */
+static bool check_type(struct parser *p, enum jtype want, const char *ctx, const char *what)
+{
+    enum jtype got = jscan_peek(&p->js);
+
+    if (got == want)
+        return true;
+    if (got == JSON_NONE && !jscan_failed(&p->js) && !jscan_skip(&p->js, NULL))
+        return false;
+    return fail(p, "%s: expected %s", ctx, what);
+}
+
+/* Reads an integer in [min, max]; ctx names the field in messages. */
+static bool read_int(struct parser *p, const char *ctx, int64_t min, int64_t max, int64_t *out)
+{
+    struct str span;
+
+    if (!check_type(p, JSON_NUMBER, ctx, "an integer") || !jscan_skip(&p->js, &span))
+        return false;
+    if (str_to_i64(span, min, max, out) != ERR_OK)
+        return fail(p, "%s: expected an integer in %lld..%lld", ctx, (long long)min,
+                    (long long)max);
+    return true;
+}
+
+/* Reads a string of at most TOPO_UUID_MAX bytes without NULs into out. */
+static bool read_uuid(struct parser *p, const char *ctx, char out[TOPO_UUID_MAX + 1])
+{
+    struct str raw;
+    size_t len;
+
+    if (!check_type(p, JSON_STRING, ctx, "a string") || !jscan_string(&p->js, &raw))
+        return false;
+    len = jstr_decode(raw, out, TOPO_UUID_MAX + 1);
+    if (len == SIZE_MAX)
+        return fail(p, "%s: longer than %d bytes", ctx, TOPO_UUID_MAX);
+    if (memchr(out, '\0', len))
+        return fail(p, "%s: contains a NUL", ctx);
+    return true;
+}
+
+static struct topo *finish(struct desc *d)
+{
+    d->healthy &= (UINT32_C(1) << d->n) - 1;
+    return topo_build(d);
+}
+
+/* Wraps a parser run: size cap, the JSON-level message, building on success. */
+static enum err run_parser(const char *doc, bool (*parse)(struct parser *, struct desc *),
+                           const char *text, size_t len, struct topo **out, struct errbuf *eb)
+{
+    struct parser p = {.eb = eb, .doc = doc};
+    struct desc d;
+    size_t pos;
+
+    if (len > TOPO_MAX_TEXT_BYTES) {
+        errbuf_set(eb, "%s: %zu bytes, more than %u", doc, len, TOPO_MAX_TEXT_BYTES);
+        return ERR_TOO_LARGE;
+    }
+    if (!text || len == 0) {
+        errbuf_set(eb, "%s: empty", doc);
+        return ERR_PARSE;
+    }
+    topo_desc_init(&d);
+    jscan_init(&p.js, text, len, JSON_DEPTH);
+    if (!parse(&p, &d) || !jscan_finish(&p.js)) {
+        const char *why = jscan_error(&p.js, &pos);
+        errbuf_set(eb, "%s: %s at byte %zu", doc, why ? why : "malformed", pos);
+        return ERR_PARSE;
+    }
+    *out = finish(&d);
+    return ERR_OK;
+}
+
+/* ---- parsing: gpu-extender.io/topology ---- */
+
+/* "NV1".."NV18", "PIX", "PXB", "PHB", "NODE", "SYS" (or legacy "SOC"), case-insensitive. */
+static bool link_from_name(struct str raw, enum topo_class *cls, unsigned *score)
+{
+    static const struct {
+        const char *name;
+        enum topo_class cls;
+        unsigned score;
+    } pcie[] = {{"PIX", TOPO_PIX, 50},   {"PXB", TOPO_PXB, 40}, {"PHB", TOPO_PHB, 30},
+                {"NODE", TOPO_NODE, 20}, {"SYS", TOPO_SYS, 10}, {"SOC", TOPO_SYS, 10}};
+    char name[8];
+    size_t len = jstr_decode(raw, name, sizeof(name));
+    unsigned links = 0;
+
+    if (len == SIZE_MAX || len < 3)
+        return false;
+    for (size_t i = 0; i < GX_ARRAY_LEN(pcie); i++) {
+        if (str_ieq_cstr((struct str){name, len}, pcie[i].name)) {
+            *cls = pcie[i].cls;
+            *score = pcie[i].score;
+            return true;
+        }
+    }
+    if ((name[0] | 0x20) != 'n' || (name[1] | 0x20) != 'v' || len > 4 || name[2] == '0')
+        return false;
+    for (size_t i = 2; i < len; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        links = links * 10 + (unsigned)(name[i] - '0');
+    }
+    if (links < 1 || links > NV_MAX_LINKS)
+        return false;
+    *cls = TOPO_NVLINK;
+    *score = NV_SCORE_PER_LINK * links;
+    return true;
+}
+
+struct gpu_in {
+    int64_t index, numa;
+    bool healthy;
+    unsigned have; /* bit per known key, to refuse duplicates */
+    char uuid[TOPO_UUID_MAX + 1];
+};
+
+static bool parse_gpu_member(struct parser *p, unsigned pos, struct str key, struct gpu_in *g)
+{
+    static const char *const keys[] = {"index", "uuid", "numa", "healthy"};
+    char ctx[48];
+    unsigned k = 0;
+
+    while (k < GX_ARRAY_LEN(keys) && !jstr_eq(key, keys[k]))
+        k++;
+    if (k == GX_ARRAY_LEN(keys))
+        return jscan_skip(&p->js, NULL);
+    snprintf(ctx, sizeof(ctx), "gpus[%u].%s", pos, keys[k]);
+    if (g->have >> k & 1)
+        return fail(p, "%s: given twice", ctx);
+    g->have |= 1u << k;
+    switch (k) {
+    case 0:
+        return read_int(p, ctx, 0, TOPO_MAX_GPUS - 1, &g->index);
+    case 1:
+        return read_uuid(p, ctx, g->uuid);
+    case 2:
+        return read_int(p, ctx, -1, 65535, &g->numa);
+    default:
+        if (jscan_peek(&p->js) != JSON_TRUE && jscan_peek(&p->js) != JSON_FALSE)
+            return fail(p, "%s: expected a boolean", ctx);
+        return jscan_bool(&p->js, &g->healthy);
+    }
+}
+
+static bool parse_gpu(struct parser *p, unsigned pos, struct desc *d, uint32_t *seen)
+{
+    struct gpu_in g = {.index = -1, .numa = -1, .healthy = true};
+    char ctx[32];
+    struct str key;
+    unsigned i;
+    int r;
+
+    snprintf(ctx, sizeof(ctx), "gpus[%u]", pos);
+    if (!check_type(p, JSON_OBJECT, ctx, "an object") || !jscan_enter_object(&p->js))
+        return false;
+    while ((r = jscan_next_member(&p->js, &key)) == 1) {
+        if (!parse_gpu_member(p, pos, key, &g))
+            return false;
+    }
+    if (r < 0)
+        return false;
+    if (g.index < 0)
+        return fail(p, "%s: missing index", ctx);
+    i = (unsigned)g.index;
+    if (*seen >> i & 1)
+        return fail(p, "%s: index %u given twice", ctx, i);
+    *seen |= UINT32_C(1) << i;
+    d->numa[i] = (int)g.numa;
+    memcpy(d->uuid[i], g.uuid, sizeof(g.uuid));
+    if (g.healthy)
+        d->healthy |= UINT32_C(1) << i;
+    return true;
+}
+
+static bool parse_gpus(struct parser *p, struct desc *d)
+{
+    uint32_t seen = 0;
+    unsigned count = 0;
+    int r;
+
+    if (!check_type(p, JSON_ARRAY, "gpus", "an array") || !jscan_enter_array(&p->js))
+        return false;
+    while ((r = jscan_next_element(&p->js)) == 1) {
+        if (count == TOPO_MAX_GPUS)
+            return fail(p, "gpus: more than %d", TOPO_MAX_GPUS);
+        if (!parse_gpu(p, count++, d, &seen))
+            return false;
+    }
+    if (r < 0)
+        return false;
+    if (count == 0)
+        return fail(p, "gpus: empty");
+    if (seen != (UINT32_C(1) << count) - 1)
+        return fail(p, "gpus: indices must be 0..%u, got %u", count - 1,
+                    31 - (unsigned)__builtin_clz(seen));
+    d->n = count;
+    return true;
+}
+
+struct link_in {
+    uint8_t a, b;
+    enum topo_class cls;
+    unsigned score;
+};
+
+static bool parse_link(struct parser *p, unsigned pos, struct link_in *out)
+{
+    char ctx[32];
+    int64_t a, b;
+    struct str name;
+
+    snprintf(ctx, sizeof(ctx), "links[%u]", pos);
+    if (!check_type(p, JSON_ARRAY, ctx, "[a, b, \"TYPE\"]") || !jscan_enter_array(&p->js))
+        return false;
+    if (jscan_next_element(&p->js) != 1 || !read_int(p, ctx, 0, TOPO_MAX_GPUS - 1, &a) ||
+        jscan_next_element(&p->js) != 1 || !read_int(p, ctx, 0, TOPO_MAX_GPUS - 1, &b) ||
+        jscan_next_element(&p->js) != 1 || !check_type(p, JSON_STRING, ctx, "a link name") ||
+        !jscan_string(&p->js, &name))
+        return fail(p, "%s: expected [a, b, \"TYPE\"]", ctx);
+    if (jscan_next_element(&p->js) != 0)
+        return fail(p, "%s: expected [a, b, \"TYPE\"]", ctx);
+    if (!link_from_name(name, &out->cls, &out->score))
+        return fail(p, "%s: unknown link type \"%.*s\"", ctx, (int)(name.len < 16 ? name.len : 16),
+                    name.ptr);
+    if (a == b)
+        return fail(p, "%s: GPU %lld linked to itself", ctx, (long long)a);
+    out->a = (uint8_t)a;
+    out->b = (uint8_t)b;
+    return true;
+}
+
+static bool parse_links(struct parser *p, struct link_in *links, unsigned *count)
+{
+    int r;
+
+    if (!check_type(p, JSON_ARRAY, "links", "an array") || !jscan_enter_array(&p->js))
+        return false;
+    while ((r = jscan_next_element(&p->js)) == 1) {
+        if (*count == MAX_LINKS)
+            return fail(p, "links: more than %d", MAX_LINKS);
+        if (!parse_link(p, *count, &links[*count]))
+            return false;
+        (*count)++;
+    }
+    return r == 0;
+}
+
+/* Links may come before gpus in the object, so they are checked once both are known. */
+static bool apply_links(struct parser *p, struct desc *d, const struct link_in *links,
+                        unsigned count)
+{
+    uint32_t listed[TOPO_MAX_GPUS] = {0};
+
+    for (unsigned i = 0; i < count; i++) {
+        unsigned a = links[i].a, b = links[i].b;
+
+        if (a >= d->n || b >= d->n)
+            return fail(p, "links[%u]: GPU %u does not exist", i, a >= d->n ? a : b);
+        if (listed[a] >> b & 1)
+            return fail(p, "links[%u]: pair %u-%u listed twice", i, a, b);
+        listed[a] |= UINT32_C(1) << b;
+        listed[b] |= UINT32_C(1) << a;
+        topo_desc_link(d, a, b, links[i].cls, links[i].score);
+    }
+    return true;
+}
+
+static bool parse_native(struct parser *p, struct desc *d)
+{
+    struct link_in links[MAX_LINKS];
+    unsigned nlinks = 0;
+    bool have_gpus = false, have_links = false;
+    struct str key;
+    int r;
+
+    if (!check_type(p, JSON_OBJECT, "document", "an object") || !jscan_enter_object(&p->js))
+        return false;
+    while ((r = jscan_next_member(&p->js, &key)) == 1) {
+        bool ok;
+
+        if (jstr_eq(key, "gpus")) {
+            ok = !have_gpus ? parse_gpus(p, d) : fail(p, "gpus: given twice");
+            have_gpus = true;
+        } else if (jstr_eq(key, "links")) {
+            ok = !have_links ? parse_links(p, links, &nlinks) : fail(p, "links: given twice");
+            have_links = true;
+        } else {
+            ok = jscan_skip(&p->js, NULL);
+        }
+        if (!ok)
+            return false;
+    }
+    if (r < 0)
+        return false;
+    if (!have_gpus)
+        return fail(p, "gpus: missing");
+    return apply_links(p, d, links, nlinks);
+}
+
+enum err topo_parse(const char *text, size_t len, struct topo **out, struct errbuf *eb)
+{
+    return run_parser("topology", parse_native, text, len, out, eb);
+}
+
+/* ---- parsing: hami.io/node-nvidia-score ---- */
+
+#define HAMI_NONE (-1)
+
+struct hami {
+    struct str scores[TOPO_MAX_GPUS]; /* each device's "score" object, validated; may be empty */
+    int32_t dir[TOPO_MAX_GPUS][TOPO_MAX_GPUS]; /* score i gives j; HAMI_NONE when absent */
+};
+
+/* "score": an object, kept as a span for the second pass; null (a nil Go map) means none. */
+static bool read_hami_score_span(struct parser *p, unsigned pos, struct hami *h)
+{
+    char ctx[32];
+
+    snprintf(ctx, sizeof(ctx), "[%u].score", pos);
+    if (h->scores[pos].ptr)
+        return fail(p, "%s: given twice", ctx);
+    if (jscan_peek(&p->js) == JSON_NULL)
+        return jscan_skip(&p->js, NULL);
+    return check_type(p, JSON_OBJECT, ctx, "an object") && jscan_skip(&p->js, &h->scores[pos]);
+}
+
+static bool parse_hami_device(struct parser *p, unsigned pos, struct desc *d, struct hami *h)
+{
+    char ctx[32];
+    struct str key;
+    bool have_uuid = false;
+    int r;
+
+    snprintf(ctx, sizeof(ctx), "[%u]", pos);
+    if (!check_type(p, JSON_OBJECT, ctx, "an object") || !jscan_enter_object(&p->js))
+        return false;
+    while ((r = jscan_next_member(&p->js, &key)) == 1) {
+        bool ok;
+
+        if (jstr_eq(key, "uuid")) {
+            snprintf(ctx, sizeof(ctx), "[%u].uuid", pos);
+            ok = !have_uuid ? read_uuid(p, ctx, d->uuid[pos]) : fail(p, "%s: given twice", ctx);
+            have_uuid = true;
+        } else if (jstr_eq(key, "score")) {
+            ok = read_hami_score_span(p, pos, h);
+        } else {
+            ok = jscan_skip(&p->js, NULL);
+        }
+        if (!ok)
+            return false;
+    }
+    if (r < 0)
+        return false;
+    if (!d->uuid[pos][0])
+        return fail(p, "[%u]: missing or empty uuid", pos);
+    for (unsigned j = 0; j < pos; j++) {
+        if (strcmp(d->uuid[j], d->uuid[pos]) == 0)
+            return fail(p, "[%u]: uuid %s repeats [%u]", pos, d->uuid[pos], j);
+    }
+    return true;
+}
+
+/* A score: any JSON integer, clamped to 0..TOPO_MAX_PAIR_SCORE however many digits it has. */
+static bool read_score(struct parser *p, const char *ctx, int32_t *out)
+{
+    struct str span;
+    bool neg;
+    int64_t v;
+
+    if (!check_type(p, JSON_NUMBER, ctx, "an integer") || !jscan_skip(&p->js, &span))
+        return false;
+    neg = span.ptr[0] == '-';
+    for (size_t i = neg; i < span.len; i++) {
+        if (span.ptr[i] < '0' || span.ptr[i] > '9')
+            return fail(p, "%s: expected an integer", ctx);
+    }
+    if (neg)
+        v = 0;
+    else if (span.len > 4 || str_to_i64(span, 0, INT64_MAX, &v) != ERR_OK)
+        v = TOPO_MAX_PAIR_SCORE;
+    *out = (int32_t)(v > TOPO_MAX_PAIR_SCORE ? TOPO_MAX_PAIR_SCORE : v);
+    return true;
+}
+
+static int find_uuid(const struct desc *d, struct str raw)
+{
+    char key[TOPO_UUID_MAX + 1];
+    size_t len = jstr_decode(raw, key, sizeof(key));
+
+    if (len == SIZE_MAX)
+        return -1;
+    for (unsigned j = 0; j < d->n; j++) {
+        if (strlen(d->uuid[j]) == len && memcmp(d->uuid[j], key, len) == 0)
+            return (int)j;
+    }
+    return -1;
+}
+
+/* Second pass over device i's "score" object, now that every UUID is known. */
+static bool parse_hami_scores(struct parser *p, const struct desc *d, unsigned i, struct hami *h)
+{
+    struct parser sub = {.eb = p->eb, .doc = p->doc};
+    char ctx[48];
+    struct str key;
+    int32_t v = 0;
+    int r, j;
+
+    jscan_init(&sub.js, h->scores[i].ptr, h->scores[i].len, JSON_DEPTH);
+    if (!jscan_enter_object(&sub.js))
+        return false;
+    while ((r = jscan_next_member(&sub.js, &key)) == 1) {
+        snprintf(ctx, sizeof(ctx), "[%u].score", i);
+        if (!read_score(&sub, ctx, &v))
+            return false;
+        j = find_uuid(d, key);
+        if (j < 0 || (unsigned)j == i)
+            continue;
+        if (h->dir[i][j] != HAMI_NONE)
+            return fail(&sub, "%s: %s given twice", ctx, d->uuid[j]);
+        h->dir[i][j] = v;
+    }
+    return r == 0;
+}
+
+static enum topo_class class_from_score(unsigned score)
+{
+    static const unsigned lowest[TOPO_CLASS_COUNT] = {0, 20, 30, 40, 50, 100};
+    int c = TOPO_CLASS_COUNT - 1;
+
+    while (c > 0 && score < lowest[c])
+        c--;
+    return (enum topo_class)c;
+}
+
+static void hami_pairs(struct desc *d, const struct hami *h)
+{
+    for (unsigned a = 0; a < d->n; a++) {
+        for (unsigned b = a + 1; b < d->n; b++) {
+            int32_t x = h->dir[a][b], y = h->dir[b][a];
+            int32_t s = x == HAMI_NONE ? y : y == HAMI_NONE ? x : x < y ? x : y;
+            unsigned score = s == HAMI_NONE ? 10 : (unsigned)s;
+
+            topo_desc_link(d, a, b, class_from_score(score), score);
+        }
+    }
+}
+
+static bool parse_hami(struct parser *p, struct desc *d)
+{
+    struct hami h;
+    int r;
+
+    memset(&h, 0, sizeof(h));
+    for (unsigned a = 0; a < TOPO_MAX_GPUS; a++) {
+        for (unsigned b = 0; b < TOPO_MAX_GPUS; b++)
+            h.dir[a][b] = HAMI_NONE;
+    }
+    if (!check_type(p, JSON_ARRAY, "document", "an array") || !jscan_enter_array(&p->js))
+        return false;
+    while ((r = jscan_next_element(&p->js)) == 1) {
+        if (d->n == TOPO_MAX_GPUS)
+            return fail(p, "more than %d devices", TOPO_MAX_GPUS);
+        if (!parse_hami_device(p, d->n, d, &h))
+            return false;
+        d->n++;
+    }
+    if (r < 0 || !jscan_finish(&p->js))
+        return false;
+    if (d->n == 0)
+        return fail(p, "no devices");
+    for (unsigned i = 0; i < d->n; i++) {
+        if (h.scores[i].ptr && !parse_hami_scores(p, d, i, &h))
+            return false;
+    }
+    hami_pairs(d, &h);
+    d->healthy = UINT32_MAX;
+    return true;
+}
+
+enum err topo_parse_hami(const char *text, size_t len, struct topo **out, struct errbuf *eb)
+{
+    return run_parser("hami score", parse_hami, text, len, out, eb);
+}
