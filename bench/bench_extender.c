@@ -98,7 +98,7 @@ static void fill_cache(struct cache *c, const char *cluster_path, const char *po
     char *pods = pods_path ? read_file(pods_path, &plen) : NULL;
     struct arena a;
     struct ext_args args;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     size_t n_pods = 0;
 
     arena_init(&a, ARENA_BASE_BYTES + len);

@@ -161,7 +161,7 @@ enum err policy_parse(const char *name, const char *text, size_t len, struct pol
     struct checker k = {.name = name ? name : "(policy)", .diag = diag};
     struct top_build top;
     struct policy *p;
-    struct errbuf eb;
+    struct errbuf eb = ERRBUF_INIT;
     struct ydoc doc;
     enum err e;
 
@@ -193,7 +193,7 @@ enum err policy_parse(const char *name, const char *text, size_t len, struct pol
 
 enum err policy_load(const char *path, struct policy **out, struct policy_diag *diag)
 {
-    struct errbuf eb;
+    struct errbuf eb = ERRBUF_INIT;
     char *text;
     size_t len;
     enum err e;

@@ -69,7 +69,7 @@ static void fail_api(struct bind_ctx *b, const char *what, const struct kube_res
 static bool get_object(struct bind_ctx *b, const char *path, const char *what, bool is_pod,
                        void *obj, struct kube_response *resp)
 {
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct jscan js;
     enum err e = kube_request(b->s, "GET", path, NULL, NULL, 0, remaining(b), resp, &eb);
     bool ok;
@@ -187,7 +187,7 @@ static void post_binding(struct bind_ctx *b, const char *pod_path, const struct 
 {
     char path[1100];
     struct kube_response resp = {0};
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     enum err e;
 
     snprintf(path, sizeof(path), "%s/binding", pod_path);

@@ -88,7 +88,7 @@ static enum err reload_token(struct kube_client *kc, struct errbuf *eb)
 /* Formats the Authorization header for the current token into out (empty: none). */
 void kube_client_auth_header(struct kube_client *kc, bool force_reload, char *out, size_t cap)
 {
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct log_q q;
 
     out[0] = '\0';

@@ -550,7 +550,7 @@ static void node_rec_topology(struct cache *c, struct node_rec *r, const struct 
 {
     bool hami = n->ann_topology.len == 0;
     struct str text = hami ? n->ann_hami_score : n->ann_topology;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct strmap_entry *e;
     struct topo *t = NULL;
     struct log_q q;

@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct arena arena;
     struct ext_args args;
     struct ext_bind_args bind;
-    struct errbuf eb;
+    struct errbuf eb = ERRBUF_INIT;
     const char *body = (const char *)data;
 
     arena_init(&arena, 64u << 20);

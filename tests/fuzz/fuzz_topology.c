@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
     uint32_t seed = hash(data, size);
-    struct errbuf eb;
+    struct errbuf eb = ERRBUF_INIT;
     struct topo *t;
     uint32_t mask;
 

@@ -146,7 +146,7 @@ static void test_relist_sweeps(void)
 static void test_reservations(void)
 {
     struct cache *c = cache_new();
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct pod_info bound = pod("r1", "a", 2, "Pending");
 
     CHECK_EQ(cache_reserve(c, STR_LIT("r1"), STR_LIT("a"), 2, NULL, NULL, NULL, &eb),
@@ -183,7 +183,7 @@ static void test_reservations(void)
 static void test_second_bind_keeps_first_reservation(void)
 {
     struct cache *c = cache_new();
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct pod_info p = pod("p", "a", 8, "Running");
 
     sync_empty(c);
@@ -321,7 +321,7 @@ static void test_topology_books(void)
     struct pod_info named = pod("p1", "t", 1, "Running"), unnamed = pod("p2", "t", 1, "Running");
     struct cache_status st;
     struct cache_node v;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     uint32_t mask = 0;
     uint64_t invalid = metrics_counter_get(METRICS_TOPOLOGY_INVALID);
 

@@ -38,7 +38,7 @@ static void check_args(const char *file, bool full)
 {
     struct arena arena;
     struct ext_args args;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     size_t len;
     char *body = fixture(file, &len);
 
@@ -93,7 +93,7 @@ static void test_preempt_is_not_filter(void)
 {
     struct arena arena;
     struct ext_args args;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     size_t len;
     char *body = fixture("raw/preempt.args.nodecache-true.json", &len);
 
@@ -106,7 +106,7 @@ static void test_preempt_is_not_filter(void)
 
 static enum err bind_of(struct arena *arena, const char *body, struct ext_bind_args *b)
 {
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
 
     return codec_decode_bind(arena, body, strlen(body), b, &eb);
 }
@@ -118,7 +118,7 @@ static void test_bind_args(void)
                                         "raw/bind.error.args.nodecache-false.json"};
     struct arena arena;
     struct ext_bind_args b;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
 
     arena_init(&arena, 1 << 20);
     for (size_t i = 0; i < 3; i++) {
@@ -175,7 +175,7 @@ static void test_bad_args(void)
     struct ext_args args;
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct errbuf eb = {{0}};
+        struct errbuf eb = ERRBUF_INIT;
         enum err got;
         arena_init(&arena, 1 << 20);
         got = codec_decode_args(&arena, cases[i].body, strlen(cases[i].body), &args, &eb);
@@ -196,7 +196,7 @@ static void test_filter_echo(void)
         {SCHED_PASS, 0}, {SCHED_FAIL, SCHED_REASON_INSUFFICIENT_FREE}, {SCHED_PASS, 0}};
     const struct node_info *nodes[3];
     struct codec_filter_result res = {.args = &args, .fits = fits, .reason_nodes = nodes};
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct jscan js;
     struct str key, span;
     size_t len, rlen, item = 0;

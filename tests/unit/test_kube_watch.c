@@ -384,7 +384,7 @@ static struct kube_client *client_new(const char *token_file)
 {
     struct kubeconfig_creds cr = {0};
     struct kube_client *kc = NULL;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     char server[64];
 
     snprintf(server, sizeof(server), "http://127.0.0.1:%d", fake_port);

@@ -122,7 +122,7 @@ static const char *write_file(struct fixture *fx, const char *name, const char *
 
 static void load_ok(const char *path, const char *context, struct kubeconfig_creds *c)
 {
-    struct errbuf eb;
+    struct errbuf eb = ERRBUF_INIT;
     enum err e;
 
     errbuf_clear(&eb);
@@ -136,7 +136,7 @@ static void load_ok(const char *path, const char *context, struct kubeconfig_cre
 static void load_fails(const char *path, const char *context, enum err want, const char *needle)
 {
     struct kubeconfig_creds c = {0};
-    struct errbuf eb;
+    struct errbuf eb = ERRBUF_INIT;
     enum err e;
 
     errbuf_clear(&eb);
@@ -391,7 +391,7 @@ static void set_env(const char *name, const char *value)
 static void in_cluster_ok(const char *host, const char *port, const char *want_server)
 {
     struct kubeconfig_creds c = {0};
-    struct errbuf eb;
+    struct errbuf eb = ERRBUF_INIT;
 
     set_env("KUBERNETES_SERVICE_HOST", host);
     set_env("KUBERNETES_SERVICE_PORT", port);
@@ -408,7 +408,7 @@ static void in_cluster_ok(const char *host, const char *port, const char *want_s
 static void in_cluster_fails(const char *host, const char *port, enum err want)
 {
     struct kubeconfig_creds c = {0};
-    struct errbuf eb;
+    struct errbuf eb = ERRBUF_INIT;
 
     set_env("KUBERNETES_SERVICE_HOST", host);
     set_env("KUBERNETES_SERVICE_PORT", port);

@@ -137,7 +137,7 @@ static struct sched_fit decide(const struct pod_info *p, const struct node_info 
 {
     struct sched_pod sp;
     struct sched_node sn = {.info = n, .used = used};
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
 
     CHECK(sched_pod_prepare(&sp, p, pol, &eb));
     return sched_filter_node(&sp, &sn);
@@ -180,7 +180,7 @@ static void test_reason_text(void)
     struct node_info t4 = node("Tesla-T4-SHARED", 4);
     struct pod_info p = pod(1);
     struct sched_pod sp;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct buf b;
 
     CHECK(sched_pod_prepare(&sp, &p, pol, &eb));
@@ -219,7 +219,7 @@ static int score(const struct pod_info *p, const struct node_info *n, int64_t us
 {
     struct sched_pod sp;
     struct sched_node sn = {.info = n, .used = used};
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
 
     CHECK(sched_pod_prepare(&sp, p, pol, &eb));
     return sched_score_node(&sp, &sn).score;
@@ -241,7 +241,7 @@ static void test_scores(void)
     struct pod_info p = pod(2);
     struct sched_pod sp;
     struct sched_node sn = {.info = &four};
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
 
     /* Count-only nodes: the free-GPU part alone. binpack: 10 * (used + k) / allocatable */
     CHECK_EQ(score(&p, &eight, 0, pol), 3); /* 2.5 rounds up */
@@ -313,7 +313,7 @@ static const char islands8[] =
 static struct topo *parse_topo(const char *text)
 {
     struct topo *t = NULL;
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
 
     CHECK_EQ(topo_parse(text, strlen(text), &t, &eb), ERR_OK);
     return t;
@@ -334,7 +334,7 @@ static void test_topology(void)
     struct sched_node n8 = {.info = &a, .topo = isl, .free_mask = 0xff};
     struct sched_node n4 = {.info = &l, .topo = box, .free_mask = 0xf};
     struct pod_info p = pod(2);
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct sched_score sc;
     struct sched_pod sp;
     struct buf b;
