@@ -23,7 +23,7 @@
 
 /* A reservation that the watch never confirms (the pod vanished, the watch is down) is
  * dropped after this long, so a leak cannot hold GPUs forever. */
-#define CACHE_RESERVATION_TTL_MS (5 * 60 * 1000)
+#define CACHE_RESERVATION_TTL_MS (UINT64_C(5) * 60 * 1000)
 
 struct cache;
 
@@ -99,9 +99,9 @@ void cache_disconnected(struct cache *c, const char *why);
 
 /* The current snapshot, with a reference held; never NULL. Pair with cache_snapshot_release(). */
 struct cache_snapshot *cache_snapshot_acquire(struct cache *c);
-void cache_snapshot_release(struct cache_snapshot *s);
+void cache_snapshot_release(struct cache_snapshot *snap);
 /* The node named name, or NULL. */
-const struct cache_node *cache_snapshot_find(const struct cache_snapshot *s, struct str name);
+const struct cache_node *cache_snapshot_find(const struct cache_snapshot *snap, struct str name);
 
 /* Chooses the GPU indices a bind takes on node (a cache_node as it is right now, every other
  * reservation counted), or returns 0 to take a count only. The mask must lie within

@@ -41,7 +41,7 @@ enum policy_link {
 };
 
 #define POLICY_MAX_WEIGHT 100
-#define POLICY_MAX_FILE_BYTES (1024 * 1024)
+#define POLICY_MAX_FILE_BYTES ((size_t)1024 * 1024)
 #define POLICY_MAX_ERRORS 20
 #define POLICY_MAX_CLASSES 256
 #define POLICY_MAX_RULES 256

@@ -208,9 +208,8 @@ static enum route_result handle_filter(struct routes *r, struct exchange *ex)
     if (!decode_request(ex, &args))
         return ROUTE_REPLIED;
     pol = policy_store_get(r->policies);
-    if (candidates_resolve(r, ex, &args, &c, &eb) != ERR_OK)
-        res.error = eb.msg;
-    else if (!sched_pod_prepare(&sp, &args.pod, pol, &eb))
+    if (candidates_resolve(r, ex, &args, &c, &eb) != ERR_OK ||
+        !sched_pod_prepare(&sp, &args.pod, pol, &eb))
         res.error = eb.msg;
     else if (!filter_nodes(ex, &sp, &c, &res))
         res.error = too_large_msg;

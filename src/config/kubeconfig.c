@@ -1,7 +1,7 @@
 /* kubeconfig.c -- a kubeconfig file, or the in-cluster environment, turned into struct
- * kubeconfig_creds (see kubeconfig.h). Only what a long-running daemon can use is accepted: a static
- * token, a token file, or a client certificate. Plugins (exec, auth-provider) would mean running
- * programs and refreshing credentials, which we do not do, so they are refused with a clear
+ * kubeconfig_creds (see kubeconfig.h). Only what a long-running daemon can use is accepted: a
+ * static token, a token file, or a client certificate. Plugins (exec, auth-provider) would mean
+ * running programs and refreshing credentials, which we do not do, so they are refused with a clear
  * message instead of failing later with a 401. */
 #include "gx/kubeconfig.h"
 
@@ -95,7 +95,7 @@ static void set_section(struct loader *l, const char *kind, const char *name)
 {
     char snip[64];
 
-    ydoc_snippet(name, strlen(name), snip, sizeof(snip));
+    ydoc_snippet(name ? name : "", name ? strlen(name) : 0, snip, sizeof(snip));
     snprintf(l->section, sizeof(l->section), "%s \"%s\"", kind, snip);
 }
 
@@ -175,7 +175,7 @@ static enum err find_entry(const struct loader *l, const struct ydoc_node *root,
         e = get_str(l, item, "name", &entry_name);
         if (e != ERR_OK)
             return e;
-        if (!entry_name || strcmp(entry_name, name) != 0)
+        if (!entry_name || !name || strcmp(entry_name, name) != 0)
             continue;
         if (*found)
             return bad(l, item, ERR_INVALID, "%s: more than one named this", list_key);
@@ -447,9 +447,7 @@ static char *join_dir(const char *dir, const char *file)
     while (dir_len > 1 && dir[dir_len - 1] == '/')
         dir_len--;
     p = xmalloc(dir_len + 1 + file_len + 1);
-    memcpy(p, dir, dir_len);
-    p[dir_len] = '/';
-    memcpy(p + dir_len + 1, file, file_len + 1);
+    snprintf(p, dir_len + 1 + file_len + 1, "%.*s/%s", (int)dir_len, dir, file);
     return p;
 }
 

@@ -104,7 +104,7 @@ static void hash_text(const char *text, size_t len, char out[17])
 {
     uint64_t h = UINT64_C(0xcbf29ce484222325);
 
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; text && i < len; i++) {
         h ^= (unsigned char)text[i];
         h *= UINT64_C(0x100000001b3);
     }
@@ -200,7 +200,6 @@ enum err policy_load(const char *path, struct policy **out, struct policy_diag *
 
     if (diag)
         diag->count = 0;
-    errbuf_clear(&eb);
     e = ydoc_read_file(path, POLICY_MAX_FILE_BYTES, &text, &len, &eb);
     if (e != ERR_OK) {
         policy_add_message(diag, eb.msg);

@@ -131,7 +131,7 @@ static void request_append(struct request *rq, const char *data, size_t n)
         return;
     }
     if (rq->body_len + n + 1 > rq->body_alloc) {
-        size_t want = rq->body_alloc ? rq->body_alloc * 2 : 64 * 1024;
+        size_t want = rq->body_alloc ? rq->body_alloc * 2 : (size_t)64 * 1024;
         while (want < rq->body_len + n + 1)
             want *= 2;
         rq->body_alloc = want > max + 1 ? max + 1 : want;
@@ -350,7 +350,7 @@ static void wait_in_flight(struct httpd *h, unsigned drain_ms, unsigned upload_g
         unsigned all = atomic_load(&h->in_flight), up = atomic_load(&h->uploading);
         if (all == 0 || (all == up && waited >= upload_grace_ms))
             break;
-        struct timespec ts = {0, 10 * 1000 * 1000};
+        struct timespec ts = {0, 10000000L};
         nanosleep(&ts, NULL);
         waited += 10;
     }

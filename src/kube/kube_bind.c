@@ -241,7 +241,7 @@ static void bind_run(struct bind_ctx *b)
              req->pod_name);
     snprintf(node_path, sizeof(node_path), "/api/v1/nodes/%s", req->node);
     memset(&choice, 0, sizeof(choice));
-    buf_init(&body, 64 * 1024);
+    buf_init(&body, (size_t)64 * 1024);
     if (!get_object(b, pod_path, "pod", true, &pod, &pod_resp))
         goto out_free;
     b->out->gpus = pod.gpus;

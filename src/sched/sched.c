@@ -71,7 +71,7 @@ int sched_model_list_count(struct str list)
 
 static char lower(char c)
 {
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
 }
 
 bool sched_glob_matches(struct str pat, struct str text)
@@ -404,7 +404,7 @@ static void score_model(const struct sched_pod *sp, const struct node_info *node
         int i = node->model.len
                     ? sched_model_list_find(sp->pod->ann_gpu_model_preferred, node->model, false)
                     : -1;
-        if (i >= 0) {
+        if (i >= 0 && n > 0) { /* a model found in the list: n >= 1 */
             s->model_rank = i + 1;
             s->model_ppm = (int64_t)(n - i) * PPM / n;
         }
@@ -432,7 +432,7 @@ static int64_t set_quality_ppm(const struct topo *t, uint32_t set)
             if (!(set & (1u << b)))
                 continue;
             ps = topo_pair_score(t, a, b);
-            sum += (ps > 100 ? 100 : ps) * (PPM / 100);
+            sum += (int64_t)(ps > 100 ? 100 : ps) * (PPM / 100);
             pairs++;
         }
     }

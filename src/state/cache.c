@@ -152,9 +152,9 @@ static void snapshot_free(struct snapshot_impl *s)
     free(s);
 }
 
-void cache_snapshot_release(struct cache_snapshot *pub)
+void cache_snapshot_release(struct cache_snapshot *snap)
 {
-    struct snapshot_impl *s = (struct snapshot_impl *)pub;
+    struct snapshot_impl *s = (struct snapshot_impl *)snap;
 
     if (s && atomic_fetch_sub(&s->refs, 1) == 1)
         snapshot_free(s);
@@ -248,9 +248,9 @@ static struct snapshot_impl *build_snapshot(struct cache *c)
     return s;
 }
 
-const struct cache_node *cache_snapshot_find(const struct cache_snapshot *pub, struct str name)
+const struct cache_node *cache_snapshot_find(const struct cache_snapshot *snap, struct str name)
 {
-    const struct snapshot_impl *s = (const struct snapshot_impl *)pub;
+    const struct snapshot_impl *s = (const struct snapshot_impl *)snap;
     uint64_t h = strmap_hash(name), tag = (h >> 32) << 32;
     size_t i = h & s->index_mask;
 

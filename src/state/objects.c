@@ -519,14 +519,13 @@ bool obj_label_get(struct str labels, struct str key, char *buf, size_t cap, str
     struct jscan js;
     struct str k, raw;
     size_t n;
-    int r;
 
     if (labels.len == 0)
         return false;
     jscan_init(&js, labels.ptr, labels.len, 2);
     if (!jscan_enter_object(&js))
         return false;
-    while ((r = jscan_next_member(&js, &k)) == 1) {
+    while (jscan_next_member(&js, &k) == 1) {
         if (!raw_key_eq(k, key)) {
             if (!jscan_skip(&js, NULL))
                 return false;
