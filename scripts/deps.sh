@@ -3,7 +3,7 @@
 # The one list of packages: README's commands and .ci/run both come through here.
 # Extra package names given as arguments are installed too (scripts/bench-deps.sh does this).
 set -eu
-PKGS="build-essential clang libclang-rt-14-dev cmake pkg-config git
+PKGS="build-essential clang libclang-rt-14-dev clang-format clang-tidy cmake pkg-config git
       libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
       curl python3 openssl ca-certificates $*"
 SUDO=""

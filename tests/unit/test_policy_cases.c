@@ -143,7 +143,7 @@ static void test_table(const struct policy *pol)
 
     for (size_t c = 0; c < GX_ARRAY_LEN(cases); c++) {
         struct pod_info p = make_pod(&cases[c]);
-        struct errbuf eb = {{0}};
+        struct errbuf eb = ERRBUF_INIT;
         struct sched_pod sp;
         char got[NODES + 1];
 
@@ -168,7 +168,7 @@ static void check_reason(const struct policy *pol, const char *ns, int node, con
     struct pod_info p = make_pod(&c);
     struct node_info n = make_node(node);
     struct sched_node sn = {.info = &n};
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct sched_pod sp;
     struct buf b;
 
@@ -196,7 +196,7 @@ static int score_on(const struct policy *pol, const char *ns, int node, int64_t 
     struct pod_info p = make_pod(&c);
     struct node_info n = make_node(node);
     struct sched_node sn = {.info = &n, .used = used};
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct sched_pod sp;
 
     CHECK(sched_pod_prepare(&sp, &p, pol, &eb));
@@ -225,7 +225,7 @@ static void test_override_refused(const struct policy *pol)
                          .gpu_model = "H100",
                          .gpus = 1};
     struct pod_info p = make_pod(&c);
-    struct errbuf eb = {{0}};
+    struct errbuf eb = ERRBUF_INIT;
     struct sched_pod sp;
 
     CHECK(!sched_pod_prepare(&sp, &p, pol, &eb));
