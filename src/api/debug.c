@@ -338,9 +338,11 @@ static bool explain_pod(const struct debug_ctx *d, struct exchange *ex, struct p
     if (strcmp(ex->method, "POST") == 0) {
         jscan_init(&js, ex->body, ex->body_len, 128);
         if (!obj_pod_decode(&js, &ex->arena, pod) || !jscan_finish(&js)) {
-            char msg[300];
-            snprintf(msg, sizeof(msg), "the body is not a Pod: %s", jscan_error(&js, NULL));
-            codec_reply_error(ex, 400, msg);
+            struct errbuf eb = ERRBUF_INIT;
+            bool budget = jscan_error_kind(&js) == JSCAN_ERR_BUDGET;
+
+            errbuf_set(&eb, "the body is not a Pod: %s", jscan_error(&js, NULL));
+            codec_reply_err(ex, budget ? ERR_TOO_LARGE : ERR_PARSE, &eb);
             return false;
         }
         return true;
