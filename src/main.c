@@ -53,7 +53,7 @@ static void bind_finished(void *ctx, const struct kube_bind_result *res)
 {
     struct bind_call *call = ctx;
 
-    call->done(call->done_ctx, res->ok ? NULL : res->error);
+    call->done(call->done_ctx, res->ok ? NULL : res->error.msg);
     free(call);
 }
 

@@ -30,7 +30,8 @@ enum err {
 /* Returns a static string naming the error; never NULL. */
 const char *err_str(enum err e);
 
-#define ERRBUF_LEN 256
+/* Room for an API server's message inside a bind's error; the codec sends at most 1 KiB. */
+#define ERRBUF_LEN 1024
 
 /* Detail for a failed call. The first message written wins, so the innermost
  * (most specific) cause is kept. Callers may pass NULL where an errbuf is taken.

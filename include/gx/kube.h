@@ -68,9 +68,9 @@ struct kube_bind_req {
 
 struct kube_bind_result {
     bool ok;
-    long api_status;  /* the status of the decisive API call; 0 when none answered */
-    char error[1536]; /* for the scheduler when !ok */
-    char model[128];  /* what we recorded on the pod */
+    long api_status;     /* the status of the decisive API call; 0 when none answered */
+    struct errbuf error; /* for the scheduler when !ok */
+    char model[128];     /* what we recorded on the pod */
     int64_t gpus;
     char gpu_indices[96]; /* the GPU indices recorded, "" when none were named */
 };

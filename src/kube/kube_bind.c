@@ -52,8 +52,10 @@ static void fail(struct bind_ctx *b, long status, const char *fmt, ...)
     va_end(ap);
     b->out->ok = false;
     b->out->api_status = status;
-    snprintf(b->out->error, sizeof(b->out->error), "gpu-extender: bind %s/%s to %s: %s",
-             b->req->pod_namespace, b->req->pod_name, b->req->node, detail);
+    /* The last failure is the one that decided (a lost POST, then the GET that settles it). */
+    errbuf_clear(&b->out->error);
+    errbuf_set(&b->out->error, "gpu-extender: bind %s/%s to %s: %s", b->req->pod_namespace,
+               b->req->pod_name, b->req->node, detail);
 }
 
 /* Describes an unexpected API answer: "apiserver 403: <message>". */
@@ -295,7 +297,7 @@ void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long tim
     else
         log_warn("kube", "bind failed", "pod=%s/%s node=%s status=%ld err=\"%s\"",
                  req->pod_namespace, req->pod_name, req->node, out->api_status,
-                 log_quote(&q, out->error));
+                 log_quote(&q, out->error.msg));
 }
 
 /* ---- the worker pool ---- */
@@ -351,13 +353,13 @@ static void *worker_main(void *arg)
             kube_bind(s, &job.req, left, &b->hooks, &res);
         } else if (s) {
             memset(&res, 0, sizeof(res));
-            snprintf(res.error, sizeof(res.error),
-                     "gpu-extender: bind %s/%s to %s: waited %ld ms for a bind worker; retry",
-                     job.req.pod_namespace, job.req.pod_name, job.req.node, b->timeout_ms - left);
+            errbuf_set(&res.error,
+                       "gpu-extender: bind %s/%s to %s: waited %ld ms for a bind worker; retry",
+                       job.req.pod_namespace, job.req.pod_name, job.req.node, b->timeout_ms - left);
             metrics_bind_observe(0, 0);
         } else {
             memset(&res, 0, sizeof(res));
-            snprintf(res.error, sizeof(res.error), "gpu-extender: cannot create an HTTP client");
+            errbuf_set(&res.error, "gpu-extender: cannot create an HTTP client");
         }
         job.done(job.ctx, &res);
     }
