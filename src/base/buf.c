@@ -98,6 +98,8 @@ enum err buf_append_json_str(struct buf *b, const char *s, size_t n)
 
     if (e != ERR_OK)
         return e;
+    if (n == 0)
+        s = ""; /* an empty view may be {NULL, 0}, and NULL + 0 is undefined below */
     b->ptr[b->len++] = '"';
     for (;;) {
         /* Most text has nothing to escape: find the next byte that does, copy up to it. */

@@ -176,6 +176,18 @@ static void test_json_str_length(void)
     buf_destroy(&b);
 }
 
+/* An empty view may have a NULL pointer (STR_NULL, a node with no product label in a bind),
+ * as buf_append() allows; UBSan used to stop on "applying zero offset to null pointer". */
+static void test_json_str_null(void)
+{
+    struct buf b;
+
+    buf_init(&b, 16);
+    CHECK_EQ(buf_append_json_str(&b, NULL, 0), ERR_OK);
+    CHECK_BUF(&b, "\"\"");
+    buf_destroy(&b);
+}
+
 /* For each case: with a cap of exactly the escaped length (after some text already in the
  * buffer) it fits; one byte less fails with ERR_TOO_LARGE and never writes past the cap. */
 static void test_json_str_cap(void)
@@ -256,6 +268,7 @@ int main(void)
     test_printf();
     test_json_str();
     test_json_str_length();
+    test_json_str_null();
     test_json_str_cap();
     test_json_str_cap_untouched();
     test_take();
