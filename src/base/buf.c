@@ -14,7 +14,9 @@ void buf_init(struct buf *b, size_t cap_bytes)
     b->ptr = NULL;
     b->len = 0;
     b->alloc = 0;
-    b->cap_bytes = cap_bytes;
+    /* The NUL takes a byte past the cap, so the largest cap is SIZE_MAX - 1; more would wrap
+     * the sizes in buf_reserve(). */
+    b->cap_bytes = cap_bytes < SIZE_MAX ? cap_bytes : SIZE_MAX - 1;
 }
 
 void buf_destroy(struct buf *b)

@@ -51,6 +51,23 @@ static void test_append_cap(void)
     buf_destroy(&b);
 }
 
+/* SIZE_MAX, which a caller may pass to mean "no cap": the cap and the NUL after it must not
+ * wrap around. It used to allocate one byte for ten, and reserve SIZE_MAX - len said yes. */
+static void test_cap_size_max(void)
+{
+    struct buf b;
+
+    buf_init(&b, SIZE_MAX);
+    CHECK_EQ(buf_append(&b, "0123456789", 10), ERR_OK);
+    CHECK_BUF(&b, "0123456789");
+    CHECK(b.alloc >= 11);
+    CHECK_EQ(buf_reserve(&b, SIZE_MAX - 10), ERR_TOO_LARGE);
+    CHECK_EQ(buf_reserve(&b, SIZE_MAX), ERR_TOO_LARGE);
+    CHECK_EQ(buf_printf(&b, "%s", "abc"), ERR_OK);
+    CHECK_BUF(&b, "0123456789abc");
+    buf_destroy(&b);
+}
+
 /* Growth past the first allocation keeps every byte, up to exactly the cap. */
 static void test_growth(void)
 {
@@ -263,6 +280,7 @@ static void test_take(void)
 int main(void)
 {
     test_append_cap();
+    test_cap_size_max();
     test_growth();
     test_reserve();
     test_printf();
