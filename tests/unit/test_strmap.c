@@ -211,6 +211,30 @@ static void test_each_empty(void)
     strmap_destroy(&m, NULL);
 }
 
+/* STR_NULL is the empty key too, as str_eq() has it. Looking it up used to pass NULL to
+ * memcmp (UBSan: "null pointer passed as argument 2") once the map held an empty key. */
+static void test_null_view(void)
+{
+    struct strmap m;
+    struct strmap_entry *e;
+
+    strmap_init(&m);
+    CHECK(strmap_find(&m, STR_NULL) == NULL);
+    e = strmap_upsert(&m, STR_LIT(""), NULL);
+    e->num = 5;
+    CHECK(strmap_find(&m, STR_NULL) == e);
+    CHECK(strmap_upsert(&m, STR_NULL, NULL) == e);
+    CHECK_EQ(m.count, 1);
+    strmap_remove(&m, STR_NULL);
+    CHECK_EQ(m.count, 0);
+    CHECK(strmap_find(&m, STR_LIT("")) == NULL);
+    e = strmap_upsert(&m, STR_NULL, NULL);
+    CHECK_EQ(e->key_len, 0);
+    CHECK_STR_EQ(e->key, "");
+    CHECK(strmap_find(&m, STR_LIT("")) == e);
+    strmap_destroy(&m, NULL);
+}
+
 /* The hash reads exactly the view's bytes, and entries carry the hash of their key. */
 static void test_hash(void)
 {
@@ -235,6 +259,7 @@ int main(void)
     test_growth();
     test_destroy_values();
     test_each_empty();
+    test_null_view();
     test_hash();
     printf("test_strmap: ok\n");
     return 0;
