@@ -121,6 +121,21 @@ static void test_huge(void)
     arena_destroy(&a);
 }
 
+/* With no practical cap (SIZE_MAX), a size near SIZE_MAX plus its block header would wrap:
+ * it used to get a 16-byte block and a heap overflow writing the header. (A size that does not
+ * wrap goes to xmalloc, which aborts when it cannot have it, by design.) */
+static void test_huge_uncapped(void)
+{
+    struct arena a;
+
+    arena_init(&a, SIZE_MAX);
+    CHECK(arena_alloc(&a, SIZE_MAX - ALIGN + 1) == NULL);
+    CHECK(arena_strndup(&a, "x", SIZE_MAX - ALIGN) == NULL);
+    CHECK_EQ(a.used_bytes, 0);
+    CHECK(arena_alloc(&a, 100) != NULL);
+    arena_destroy(&a);
+}
+
 /* Many small pieces over several blocks, and one piece bigger than any block so far: every
  * byte handed out is usable (ASan checks). The check against the cap is made before a new
  * block's header is counted, so used_bytes may end up to one header past the cap, never more:
@@ -226,6 +241,7 @@ int main(void)
     test_alignment();
     test_cap_exact();
     test_huge();
+    test_huge_uncapped();
     test_growth();
     test_zalloc();
     test_strndup();
