@@ -232,6 +232,50 @@ static void test_errors(void)
     CHECK_EQ(parse(no_env, &c, NULL, "--nope", (const char *)NULL), ERR_INVALID);
 }
 
+/* A bad value names the flag, in both forms, and not the value: with "--listen VALUE" the
+ * message used to start with the value, and with a long "--listen=VALUE" the reason was cut
+ * off the end of the errbuf. */
+static void test_flag_value_errors(void)
+{
+    char long_value[300];
+
+    CHECK_PARSE_FAILS(no_env, "--threads: expected an integer in 0..1024, got \"1025\"",
+                      "--threads", "1025");
+    CHECK_PARSE_FAILS(no_env, "--threads: expected an integer in 0..1024, got \"1025\"",
+                      "--threads=1025");
+    CHECK_PARSE_FAILS(no_env, "--threads: expected an integer in 0..1024, got \"-1\"",
+                      "--threads=-1");
+    CHECK_PARSE_FAILS(no_env, "--threads: expected an integer in 0..1024, got \"\"", "--threads=");
+    CHECK_PARSE_FAILS(no_env, "--threads: expected an integer in 0..1024, got \"\"", "--threads",
+                      "");
+    CHECK_PARSE_FAILS(no_env, "--threads: expected an integer in 0..1024, got \"4k\"", "--threads",
+                      "4k");
+    CHECK_PARSE_FAILS(no_env, "--threads: expected an integer in 0..1024, got \" 4\"",
+                      "--threads= 4");
+    CHECK_PARSE_FAILS(no_env,
+                      "--max-body-bytes: expected an integer in 1024..4294967296, got \"1023\"",
+                      "--max-body-bytes", "1023");
+    CHECK_PARSE_FAILS(
+        no_env, "--max-body-bytes: expected an integer in 1024..4294967296, got \"4294967297\"",
+        "--max-body-bytes=4294967297");
+    CHECK_PARSE_FAILS(no_env, "--bind-workers: expected an integer in 1..1024, got \"0\"",
+                      "--bind-workers", "0");
+    CHECK_PARSE_FAILS(no_env, "--bind-timeout-ms: expected an integer in 100..60000, got \"99\"",
+                      "--bind-timeout-ms=99");
+    CHECK_PARSE_FAILS(no_env,
+                      "--policy-watch-ms: expected an integer in 0..3600000, got \"3600001\"",
+                      "--policy-watch-ms", "3600001");
+    CHECK_PARSE_FAILS(no_env,
+                      "--drain-timeout-ms: expected an integer in 0..600000, got \"600001\"",
+                      "--drain-timeout-ms=600001");
+
+    memset(long_value, 'h', sizeof(long_value));
+    memcpy(long_value, "--listen=", 9);
+    long_value[9 + 256] = '\0';
+    CHECK_PARSE_FAILS(no_env, "--listen: value is too long", long_value);
+    CHECK_PARSE_FAILS(no_env, "--listen: value is too long", "--listen", long_value + 9);
+}
+
 /* The flags the test knows, in table order, with the variable each has (NULL: none). */
 static const struct {
     const char *flag;
@@ -428,6 +472,7 @@ int main(void)
     test_value_forms();
     test_bool_flags();
     test_errors();
+    test_flag_value_errors();
     test_usage();
     test_readme();
     printf("test_config: ok\n");
