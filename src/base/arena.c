@@ -69,7 +69,9 @@ void *arena_alloc(struct arena *a, size_t n)
     struct arena_block *b = a->head;
     void *p;
 
-    if (rounded < n || rounded > a->cap_bytes || a->used_bytes > a->cap_bytes - rounded)
+    /* The last test keeps a new block's header plus rounded from wrapping in new_block(). */
+    if (rounded < n || rounded > a->cap_bytes || a->used_bytes > a->cap_bytes - rounded ||
+        rounded > SIZE_MAX - sizeof(struct arena_block))
         return NULL;
     if (!b || b->size - b->used < rounded)
         b = new_block(a, rounded);

@@ -14,7 +14,9 @@ void buf_init(struct buf *b, size_t cap_bytes)
     b->ptr = NULL;
     b->len = 0;
     b->alloc = 0;
-    b->cap_bytes = cap_bytes;
+    /* The NUL takes a byte past the cap, so the largest cap is SIZE_MAX - 1; more would wrap
+     * the sizes in buf_reserve(). */
+    b->cap_bytes = cap_bytes < SIZE_MAX ? cap_bytes : SIZE_MAX - 1;
 }
 
 void buf_destroy(struct buf *b)
@@ -98,6 +100,8 @@ enum err buf_append_json_str(struct buf *b, const char *s, size_t n)
 
     if (e != ERR_OK)
         return e;
+    if (n == 0)
+        s = ""; /* an empty view may be {NULL, 0}, and NULL + 0 is undefined below */
     b->ptr[b->len++] = '"';
     for (;;) {
         /* Most text has nothing to escape: find the next byte that does, copy up to it. */

@@ -17,6 +17,13 @@ uint64_t strmap_hash(struct str key)
     return h;
 }
 
+/* Is e's key the bytes of key? An empty key may be {NULL, 0}, which memcmp may not see. */
+static inline bool key_eq(const struct strmap_entry *e, uint64_t h, struct str key)
+{
+    return e->hash == h && e->key_len == key.len &&
+           (key.len == 0 || memcmp(e->key, key.ptr, key.len) == 0);
+}
+
 void strmap_init(struct strmap *m)
 {
     m->nbuckets = 64;
@@ -48,7 +55,7 @@ struct strmap_entry *strmap_find(const struct strmap *m, struct str key)
     struct strmap_entry *e = m->buckets[h & (m->nbuckets - 1)];
 
     for (; e; e = e->next) {
-        if (e->hash == h && e->key_len == key.len && memcmp(e->key, key.ptr, key.len) == 0)
+        if (key_eq(e, h, key))
             return e;
     }
     return NULL;
@@ -102,7 +109,7 @@ void *strmap_remove(struct strmap *m, struct str key)
     for (; *pp; pp = &(*pp)->next) {
         struct strmap_entry *e = *pp;
         void *v;
-        if (e->hash != h || e->key_len != key.len || memcmp(e->key, key.ptr, key.len) != 0)
+        if (!key_eq(e, h, key))
             continue;
         *pp = e->next;
         v = e->value;

@@ -131,6 +131,7 @@ static enum err parse_args(int argc, char **argv, struct config *cfg, struct err
     for (int i = 1; i < argc; i++) {
         const char *value;
         const struct setting *s;
+        char origin[64];
         enum err e;
 
         if (strncmp(argv[i], "--", 2) != 0 || !(s = find_flag(argv[i], &value))) {
@@ -144,7 +145,10 @@ static enum err parse_args(int argc, char **argv, struct config *cfg, struct err
             }
             value = argv[++i];
         }
-        e = apply(s, value ? value : "true", argv[i], cfg, eb);
+        /* Errors name the flag alone: argv[i] may be the value by now, or a long --flag=value
+         * that would push the reason out of the errbuf. */
+        snprintf(origin, sizeof(origin), "--%s", s->flag);
+        e = apply(s, value ? value : "true", origin, cfg, eb);
         if (e != ERR_OK)
             return e;
     }
