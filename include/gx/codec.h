@@ -73,16 +73,15 @@ enum err codec_reply_bind(struct exchange *ex, const char *msg) GX_MUST_CHECK;
 
 struct cJSON;
 
-/* The one enum err -> HTTP status table: PARSE and INVALID 400, TOO_LARGE 413, UNAVAILABLE
- * 503, anything else 500 (STYLE.md 2.6). */
+/* The one enum err -> HTTP status table: PARSE and INVALID 400, NOT_FOUND 404, TOO_LARGE 413,
+ * UNAVAILABLE 503, anything else 500 (STYLE.md 2.6). */
 int codec_status_of(enum err e);
 /* Replies {"Error": msg} (msg cut at 1 KiB) with status. With 200 the reply is a whole
  * ExtenderFilterResult whose other keys are null. If even that cannot be stored (the arena is
  * spent), replies a static 500. */
 void codec_reply_error(struct exchange *ex, int status, const char *msg);
-/* codec_reply_error() with the status of e and eb's message (err_str(e) when eb is NULL or
- * empty). */
-void codec_reply_err(struct exchange *ex, enum err e, const struct errbuf *eb);
+/* codec_reply_error() with the status of e and msg (err_str(e) when msg is NULL or empty). */
+void codec_reply_err(struct exchange *ex, enum err e, const char *msg);
 /* Replies with a copy of the NUL-terminated text. */
 void codec_reply_text(struct exchange *ex, int status, const char *content_type, const char *text);
 /* Replies with doc as compact JSON and deletes doc (NULL is an out-of-memory 500). */

@@ -493,6 +493,8 @@ int codec_status_of(enum err e)
     case ERR_PARSE:
     case ERR_INVALID:
         return 400;
+    case ERR_NOT_FOUND:
+        return 404;
     case ERR_TOO_LARGE:
         return 413;
     case ERR_UNAVAILABLE:
@@ -511,15 +513,17 @@ void codec_reply_error(struct exchange *ex, int status, const char *msg)
         exchange_reply(ex, 500, "application/json", fallback, sizeof(fallback) - 1);
 }
 
-void codec_reply_err(struct exchange *ex, enum err e, const struct errbuf *eb)
+void codec_reply_err(struct exchange *ex, enum err e, const char *msg)
 {
-    codec_reply_error(ex, codec_status_of(e), eb && eb->msg[0] ? eb->msg : err_str(e));
+    codec_reply_error(ex, codec_status_of(e), msg && msg[0] ? msg : err_str(e));
 }
 
 void codec_reply_text(struct exchange *ex, int status, const char *content_type, const char *text)
 {
-    if (exchange_reply_copy(ex, status, content_type, text, strlen(text)) != ERR_OK)
-        codec_reply_error(ex, 500, "cannot copy the reply");
+    enum err e = exchange_reply_copy(ex, status, content_type, text, strlen(text));
+
+    if (e != ERR_OK)
+        codec_reply_err(ex, e, "cannot copy the reply into the request's memory budget");
 }
 
 void codec_reply_json(struct exchange *ex, int status, struct cJSON *doc)
@@ -530,6 +534,6 @@ void codec_reply_json(struct exchange *ex, int status, struct cJSON *doc)
     if (text)
         codec_reply_text(ex, status, "application/json", text);
     else
-        codec_reply_error(ex, 500, "out of memory");
+        codec_reply_err(ex, ERR_NOMEM, NULL);
     cJSON_free(text);
 }

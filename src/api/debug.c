@@ -83,7 +83,7 @@ void debug_nodes(const struct debug_ctx *d, struct exchange *ex)
     cJSON *doc, *arr;
 
     if (!d->cache) {
-        codec_reply_error(ex, 404, "no cluster cache in standalone mode");
+        codec_reply_err(ex, ERR_NOT_FOUND, "no cluster cache in standalone mode");
         return;
     }
     snap = cache_snapshot_acquire(d->cache);
@@ -342,7 +342,7 @@ static bool explain_pod(const struct debug_ctx *d, struct exchange *ex, struct p
             bool budget = jscan_error_kind(&js) == JSCAN_ERR_BUDGET;
 
             errbuf_set(&eb, "the body is not a Pod: %s", jscan_error(&js, NULL));
-            codec_reply_err(ex, budget ? ERR_TOO_LARGE : ERR_PARSE, &eb);
+            codec_reply_err(ex, budget ? ERR_TOO_LARGE : ERR_PARSE, eb.msg);
             return false;
         }
         return true;
@@ -350,13 +350,13 @@ static bool explain_pod(const struct debug_ctx *d, struct exchange *ex, struct p
     tail = str_from_cstr(rest[0] == '/' ? rest + 1 : rest);
     if (!str_split(&tail, '/', &ns) || !str_split(&tail, '/', &name) || ns.len == 0 ||
         name.len == 0 || tail.len != 0) {
-        codec_reply_error(ex, 404, "use GET /debug/explain/NAMESPACE/NAME or POST a Pod");
+        codec_reply_err(ex, ERR_NOT_FOUND, "use GET /debug/explain/NAMESPACE/NAME or POST a Pod");
         return false;
     }
     if (!cache_pending_pod(d->cache, ns, name, &ex->arena, pod)) {
-        codec_reply_error(ex, 404,
-                          "no pending GPU pod with that namespace and name in the "
-                          "cache (bound pods are not explained; POST the Pod instead)");
+        codec_reply_err(ex, ERR_NOT_FOUND,
+                        "no pending GPU pod with that namespace and name in the "
+                        "cache (bound pods are not explained; POST the Pod instead)");
         return false;
     }
     return true;
@@ -382,7 +382,8 @@ void debug_explain(const struct debug_ctx *d, struct exchange *ex)
     struct policy *pol;
 
     if (!d->cache) {
-        codec_reply_error(ex, 404, "explain needs the cluster cache; standalone mode has none");
+        codec_reply_err(ex, ERR_NOT_FOUND,
+                        "explain needs the cluster cache; standalone mode has none");
         return;
     }
     if (!explain_pod(d, ex, &pod))

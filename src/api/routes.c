@@ -109,7 +109,7 @@ static bool decode_request(struct exchange *ex, struct ext_args *args)
     if (e != ERR_OK) {
         struct log_q q;
         log_debug("api", "rejected request", "path=%s err=\"%s\"", ex->path, log_quote(&q, eb.msg));
-        codec_reply_err(ex, e, &eb);
+        codec_reply_err(ex, e, eb.msg);
         return false;
     }
     return true;
@@ -265,7 +265,7 @@ static enum route_result handle_prioritize(struct routes *r, struct exchange *ex
             errbuf_set(&eb, "cannot encode the prioritize reply");
     }
     if (e != ERR_OK)
-        codec_reply_err(ex, e, &eb);
+        codec_reply_err(ex, e, eb.msg);
     candidates_release(&c);
     return ROUTE_REPLIED;
 }
@@ -296,7 +296,7 @@ static enum route_result handle_bind(struct routes *r, struct exchange *ex)
     enum err e = codec_decode_bind(&ex->arena, ex->body, ex->body_len, &args, &eb);
 
     if (e != ERR_OK) {
-        codec_reply_err(ex, e, &eb);
+        codec_reply_err(ex, e, eb.msg);
         return ROUTE_REPLIED;
     }
     if (!r->bind) {
@@ -357,7 +357,7 @@ static enum route_result handle_metrics(struct routes *r, struct exchange *ex)
     if (e == ERR_OK)
         codec_reply_text(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr);
     else
-        codec_reply_error(ex, codec_status_of(e), "cannot format metrics");
+        codec_reply_err(ex, e, "cannot format metrics");
     buf_destroy(&b);
     return ROUTE_REPLIED;
 }
@@ -503,15 +503,15 @@ void routes_handle(struct routes *r, struct exchange *ex)
 
     if (!rt && !path_row) {
         snprintf(msg, sizeof(msg), "no such endpoint: %.100s", ex->path);
-        codec_reply_error(ex, 404, msg);
+        codec_reply_err(ex, ERR_NOT_FOUND, msg);
     } else if (!rt) {
         snprintf(msg, sizeof(msg), "method %.16s not allowed; use %s", ex->method,
                  path_row->method);
-        codec_reply_error(ex, 405, msg);
+        codec_reply_error(ex, 405, msg); /* routing, not an error of ours: no enum err */
     } else if (ex->body_too_large) {
         snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes (--max-body-bytes)",
                  ex->body_limit);
-        codec_reply_error(ex, 413, msg);
+        codec_reply_err(ex, ERR_TOO_LARGE, msg);
     } else {
         enum route_result res = rt->fn(r, ex);
         if (res != ROUTE_DEFERRED)
