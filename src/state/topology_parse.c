@@ -356,39 +356,41 @@ static bool read_hami_score_span(struct parser *p, unsigned pos, struct hami *h)
     char ctx[32];
 
     snprintf(ctx, sizeof(ctx), "[%u].score", pos);
-    if (h->scores[pos].ptr)
-        return fail(p, "%s: given twice", ctx);
     if (jscan_peek(&p->js) == JSON_NULL)
         return jscan_skip(&p->js, NULL);
     return check_type(p, JSON_OBJECT, ctx, "an object") && jscan_skip(&p->js, &h->scores[pos]);
 }
 
+enum { HAMI_DEVICE_UUID, HAMI_DEVICE_SCORE };
+
+struct hami_device_in {
+    struct parser *p;
+    unsigned pos;
+    struct desc *d;
+    struct hami *h;
+};
+
+static bool parse_hami_device_member(struct jscan *js, int key, void *arg)
+{
+    struct hami_device_in *in = arg;
+    char ctx[32];
+
+    (void)js; /* it is &in->p->js, which the readers read through */
+    if (key == HAMI_DEVICE_SCORE)
+        return read_hami_score_span(in->p, in->pos, in->h);
+    snprintf(ctx, sizeof(ctx), "[%u].uuid", in->pos);
+    return read_uuid(in->p, ctx, in->d->uuid[in->pos]);
+}
+
 static bool parse_hami_device(struct parser *p, unsigned pos, struct desc *d, struct hami *h)
 {
+    static const char *const names[] = {[HAMI_DEVICE_UUID] = "uuid", [HAMI_DEVICE_SCORE] = "score"};
+    struct hami_device_in in = {.p = p, .pos = pos, .d = d, .h = h};
     char ctx[32];
-    struct str key;
-    bool have_uuid = false;
-    int r;
 
     snprintf(ctx, sizeof(ctx), "[%u]", pos);
-    if (!check_type(p, JSON_OBJECT, ctx, "an object") || !jscan_enter_object(&p->js))
-        return false;
-    while ((r = jscan_next_member(&p->js, &key)) == 1) {
-        bool ok;
-
-        if (jstr_eq(key, "uuid")) {
-            snprintf(ctx, sizeof(ctx), "[%u].uuid", pos);
-            ok = !have_uuid ? read_uuid(p, ctx, d->uuid[pos]) : fail(p, "%s: given twice", ctx);
-            have_uuid = true;
-        } else if (jstr_eq(key, "score")) {
-            ok = read_hami_score_span(p, pos, h);
-        } else {
-            ok = jscan_skip(&p->js, NULL);
-        }
-        if (!ok)
-            return false;
-    }
-    if (r < 0)
+    if (!check_type(p, JSON_OBJECT, ctx, "an object") ||
+        !jscan_walk_object(&p->js, names, GX_ARRAY_LEN(names), 0, parse_hami_device_member, &in))
         return false;
     if (!d->uuid[pos][0])
         return fail(p, "[%u]: missing or empty uuid", pos);

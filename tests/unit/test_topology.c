@@ -579,6 +579,7 @@ static void test_parse_hami_malformed(void)
         "[{\"uuid\":\"a\",\"uuid\":\"b\"}]",
         "[{\"uuid\":\"a\",\"score\":[]}]",
         "[{\"uuid\":\"a\",\"score\":{},\"score\":{}}]",
+        "[{\"uuid\":\"a\",\"score\":null,\"score\":{}}]",
         "[{\"uuid\":\"a\",\"score\":{\"b\":\"1\"}},{\"uuid\":\"b\"}]",
         "[{\"uuid\":\"a\",\"score\":{\"b\":1.5}},{\"uuid\":\"b\"}]",
         "[{\"uuid\":\"a\",\"score\":{\"b\":1e2}},{\"uuid\":\"b\"}]",
