@@ -8,13 +8,14 @@
  * Topologies: a DGX-1 V100 (8 GPUs, NV1/NV2/SYS), two 8-GPU NVLink islands joined by SYS
  * (16 GPUs, 2 classes), and a seeded random 16-GPU topology with all six classes (the worst
  * case for the memo budget: only 3 of its 6 levels are memoized). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "gx/topology.h"
+
+#include "topo_doc.h"
 
 #define RUNS 9
 
@@ -37,36 +38,6 @@ static uint64_t median(uint64_t *v, size_t n)
 {
     qsort(v, n, sizeof(v[0]), cmp_u64);
     return v[n / 2];
-}
-
-static uint32_t rng_next(uint32_t *state)
-{
-    uint32_t x = *state;
-
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *state = x;
-}
-
-struct doc {
-    char buf[8192];
-    size_t len;
-};
-
-static void doc_add(struct doc *d, const char *fmt, ...) GX_PRINTF(2, 3);
-
-static void doc_add(struct doc *d, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(d->buf + d->len, sizeof(d->buf) - d->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(d->buf) - d->len)
-        abort();
-    d->len += (size_t)n;
 }
 
 typedef const char *link_fn(unsigned a, unsigned b, uint32_t *seed);

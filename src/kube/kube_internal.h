@@ -1,7 +1,7 @@
 /* kube_internal.h -- private to src/kube: the parts of the client (kube_client.c) that other
  * files of this module need to make requests on their own CURL handles, such as the watch
- * (kube_watch.c), which streams and so cannot go through kube_request(). Nothing outside
- * src/kube includes this; it is the one other place besides the .c files that sees curl.h. */
+ * (kube_watch_xfer.c), which streams and so cannot go through kube_request(). Nothing outside
+ * src/kube includes this; with kube_watch_internal.h it is the only header that sees curl.h. */
 #pragma once
 
 #include <curl/curl.h>

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gx/bits.h"
+
 /* Policy link classes are topology classes under another name (policy.h cannot depend on the
  * state module); the cast in topo_class_of() relies on these. */
 static_assert((int)POLICY_LINK_SYS == (int)TOPO_SYS, "link classes agree");
@@ -275,11 +277,6 @@ static struct sched_fit filter_models(const struct sched_pod *sp, const struct n
     return fit(SCHED_PASS, SCHED_REASON_NONE);
 }
 
-static unsigned popcount32(uint32_t m)
-{
-    return (unsigned)__builtin_popcount(m);
-}
-
 static enum topo_class topo_class_of(enum policy_link l)
 {
     return (enum topo_class)l;
@@ -306,7 +303,7 @@ static struct sched_fit filter_topology(const struct sched_pod *sp, const struct
         return sp->topo_required ? fit(SCHED_UNRESOLVABLE, SCHED_REASON_TOPO_UNKNOWN)
                                  : fit(SCHED_PASS, SCHED_REASON_NONE);
     healthy = topo_healthy_mask(n->topo);
-    if (popcount32(n->free_mask & healthy) < k + n->unknown_used)
+    if (bits_popcount32(n->free_mask & healthy) < k + n->unknown_used)
         return fit(SCHED_FAIL, SCHED_REASON_NO_HEALTHY_FREE);
     if (!sp->topo_required)
         return fit(SCHED_PASS, SCHED_REASON_NONE);

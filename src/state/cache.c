@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "gx/alloc.h"
+#include "gx/bits.h"
 #include "gx/clock.h"
 #include "gx/k8s.h"
 #include "gx/log.h"
@@ -189,7 +190,7 @@ static void node_view(struct cache *c, const struct node_rec *r, int64_t used, i
     e = strmap_find(&c->named, r->info.name);
     out->named_mask = r->in_use_mask | refs_mask(e ? e->value : NULL);
     out->free_mask = topo_healthy_mask(r->topo) & ~out->named_mask;
-    named_count = (unsigned)__builtin_popcount(out->named_mask);
+    named_count = bits_popcount32(out->named_mask);
     unknown = used + reserved - (int64_t)named_count;
     out->unknown_used = unknown > 0 ? (unsigned)(unknown > INDEX_SLOTS ? INDEX_SLOTS : unknown) : 0;
 }
@@ -726,7 +727,7 @@ static uint32_t pod_mask(const struct pod_info *p)
 {
     uint32_t m = 0;
 
-    if (!p->ann_gpus.len || !topo_mask_parse(p->ann_gpus, &m) || __builtin_popcount(m) != p->gpus)
+    if (!p->ann_gpus.len || !topo_mask_parse(p->ann_gpus, &m) || bits_popcount32(m) != p->gpus)
         return 0;
     return m;
 }
@@ -832,7 +833,7 @@ static uint32_t choose_locked(struct cache *c, const struct node_rec *nr,
         return 0;
     node_view(c, nr, num_of(&c->usage, q->node), num_of(&c->reserved, q->node), &view);
     m = q->choose(q->choose_ctx, &view);
-    if ((m & ~view.free_mask) || __builtin_popcount(m) != q->gpus)
+    if ((m & ~view.free_mask) || bits_popcount32(m) != q->gpus)
         return 0;
     return m;
 }

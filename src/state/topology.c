@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "gx/alloc.h"
+#include "gx/bits.h"
 
 #include "topology_internal.h"
 
@@ -112,11 +113,6 @@ struct deposit {
 static inline unsigned ctz32(uint32_t x)
 {
     return (unsigned)__builtin_ctz(x);
-}
-
-static inline unsigned popcount32(uint32_t x)
-{
-    return (unsigned)__builtin_popcount(x);
 }
 
 static inline uint32_t set_score(const struct shape *t, uint32_t mask)
@@ -571,7 +567,7 @@ static struct topo_pick choose(const struct shape *t, uint32_t free_mask, unsign
                                enum topo_class required)
 {
     uint32_t F = free_mask & t->d.healthy;
-    unsigned f = popcount32(F);
+    unsigned f = bits_popcount32(F);
     unsigned j = 0;
 
     if (k > f)
@@ -591,7 +587,7 @@ static struct topo_pick choose(const struct shape *t, uint32_t free_mask, unsign
 static enum topo_class best_min_class(const struct shape *t, uint32_t free_mask, unsigned k)
 {
     uint32_t F = free_mask & t->d.healthy;
-    unsigned f = popcount32(F);
+    unsigned f = bits_popcount32(F);
 
     if (k > f)
         return TOPO_SYS;
@@ -628,7 +624,7 @@ static struct topo_pick guaranteed(const struct shape *t, uint32_t free_mask, un
                                    unsigned k, enum topo_class required, bool *conservative)
 {
     uint32_t F = free_mask & t->d.healthy;
-    unsigned f = popcount32(F);
+    unsigned f = bits_popcount32(F);
     struct topo_pick worst = {.score = UINT32_MAX, .min_class = TOPO_NVLINK, .ok = true};
     struct deposit dp;
 

@@ -153,28 +153,25 @@ static bool link_from_name(struct str raw, enum topo_class *cls, unsigned *score
     return true;
 }
 
+/* The keys of one element of gpus; the walk refuses any of them given twice. */
+static const char *const gpu_keys[] = {"index", "uuid", "numa", "healthy"};
+
 struct gpu_in {
+    struct parser *p;
+    unsigned pos; /* the element's place in gpus, for messages */
     int64_t index, numa;
     bool healthy;
-    unsigned have; /* bit per known key, to refuse duplicates */
     char uuid[TOPO_UUID_MAX + 1];
 };
 
-static bool parse_gpu_member(struct parser *p, unsigned pos, struct str key, struct gpu_in *g)
+static bool parse_gpu_member(struct jscan *js, int key, void *arg)
 {
-    static const char *const keys[] = {"index", "uuid", "numa", "healthy"};
+    struct gpu_in *g = arg;
+    struct parser *p = g->p;
     char ctx[48];
-    unsigned k = 0;
 
-    while (k < GX_ARRAY_LEN(keys) && !jstr_eq(key, keys[k]))
-        k++;
-    if (k == GX_ARRAY_LEN(keys))
-        return jscan_skip(&p->js, NULL);
-    snprintf(ctx, sizeof(ctx), "gpus[%u].%s", pos, keys[k]);
-    if (g->have >> k & 1)
-        return fail(p, "%s: given twice", ctx);
-    g->have |= 1u << k;
-    switch (k) {
+    snprintf(ctx, sizeof(ctx), "gpus[%u].%s", g->pos, gpu_keys[key]);
+    switch (key) {
     case 0:
         return read_int(p, ctx, 0, TOPO_MAX_GPUS - 1, &g->index);
     case 1:
@@ -182,28 +179,21 @@ static bool parse_gpu_member(struct parser *p, unsigned pos, struct str key, str
     case 2:
         return read_int(p, ctx, -1, 65535, &g->numa);
     default:
-        if (jscan_peek(&p->js) != JSON_TRUE && jscan_peek(&p->js) != JSON_FALSE)
+        if (jscan_peek(js) != JSON_TRUE && jscan_peek(js) != JSON_FALSE)
             return fail(p, "%s: expected a boolean", ctx);
-        return jscan_bool(&p->js, &g->healthy);
+        return jscan_bool(js, &g->healthy);
     }
 }
 
 static bool parse_gpu(struct parser *p, unsigned pos, struct desc *d, uint32_t *seen)
 {
-    struct gpu_in g = {.index = -1, .numa = -1, .healthy = true};
+    struct gpu_in g = {.p = p, .pos = pos, .index = -1, .numa = -1, .healthy = true};
     char ctx[32];
-    struct str key;
     unsigned i;
-    int r;
 
     snprintf(ctx, sizeof(ctx), "gpus[%u]", pos);
-    if (!check_type(p, JSON_OBJECT, ctx, "an object") || !jscan_enter_object(&p->js))
-        return false;
-    while ((r = jscan_next_member(&p->js, &key)) == 1) {
-        if (!parse_gpu_member(p, pos, key, &g))
-            return false;
-    }
-    if (r < 0)
+    if (!check_type(p, JSON_OBJECT, ctx, "an object") ||
+        !jscan_walk_object(&p->js, gpu_keys, GX_ARRAY_LEN(gpu_keys), 0, parse_gpu_member, &g))
         return false;
     if (g.index < 0)
         return fail(p, "%s: missing index", ctx);
@@ -311,36 +301,39 @@ static bool apply_links(struct parser *p, struct desc *d, const struct link_in *
     return true;
 }
 
+enum { NATIVE_GPUS, NATIVE_LINKS };
+
+struct native_in {
+    struct parser *p;
+    struct desc *d;
+    struct link_in links[MAX_LINKS];
+    unsigned nlinks;
+    bool have_gpus;
+};
+
+static bool parse_native_member(struct jscan *js, int key, void *arg)
+{
+    struct native_in *in = arg;
+
+    (void)js; /* it is &in->p->js, which the parsers read through */
+    if (key == NATIVE_GPUS) {
+        in->have_gpus = true;
+        return parse_gpus(in->p, in->d);
+    }
+    return parse_links(in->p, in->links, &in->nlinks);
+}
+
 static bool parse_native(struct parser *p, struct desc *d)
 {
-    struct link_in links[MAX_LINKS];
-    unsigned nlinks = 0;
-    bool have_gpus = false, have_links = false;
-    struct str key;
-    int r;
+    static const char *const names[] = {[NATIVE_GPUS] = "gpus", [NATIVE_LINKS] = "links"};
+    struct native_in in = {.p = p, .d = d};
 
-    if (!check_type(p, JSON_OBJECT, "document", "an object") || !jscan_enter_object(&p->js))
+    if (!check_type(p, JSON_OBJECT, "document", "an object") ||
+        !jscan_walk_object(&p->js, names, GX_ARRAY_LEN(names), 0, parse_native_member, &in))
         return false;
-    while ((r = jscan_next_member(&p->js, &key)) == 1) {
-        bool ok;
-
-        if (jstr_eq(key, "gpus")) {
-            ok = !have_gpus ? parse_gpus(p, d) : fail(p, "gpus: given twice");
-            have_gpus = true;
-        } else if (jstr_eq(key, "links")) {
-            ok = !have_links ? parse_links(p, links, &nlinks) : fail(p, "links: given twice");
-            have_links = true;
-        } else {
-            ok = jscan_skip(&p->js, NULL);
-        }
-        if (!ok)
-            return false;
-    }
-    if (r < 0)
-        return false;
-    if (!have_gpus)
+    if (!in.have_gpus)
         return fail(p, "gpus: missing");
-    return apply_links(p, d, links, nlinks);
+    return apply_links(p, d, in.links, in.nlinks);
 }
 
 enum err topo_parse(const char *text, size_t len, struct topo **out, struct errbuf *eb)
@@ -363,39 +356,41 @@ static bool read_hami_score_span(struct parser *p, unsigned pos, struct hami *h)
     char ctx[32];
 
     snprintf(ctx, sizeof(ctx), "[%u].score", pos);
-    if (h->scores[pos].ptr)
-        return fail(p, "%s: given twice", ctx);
     if (jscan_peek(&p->js) == JSON_NULL)
         return jscan_skip(&p->js, NULL);
     return check_type(p, JSON_OBJECT, ctx, "an object") && jscan_skip(&p->js, &h->scores[pos]);
 }
 
+enum { HAMI_DEVICE_UUID, HAMI_DEVICE_SCORE };
+
+struct hami_device_in {
+    struct parser *p;
+    unsigned pos;
+    struct desc *d;
+    struct hami *h;
+};
+
+static bool parse_hami_device_member(struct jscan *js, int key, void *arg)
+{
+    struct hami_device_in *in = arg;
+    char ctx[32];
+
+    (void)js; /* it is &in->p->js, which the readers read through */
+    if (key == HAMI_DEVICE_SCORE)
+        return read_hami_score_span(in->p, in->pos, in->h);
+    snprintf(ctx, sizeof(ctx), "[%u].uuid", in->pos);
+    return read_uuid(in->p, ctx, in->d->uuid[in->pos]);
+}
+
 static bool parse_hami_device(struct parser *p, unsigned pos, struct desc *d, struct hami *h)
 {
+    static const char *const names[] = {[HAMI_DEVICE_UUID] = "uuid", [HAMI_DEVICE_SCORE] = "score"};
+    struct hami_device_in in = {.p = p, .pos = pos, .d = d, .h = h};
     char ctx[32];
-    struct str key;
-    bool have_uuid = false;
-    int r;
 
     snprintf(ctx, sizeof(ctx), "[%u]", pos);
-    if (!check_type(p, JSON_OBJECT, ctx, "an object") || !jscan_enter_object(&p->js))
-        return false;
-    while ((r = jscan_next_member(&p->js, &key)) == 1) {
-        bool ok;
-
-        if (jstr_eq(key, "uuid")) {
-            snprintf(ctx, sizeof(ctx), "[%u].uuid", pos);
-            ok = !have_uuid ? read_uuid(p, ctx, d->uuid[pos]) : fail(p, "%s: given twice", ctx);
-            have_uuid = true;
-        } else if (jstr_eq(key, "score")) {
-            ok = read_hami_score_span(p, pos, h);
-        } else {
-            ok = jscan_skip(&p->js, NULL);
-        }
-        if (!ok)
-            return false;
-    }
-    if (r < 0)
+    if (!check_type(p, JSON_OBJECT, ctx, "an object") ||
+        !jscan_walk_object(&p->js, names, GX_ARRAY_LEN(names), 0, parse_hami_device_member, &in))
         return false;
     if (!d->uuid[pos][0])
         return fail(p, "[%u]: missing or empty uuid", pos);
@@ -428,44 +423,51 @@ static bool read_score(struct parser *p, const char *ctx, int32_t *out)
     return true;
 }
 
-static int find_uuid(const struct desc *d, struct str raw)
-{
-    char key[TOPO_UUID_MAX + 1];
-    size_t len = jstr_decode(raw, key, sizeof(key));
+struct hami_scores_in {
+    struct parser *sub;
+    unsigned i; /* whose scores these are */
+    struct hami *h;
+};
 
-    if (len == SIZE_MAX)
-        return -1;
-    for (unsigned j = 0; j < d->n; j++) {
-        if (strlen(d->uuid[j]) == len && memcmp(d->uuid[j], key, len) == 0)
-            return (int)j;
-    }
-    return -1;
+/* One member of device i's scores: key is the walk's index of another device's UUID, or -1
+ * for i's own UUID or one that names no device, whose score is read and then ignored. */
+static bool parse_hami_score_member(struct jscan *js, int key, void *arg)
+{
+    struct hami_scores_in *in = arg;
+    unsigned i = in->i;
+    char ctx[48];
+    int32_t v = 0;
+
+    (void)js; /* it is &in->sub->js, which read_score() reads through */
+    snprintf(ctx, sizeof(ctx), "[%u].score", i);
+    if (!read_score(in->sub, ctx, &v))
+        return false;
+    if (key >= 0)
+        in->h->dir[i][(unsigned)key < i ? (unsigned)key : (unsigned)key + 1] = v;
+    return true;
 }
 
-/* Second pass over device i's "score" object, now that every UUID is known. */
+/* Second pass over device i's "score" object, now that every UUID is known. The walk matches
+ * the UUIDs of the other devices, so one of them given twice fails it; i's own UUID and
+ * unknown ones are read, ignored and may repeat. */
 static bool parse_hami_scores(struct parser *p, const struct desc *d, unsigned i, struct hami *h)
 {
     struct parser sub = {.eb = p->eb, .doc = p->doc};
-    char ctx[48];
-    struct str key;
-    int32_t v = 0;
-    int r, j;
+    struct hami_scores_in in = {.sub = &sub, .i = i, .h = h};
+    const char *others[TOPO_MAX_GPUS];
+    size_t n = 0;
 
-    jscan_init(&sub.js, h->scores[i].ptr, h->scores[i].len, JSON_DEPTH);
-    if (!jscan_enter_object(&sub.js))
-        return false;
-    while ((r = jscan_next_member(&sub.js, &key)) == 1) {
-        snprintf(ctx, sizeof(ctx), "[%u].score", i);
-        if (!read_score(&sub, ctx, &v))
-            return false;
-        j = find_uuid(d, key);
-        if (j < 0 || (unsigned)j == i)
-            continue;
-        if (h->dir[i][j] != HAMI_NONE)
-            return fail(&sub, "%s: %s given twice", ctx, d->uuid[j]);
-        h->dir[i][j] = v;
+    for (unsigned j = 0; j < d->n; j++) {
+        if (j != i)
+            others[n++] = d->uuid[j];
     }
-    return r == 0;
+    jscan_init(&sub.js, h->scores[i].ptr, h->scores[i].len, JSON_DEPTH);
+    if (jscan_walk_object(&sub.js, others, n, JSCAN_WALK_ALL_KEYS, parse_hami_score_member, &in))
+        return true;
+    /* The span was checked as JSON in the first pass: a bad score has said so through fail();
+     * what is left is the walk's own message, a UUID given twice. */
+    errbuf_set(p->eb, "%s: [%u].score: %s", p->doc, i, jscan_error(&sub.js, NULL));
+    return false;
 }
 
 static enum topo_class class_from_score(unsigned score)
