@@ -37,7 +37,7 @@
 
 #define TOPO_MAX_GPUS 16
 /* Parsers refuse longer annotation text (the caller caps it too). */
-#define TOPO_MAX_TEXT_BYTES (64u * 1024u)
+#define TOPO_MAX_TEXT_BYTES 65536u
 /* Longest GPU UUID kept, in bytes, without the NUL. */
 #define TOPO_UUID_MAX 96
 /* Highest score a pair can have: NV18. HAMi scores are clamped to 0..this. */
