@@ -3,6 +3,7 @@
 #include "gx/codec.h"
 
 #include "check.h"
+#include "exchange_helpers.h"
 
 static char *fixture(const char *name, size_t *len)
 {
@@ -12,26 +13,6 @@ static char *fixture(const char *name, size_t *len)
     CHECK(dir != NULL);
     snprintf(path, sizeof(path), "%s/extender/%s", dir, name);
     return check_read_file(path, len);
-}
-
-/* Joins a reply's segments into one malloc'd NUL-terminated string. */
-static char *reply_text(const struct exchange *ex, size_t *len)
-{
-    size_t n = 0;
-    char *out;
-
-    for (size_t i = 0; i < ex->iov_count; i++)
-        n += ex->iov[i].len;
-    out = malloc(n + 1);
-    CHECK(out != NULL);
-    n = 0;
-    for (size_t i = 0; i < ex->iov_count; i++) {
-        memcpy(out + n, ex->iov[i].base, ex->iov[i].len);
-        n += ex->iov[i].len;
-    }
-    out[n] = '\0';
-    *len = n;
-    return out;
 }
 
 static void check_args(const char *file, bool full)
@@ -211,7 +192,7 @@ static void test_filter_echo(void)
         nodes[i] = &args.nodes[i];
     CHECK_EQ(codec_reply_filter(&ex, &res), ERR_OK);
     CHECK_EQ(ex.status, 200);
-    reply = reply_text(&ex, &rlen);
+    reply = exchange_reply_join(&ex, &rlen);
     jscan_init(&js, reply, rlen, 128);
     CHECK(jscan_enter_object(&js));
     while ((r = jscan_next_member(&js, &key)) == 1) {
@@ -262,17 +243,17 @@ static void test_names_reply_and_prioritize(void)
     memset(&ex, 0, sizeof(ex));
     arena_init(&ex.arena, 1 << 20);
     CHECK_EQ(codec_reply_filter(&ex, &res), ERR_OK);
-    text = reply_text(&ex, &len);
+    text = exchange_reply_join(&ex, &len);
     CHECK_STR_EQ(text, "{\"Nodes\":null,\"NodeNames\":[\"a\\\"b\"],\"FailedNodes\":{},"
                        "\"FailedAndUnresolvableNodes\":{\"c\":\"gpu-extender: node has no "
                        "nvidia.com/gpu\"},\"Error\":\"\"}");
     free(text);
     CHECK_EQ(codec_reply_prioritize(&ex, names, scores, 2), ERR_OK);
-    text = reply_text(&ex, &len);
+    text = exchange_reply_join(&ex, &len);
     CHECK_STR_EQ(text, "[{\"Host\":\"a\\\"b\",\"Score\":10},{\"Host\":\"c\",\"Score\":0}]");
     free(text);
     CHECK_EQ(codec_reply_bind(&ex, ""), ERR_OK);
-    text = reply_text(&ex, &len);
+    text = exchange_reply_join(&ex, &len);
     CHECK_STR_EQ(text, "{\"Error\":\"\"}");
     free(text);
     arena_destroy(&ex.arena);

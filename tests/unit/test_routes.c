@@ -8,6 +8,7 @@
 #include "gx/routes.h"
 
 #include "check.h"
+#include "exchange_helpers.h"
 
 struct fake_bind {
     int calls;
@@ -38,22 +39,6 @@ static void on_complete(struct exchange *ex)
     completions++;
 }
 
-static char *reply_of(struct exchange *ex)
-{
-    size_t n = 0;
-    char *out;
-
-    for (size_t i = 0; i < ex->iov_count; i++)
-        n += ex->iov[i].len;
-    out = calloc(1, n + 1);
-    n = 0;
-    for (size_t i = 0; i < ex->iov_count; i++) {
-        memcpy(out + n, ex->iov[i].base, ex->iov[i].len);
-        n += ex->iov[i].len;
-    }
-    return out;
-}
-
 /* Runs one request; returns the status and (caller frees) the body, and the content type
  * when ctype is not NULL. */
 static int run_typed(struct routes *r, const char *method, const char *path, const char *body,
@@ -73,7 +58,7 @@ static int run_typed(struct routes *r, const char *method, const char *path, con
     routes_handle(r, &ex);
     CHECK(!ex.deferred);
     status = ex.status;
-    *reply = reply_of(&ex);
+    *reply = exchange_reply_join(&ex, NULL);
     if (ctype)
         *ctype = ex.content_type;
     arena_destroy(&ex.arena);
@@ -207,7 +192,7 @@ static void test_deferred_bind(struct policy_store *pol)
     CHECK_STRN_EQ(fb.args.node.ptr, fb.args.node.len, "gpu-node-1");
     fb.done(fb.done_ctx, "gpu-extender: bind x: apiserver 409: conflict");
     CHECK_EQ(completions, 1);
-    reply = reply_of(&ex);
+    reply = exchange_reply_join(&ex, NULL);
     CHECK_STR_EQ(reply, "{\"Error\":\"gpu-extender: bind x: apiserver 409: conflict\"}");
     free(reply);
     arena_destroy(&ex.arena);

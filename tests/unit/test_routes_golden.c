@@ -12,6 +12,7 @@
 #include "gx/routes.h"
 
 #include "check.h"
+#include "exchange_helpers.h"
 
 #define CASE_SUFFIX ".case"
 #define MAX_CASES 1000
@@ -227,26 +228,6 @@ static void on_complete(struct exchange *ex)
     completions++;
 }
 
-/* The reply's segments joined into one malloc'd buffer. */
-static char *reply_bytes(const struct exchange *ex, size_t *len)
-{
-    size_t n = 0;
-    char *out;
-
-    for (size_t i = 0; i < ex->iov_count; i++)
-        n += ex->iov[i].len;
-    out = malloc(n + 1);
-    CHECK(out != NULL);
-    n = 0;
-    for (size_t i = 0; i < ex->iov_count; i++) {
-        memcpy(out + n, ex->iov[i].base, ex->iov[i].len);
-        n += ex->iov[i].len;
-    }
-    out[n] = '\0';
-    *len = n;
-    return out;
-}
-
 /* Shows where got and want part: both lengths, the offset, and the bytes around it. */
 static void report_body(const struct golden *g, const char *got, size_t got_len)
 {
@@ -304,7 +285,7 @@ static void compare(struct golden *g, const struct exchange *ex, int64_t status)
 {
     struct str ctype = trimmed(g->content_type);
     size_t got_len;
-    char *got = reply_bytes(ex, &got_len);
+    char *got = exchange_reply_join(ex, &got_len);
 
     dump(g, ex->status, ex->content_type ? ex->content_type : "", got, got_len);
     if (ex->deferred || completions != 0)
