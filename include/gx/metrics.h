@@ -57,13 +57,34 @@ enum metrics_outcome {
     X(POLICY_RELOADS, "gpu_extender_policy_reloads_total",                                         \
       "Policy files loaded and swapped in after start (SIGHUP or a file change).")                 \
     X(POLICY_RELOAD_FAILURES, "gpu_extender_policy_reload_failures_total",                         \
-      "Policy reloads refused because the new file was invalid; the old policy stays active.")
+      "Policy reloads refused because the new file was invalid; the old policy stays active.")     \
+    X(HTTP_HEADER_TIMEOUTS, "gpu_extender_http_header_timeouts_total",                             \
+      "Connections closed because their request headers did not arrive in time.")                  \
+    X(HTTP_BODY_TIMEOUTS, "gpu_extender_http_body_timeouts_total",                                 \
+      "Connections closed because their request body did not arrive in time.")                     \
+    X(HTTP_IDLE_CLOSES, "gpu_extender_http_idle_closes_total",                                     \
+      "Kept-alive connections closed after the idle timeout.")                                     \
+    X(HTTP_BUDGET_REFUSALS, "gpu_extender_http_budget_refusals_total",                             \
+      "Requests refused with 503 because their body would overrun --max-inflight-bytes.")
 
 enum metrics_counter {
 #define METRICS_COUNTER_ENUM(name, metric, help) METRICS_##name,
     METRICS_COUNTER_MAP(METRICS_COUNTER_ENUM)
 #undef METRICS_COUNTER_ENUM
         METRICS_COUNTER_COUNT
+};
+
+/* Gauges any module may move: name, help. */
+#define METRICS_GAUGE_MAP(X)                                                                       \
+    X(HTTP_CONNECTIONS, "gpu_extender_http_connections", "HTTP connections open, every listener.") \
+    X(HTTP_BODY_BYTES, "gpu_extender_http_body_bytes",                                             \
+      "Request body bytes held now, against --max-inflight-bytes.")
+
+enum metrics_gauge {
+#define METRICS_GAUGE_ENUM(name, metric, help) METRICS_GAUGE_##name,
+    METRICS_GAUGE_MAP(METRICS_GAUGE_ENUM)
+#undef METRICS_GAUGE_ENUM
+        METRICS_GAUGE_COUNT
 };
 
 /* Figures the cluster cache owns, sampled when /metrics is served: name, type, decimals of
@@ -98,6 +119,10 @@ enum metrics_cache {
 void metrics_request_observe(enum metrics_verb verb, enum metrics_outcome outcome,
                              uint64_t duration_ns);
 void metrics_counter_add(enum metrics_counter c, uint64_t n);
+/* Moves a gauge by delta (negative to lower it). */
+void metrics_gauge_add(enum metrics_gauge g, int64_t delta);
+/* Reads one gauge (for tests). */
+int64_t metrics_gauge_get(enum metrics_gauge g);
 /* Records the result of one bind: "success" or "error", with the API server's HTTP status
  * (0 when no answer came back: timeout, connection refused, TLS failure, no API server). */
 void metrics_bind_observe(int success, long api_status);

@@ -33,6 +33,15 @@ static const struct {
 
 static const struct {
     const char *name;
+    const char *help;
+} gauge_defs[] = {
+#define METRICS_GAUGE_DEF(name, metric, help) {metric, help},
+    METRICS_GAUGE_MAP(METRICS_GAUGE_DEF)
+#undef METRICS_GAUGE_DEF
+};
+
+static const struct {
+    const char *name;
     const char *type;
     int decimals;
     const char *help;
@@ -52,6 +61,7 @@ static struct {
     atomic_uint_fast64_t requests[METRICS_VERB_COUNT][METRICS_OUTCOME_COUNT];
     struct histogram duration[METRICS_VERB_COUNT];
     atomic_uint_fast64_t counters[METRICS_COUNTER_COUNT];
+    atomic_int_fast64_t gauges[METRICS_GAUGE_COUNT];
     atomic_uint_fast64_t binds[2][BIND_STATUSES + 1];
 } reg;
 
@@ -78,6 +88,16 @@ void metrics_request_observe(enum metrics_verb verb, enum metrics_outcome outcom
 void metrics_counter_add(enum metrics_counter c, uint64_t n)
 {
     atomic_fetch_add_explicit(&reg.counters[c], n, memory_order_relaxed);
+}
+
+void metrics_gauge_add(enum metrics_gauge g, int64_t delta)
+{
+    atomic_fetch_add_explicit(&reg.gauges[g], delta, memory_order_relaxed);
+}
+
+int64_t metrics_gauge_get(enum metrics_gauge g)
+{
+    return atomic_load_explicit(&reg.gauges[g], memory_order_relaxed);
 }
 
 uint64_t metrics_counter_get(enum metrics_counter c)
@@ -180,6 +200,11 @@ enum err metrics_format(struct buf *out)
         e = buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %lu\n", counter_defs[c].name,
                        counter_defs[c].help, counter_defs[c].name, counter_defs[c].name,
                        (unsigned long)load(&reg.counters[c]));
+    }
+    for (size_t g = 0; g < METRICS_GAUGE_COUNT && e == ERR_OK; g++) {
+        e = buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_defs[g].name,
+                       gauge_defs[g].help, gauge_defs[g].name, gauge_defs[g].name,
+                       (long long)atomic_load_explicit(&reg.gauges[g], memory_order_relaxed));
     }
     return e;
 }
