@@ -27,10 +27,11 @@ struct exchange {
     const char *path;   /* NUL-terminated, without the query string */
     const char *body;
     size_t body_len;
-    bool body_too_large; /* the transport refused to read a body over its limit */
-    size_t body_limit;   /* that limit, for the error message */
-    uint64_t start_ns;   /* clock_mono_ns() when the request arrived */
-    struct arena arena;  /* request scope */
+    bool body_too_large;   /* the transport refused to read a body over its limit */
+    size_t body_limit;     /* that limit, for the error message */
+    bool body_over_budget; /* the body would overrun the server's memory budget: not read */
+    uint64_t start_ns;     /* clock_mono_ns() when the request arrived */
+    struct arena arena;    /* request scope */
     /* Transport hook for deferred replies; called once by exchange_complete(). */
     void (*on_complete)(struct exchange *ex);
     void *transport;
@@ -40,6 +41,7 @@ struct exchange {
     const char *content_type;
     struct exchange_iov *iov;
     size_t iov_count;
+    unsigned retry_after_s; /* non-zero: a Retry-After header with this many seconds */
     bool deferred;
 };
 

@@ -1,8 +1,16 @@
-/* httpd.h -- the HTTP/1.1 server (libmicrohttpd: epoll, a thread pool sized to the cores).
+/* httpd.h -- the HTTP/1.1 server (libmicrohttpd: poll, a thread pool sized to the cores).
  * It reads request bodies up to a cap, hands each request to one handler as an exchange, and
  * sends whatever reply the handler set, now or later (deferred replies suspend the
  * connection, so a bind waiting on the API server holds no thread). It knows nothing about
- * the extender protocol. */
+ * the extender protocol.
+ *
+ * It protects itself from its clients: a connection must finish its request headers within
+ * header_timeout_ms of connecting (or of its previous reply, on a kept-alive connection:
+ * idle_timeout_ms), and its body within body_timeout_ms of the headers, else it is closed;
+ * at most max_connections are open at once, and max_connections_per_client from one address;
+ * body bytes are reserved from a memory budget as they arrive (never from the announced
+ * length), and a request that would overrun it is refused with body_over_budget set. Several
+ * servers may share one budget. */
 #pragma once
 
 #include <stddef.h>
@@ -14,11 +22,27 @@
 
 typedef void httpd_handler_fn(void *ctx, struct exchange *ex);
 
+/* Body bytes held by every request in flight of the servers that share it. Thread-safe. */
+struct httpd_budget;
+
+/* A budget of max_bytes (0: unlimited). Never fails. */
+struct httpd_budget *httpd_budget_new(size_t max_bytes);
+/* NULL is a no-op; every server using it must have stopped. */
+void httpd_budget_free(struct httpd_budget *b);
+/* Bytes reserved now. */
+size_t httpd_budget_used(const struct httpd_budget *b);
+
 struct httpd_config {
-    const char *listen;      /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free one */
-    size_t max_body_bytes;   /* larger bodies are not read: body_too_large is set */
-    unsigned threads;        /* 0: one per core */
-    unsigned idle_timeout_s; /* close idle keep-alive connections after this */
+    const char *name;            /* for logs: "verbs", "ops" */
+    const char *listen;          /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free one */
+    size_t max_body_bytes;       /* larger bodies are not read: body_too_large is set */
+    struct httpd_budget *budget; /* may be NULL: no budget; borrowed, must outlive the server */
+    unsigned threads;            /* 0: one per core */
+    unsigned header_timeout_ms;  /* 0: 10000 */
+    unsigned body_timeout_ms;    /* 0: 60000 */
+    unsigned idle_timeout_ms;    /* kept-alive connection with no request; 0: 120000 */
+    unsigned max_connections;    /* 0: 10000; lowered to what the descriptor limit allows */
+    unsigned max_connections_per_client; /* 0: 64 */
     httpd_handler_fn *handler;
     void *handler_ctx;
 };
@@ -26,13 +50,16 @@ struct httpd_config {
 struct httpd;
 
 /* Binds and starts serving. Returns ERR_INVALID for a bad listen address, ERR_IO when the
- * address cannot be bound; eb says which. */
+ * address cannot be bound; eb says which. Raises the process's soft descriptor limit to its
+ * hard limit if it has to. */
 enum err httpd_start(const struct httpd_config *cfg, struct httpd **out,
                      struct errbuf *eb) GX_MUST_CHECK;
 /* The port actually bound (useful with port 0). */
 uint16_t httpd_port(const struct httpd *h);
 /* Requests started and not yet finished (deferred ones included). */
 unsigned httpd_in_flight(const struct httpd *h);
+/* Connections open now. */
+unsigned httpd_connections(const struct httpd *h);
 /* Stops accepting connections and waits up to drain_ms for requests in flight to finish.
  * Connections already open are still served. NULL is a no-op. */
 void httpd_quiesce(struct httpd *h, unsigned drain_ms);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,18 +17,12 @@
 #include "gx/alloc.h"
 #include "gx/clock.h"
 #include "gx/log.h"
+#include "gx/metrics.h"
+
+#include "httpd_internal.h"
 
 /* The arena of a request may use this much beyond half its body (decoded nodes, the reply). */
 #define HTTPD_ARENA_BASE_BYTES (16u << 20)
-
-struct httpd {
-    struct MHD_Daemon *daemon;
-    struct httpd_config cfg;
-    uint16_t port;
-    atomic_uint in_flight; /* requests begun and not yet finished */
-    atomic_uint uploading; /* of those, still receiving their body */
-    bool quiesced;
-};
 
 /* At shutdown a request still uploading gets this long to finish its body: on loopback a
  * live upload takes milliseconds, and a dead or half-closed client must not hold us up. */
@@ -40,15 +35,17 @@ struct request {
     struct MHD_Connection *conn;
     char *body;
     size_t body_len;
-    size_t body_alloc;
-    bool handled;   /* the handler has run */
-    bool suspended; /* we suspended the connection waiting for a deferred reply */
-    bool done;      /* the reply is set (immediately or by exchange_complete) */
+    size_t body_alloc; /* reserved from the budget, all of it */
+    size_t announced;  /* Content-Length; 0 when none was given */
+    bool handled;      /* the handler has run */
+    bool suspended;    /* we suspended the connection waiting for a deferred reply */
+    bool done;         /* the reply is set (immediately or by exchange_complete) */
     pthread_mutex_t lock;
 };
 
 static void request_free(struct request *rq)
 {
+    budget_give(rq->h->cfg.budget, rq->body_alloc);
     arena_destroy(&rq->ex.arena);
     pthread_mutex_destroy(&rq->lock);
     free(rq->body);
@@ -98,8 +95,9 @@ static struct request *request_new(struct httpd *h, struct MHD_Connection *conn,
     return rq;
 }
 
-/* Sizes the body buffer from Content-Length, so a 180 MB body is one allocation and never a
- * doubling; marks the request too large without reading anything past the cap. */
+/* Reads Content-Length: a body over the cap, or over the whole memory budget, is refused
+ * before any of it is read. Nothing is reserved from the announced length: a client that
+ * announces 256 MiB and sends one byte holds one buffer's worth. */
 static void request_check_length(struct request *rq)
 {
     const char *cl =
@@ -112,30 +110,56 @@ static void request_check_length(struct request *rq)
     n = strtoull(cl, &end, 10);
     if (end == cl || *end != '\0')
         return;
-    if (n > rq->h->cfg.max_body_bytes) {
+    if (n > rq->h->cfg.max_body_bytes)
         rq->ex.body_too_large = true;
-        return;
-    }
-    rq->body_alloc = (size_t)n + 1;
-    rq->body = xmalloc(rq->body_alloc);
+    else if (!budget_fits(rq->h->cfg.budget, (size_t)n + 1))
+        rq->ex.body_over_budget = true;
+    else
+        rq->announced = (size_t)n;
+}
+
+/* Drops the body and its reservation: the request will be refused, whatever else arrives. */
+static void request_refuse_budget(struct request *rq)
+{
+    budget_give(rq->h->cfg.budget, rq->body_alloc);
+    free(rq->body);
+    rq->body = NULL;
+    rq->body_len = rq->body_alloc = 0;
+    rq->ex.body_over_budget = true;
+    metrics_counter_add(METRICS_HTTP_BUDGET_REFUSALS, 1);
+}
+
+/* The next buffer size: doubling from 64 KiB, never past the announced length or the cap. */
+static size_t next_alloc(const struct request *rq, size_t need)
+{
+    size_t max = rq->h->cfg.max_body_bytes + 1;
+    size_t want = rq->body_alloc ? rq->body_alloc * 2 : (size_t)64 * 1024;
+
+    while (want < need)
+        want *= 2;
+    if (rq->announced && rq->announced + 1 >= need && want > rq->announced + 1)
+        want = rq->announced + 1;
+    return want > max ? max : want;
 }
 
 static void request_append(struct request *rq, const char *data, size_t n)
 {
     size_t max = rq->h->cfg.max_body_bytes;
 
-    if (rq->ex.body_too_large)
+    if (rq->ex.body_too_large || rq->ex.body_over_budget)
         return;
     if (n > max || rq->body_len > max - n) {
         rq->ex.body_too_large = true;
         return;
     }
     if (rq->body_len + n + 1 > rq->body_alloc) {
-        size_t want = rq->body_alloc ? rq->body_alloc * 2 : (size_t)64 * 1024;
-        while (want < rq->body_len + n + 1)
-            want *= 2;
-        rq->body_alloc = want > max + 1 ? max + 1 : want;
-        rq->body = xrealloc(rq->body, rq->body_alloc);
+        size_t want = next_alloc(rq, rq->body_len + n + 1);
+        if (!budget_take(rq->h->cfg.budget, want - rq->body_alloc)) {
+            request_refuse_budget(rq);
+            return;
+        }
+        rq->body = xrealloc(rq->body, want);
+        rq->body_alloc = want;
     }
     memcpy(rq->body + rq->body_len, data, n);
     rq->body_len += n;
@@ -162,6 +186,11 @@ static enum MHD_Result queue_reply(struct request *rq)
         return MHD_NO;
     if (ex->content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ex->content_type);
+    if (ex->retry_after_s) {
+        char secs[16];
+        snprintf(secs, sizeof(secs), "%u", ex->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     ret = MHD_queue_response(rq->conn, (unsigned)(ex->status ? ex->status : 500), resp);
     MHD_destroy_response(resp);
     return ret;
@@ -174,6 +203,7 @@ static enum MHD_Result dispatch(struct request *rq)
 
     rq->handled = true;
     atomic_fetch_sub(&h->uploading, 1);
+    guard_phase(&h->guard, rq->conn, CONN_BUSY);
     rq->ex.body = rq->body ? rq->body : "";
     rq->ex.body_len = rq->body_len;
     if (rq->ex.body_len)
@@ -202,16 +232,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!rq) {
         rq = request_new(h, conn, method, url);
         *req_cls = rq;
+        guard_phase(&h->guard, conn, CONN_BODY);
         request_check_length(rq);
         /* A body we will not read is refused now; MHD then closes the connection. */
-        return rq->ex.body_too_large ? dispatch(rq) : MHD_YES;
+        return rq->ex.body_too_large || rq->ex.body_over_budget ? dispatch(rq) : MHD_YES;
     }
     if (*upload_data_size) {
         request_append(rq, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        /* A chunked body that crosses the cap is read to its end and dropped, then refused:
-         * libmicrohttpd 0.9.75 cannot queue a reply in the middle of an upload. Nothing past
-         * the cap is kept. */
+        /* A chunked body that crosses the cap, or a body that overruns the budget, is read to
+         * its end and dropped, then refused: libmicrohttpd 0.9.75 cannot queue a reply in
+         * the middle of an upload. Nothing past the cap is kept, and the body deadline
+         * bounds how long that takes. */
         return MHD_YES;
     }
     if (!rq->handled)
@@ -229,13 +261,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct httpd *h = cls;
     struct request *rq = *req_cls;
 
-    (void)conn;
     if (!rq)
         return;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_debug("http", "request ended early", "path=%s code=%d", rq->ex.path, (int)toe);
     if (!rq->handled)
         atomic_fetch_sub(&h->uploading, 1);
+    guard_phase(&h->guard, conn, CONN_IDLE);
     request_free(rq);
     *req_cls = NULL;
     atomic_fetch_sub(&h->in_flight, 1);
@@ -293,34 +325,100 @@ static enum err parse_listen(const char *listen, struct sockaddr_storage *ss, so
     return ERR_OK;
 }
 
+/* Descriptors kept for everything but client connections: the API client, log, files. */
+#define HTTPD_RESERVED_FDS 256
+
+/* The connection limit the descriptor limit allows: past it, accept() would fail with EMFILE,
+ * which libmicrohttpd 0.9.75 does not recover from (it stops accepting and stops closing the
+ * connections its clients have left; the daemon is wedged until restarted). The soft limit is
+ * raised to the hard one first; each of two listeners may then use half of it. */
+static unsigned connection_limit(const struct httpd_config *cfg)
+{
+    unsigned want = cfg->max_connections ? cfg->max_connections : 10000;
+    struct rlimit rl;
+    rlim_t room;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    room = rl.rlim_cur > 2 * HTTPD_RESERVED_FDS ? (rl.rlim_cur - HTTPD_RESERVED_FDS) / 2 : 16;
+    if (rl.rlim_cur != RLIM_INFINITY && want > room) {
+        log_warn("http", "fewer connections than asked: the descriptor limit is too low",
+                 "listener=%s asked=%u allowed=%lu nofile=%lu", cfg->name ? cfg->name : "", want,
+                 (unsigned long)room, (unsigned long)rl.rlim_cur);
+        want = (unsigned)room;
+    }
+    return want;
+}
+
+static unsigned pool_size(unsigned threads)
+{
+    long n;
+
+    if (threads)
+        return threads;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    struct httpd *h = cls;
+
+    guard_notify(&h->guard, mc, socket_context, toe == MHD_CONNECTION_NOTIFY_STARTED);
+}
+
+static struct MHD_Daemon *start_daemon(struct httpd *h, const struct sockaddr_storage *ss)
+{
+    const struct httpd_config *cfg = &h->cfg;
+    /* poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll loop, once a flood has
+     * taken it to its connection limit, stops seeing the peers of the connections it holds
+     * close (they stay in CLOSE-WAIT) and never accepts again; with poll() it recovers as
+     * soon as the flood ends (tests/integration/test_hardening.py keeps that true). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    unsigned per_client = cfg->max_connections_per_client ? cfg->max_connections_per_client : 64;
+    /* libmicrohttpd's own inactivity timeout backs the guard up, at the longest deadline. */
+    unsigned backstop_s = (h->guard.timeout_ms[CONN_IDLE] + 999) / 1000 + 1;
+
+    if (ss->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss, MHD_OPTION_THREAD_POOL_SIZE,
+        pool_size(cfg->threads), MHD_OPTION_CONNECTION_LIMIT, connection_limit(cfg),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_client, MHD_OPTION_CONNECTION_TIMEOUT, backstop_s,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, h, MHD_OPTION_END);
+}
+
 enum err httpd_start(const struct httpd_config *cfg, struct httpd **out, struct errbuf *eb)
 {
     struct sockaddr_storage ss;
     socklen_t ss_len = 0;
     struct httpd *h;
     const union MHD_DaemonInfo *info;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    unsigned threads = cfg->threads;
     enum err e = parse_listen(cfg->listen, &ss, &ss_len, eb);
 
     if (e != ERR_OK)
         return e;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (unsigned)n : 1;
-    }
     h = xcalloc(1, sizeof(*h));
     h->cfg = *cfg;
-    h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s ? cfg->idle_timeout_s : 120u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    if (!guard_start(&h->guard, cfg)) {
+        errbuf_set(eb, "cannot start the connection watchdog thread");
+        guard_stop(&h->guard);
+        free(h);
+        return ERR_IO;
+    }
+    h->daemon = start_daemon(h, &ss);
     if (!h->daemon) {
         errbuf_set(eb, "cannot listen on %s (address in use or not local?)", cfg->listen);
+        guard_stop(&h->guard);
         free(h);
         return ERR_IO;
     }
@@ -328,6 +426,17 @@ enum err httpd_start(const struct httpd_config *cfg, struct httpd **out, struct 
     h->port = info ? info->port : 0;
     *out = h;
     return ERR_OK;
+}
+
+unsigned httpd_connections(const struct httpd *h)
+{
+    struct guard *g = (struct guard *)(uintptr_t)&h->guard;
+    unsigned n;
+
+    pthread_mutex_lock(&g->lock);
+    n = g->open;
+    pthread_mutex_unlock(&g->lock);
+    return n;
 }
 
 uint16_t httpd_port(const struct httpd *h)
@@ -379,5 +488,6 @@ void httpd_stop(struct httpd *h, unsigned drain_ms)
         log_warn("http", "stopping with requests in flight", "count=%u uploading=%u",
                  atomic_load(&h->in_flight), atomic_load(&h->uploading));
     MHD_stop_daemon(h->daemon);
+    guard_stop(&h->guard);
     free(h);
 }
