@@ -29,6 +29,11 @@ struct watch_feed {
     uint64_t bad_objects;
 };
 
+struct listener {
+    struct routes *routes;
+    struct httpd *httpd;
+};
+
 struct daemon {
     struct config cfg;
     struct policy_store *policies;
@@ -38,8 +43,9 @@ struct daemon {
     struct bind_choice_ctx choice;
     struct watch_feed feeds[2];
     struct kube_watch *watches[2];
-    struct routes *routes;
-    struct httpd *httpd;
+    struct httpd_budget *budget; /* request bodies of both listeners */
+    struct listener verbs;       /* --listen: the scheduler's verbs, /debug, health */
+    struct listener ops;         /* --ops-listen: health and metrics only; may be unused */
 };
 
 /* ---- bind glue: routes' bind callback -> the kube binder ---- */
@@ -259,7 +265,9 @@ static void handle_request(void *ctx, struct exchange *ex)
     routes_handle(ctx, ex);
 }
 
-static bool start_http(struct daemon *d)
+/* One listener: its routes, its server, and its port file. */
+static bool start_listener(struct daemon *d, const char *name, const char *listen,
+                           const char *port_file, bool ops_only, struct listener *out)
 {
     struct routes_config rc = {
         .url_prefix = d->cfg.url_prefix,
@@ -268,30 +276,59 @@ static bool start_http(struct daemon *d)
         .bind_ctx = d,
         .mode = d->kube ? kube_client_server(d->kube) : "standalone",
         .cache = d->cache,
+        .ops_only = ops_only,
     };
     struct httpd_config hc = {
-        .listen = d->cfg.listen,
+        .name = name,
+        .listen = listen,
         .max_body_bytes = (size_t)d->cfg.max_body_bytes,
+        .budget = d->budget,
         .threads = (unsigned)d->cfg.threads,
+        .header_timeout_ms = (unsigned)d->cfg.header_timeout_ms,
+        .body_timeout_ms = (unsigned)d->cfg.body_timeout_ms,
+        .idle_timeout_ms = (unsigned)d->cfg.idle_timeout_ms,
+        .max_connections = (unsigned)d->cfg.max_connections,
+        .max_connections_per_client = (unsigned)d->cfg.max_connections_per_client,
         .handler = handle_request,
     };
     struct errbuf eb = ERRBUF_INIT;
-    struct policy *pol;
 
-    d->routes = routes_new(&rc);
-    hc.handler_ctx = d->routes;
-    if (httpd_start(&hc, &d->httpd, &eb) != ERR_OK) {
-        log_error("main", "cannot start the HTTP server", "err=\"%s\"", eb.msg);
+    out->routes = routes_new(&rc);
+    hc.handler_ctx = out->routes;
+    if (httpd_start(&hc, &out->httpd, &eb) != ERR_OK) {
+        log_error("main", "cannot start the HTTP server", "listener=%s err=\"%s\"", name, eb.msg);
         return false;
     }
-    if (d->cfg.port_file[0] && !write_port_file(d->cfg.port_file, httpd_port(d->httpd))) {
-        log_error("main", "cannot write the port file", "path=%s err=\"%s\"", d->cfg.port_file,
+    if (port_file[0] && !write_port_file(port_file, httpd_port(out->httpd))) {
+        log_error("main", "cannot write the port file", "path=%s err=\"%s\"", port_file,
                   strerror(errno));
         return false;
     }
+    return true;
+}
+
+static bool start_http(struct daemon *d)
+{
+    struct policy *pol;
+
+    if (d->cfg.max_inflight_bytes < d->cfg.max_body_bytes)
+        log_warn("main",
+                 "--max-inflight-bytes is below --max-body-bytes: the largest bodies "
+                 "will be refused with 503",
+                 "max_inflight_bytes=%lld max_body_bytes=%lld", d->cfg.max_inflight_bytes,
+                 d->cfg.max_body_bytes);
+    d->budget = httpd_budget_new((size_t)d->cfg.max_inflight_bytes);
+    if (!start_listener(d, "verbs", d->cfg.listen, d->cfg.port_file, false, &d->verbs))
+        return false;
+    if (d->cfg.ops_listen[0] &&
+        !start_listener(d, "ops", d->cfg.ops_listen, d->cfg.ops_port_file, true, &d->ops))
+        return false;
     pol = policy_store_get(d->policies);
-    log_info("main", "serving", "listen=%s port=%u prefix=%s policy=\"%s\" hash=%s rules=%zu",
-             d->cfg.listen, (unsigned)httpd_port(d->httpd), d->cfg.url_prefix, pol->source,
+    log_info("main", "serving",
+             "listen=%s port=%u ops_listen=%s ops_port=%u prefix=%s policy=\"%s\" hash=%s "
+             "rules=%zu",
+             d->cfg.listen, (unsigned)httpd_port(d->verbs.httpd), d->cfg.ops_listen,
+             d->ops.httpd ? (unsigned)httpd_port(d->ops.httpd) : 0u, d->cfg.url_prefix, pol->source,
              pol->hash, pol->rule_count);
     policy_unref(pol);
     return true;
@@ -302,15 +339,19 @@ static bool start_http(struct daemon *d)
  * libmicrohttpd cannot stop with a connection still suspended. */
 static void stop_all(struct daemon *d)
 {
-    httpd_quiesce(d->httpd, (unsigned)d->cfg.drain_timeout_ms);
+    httpd_quiesce(d->ops.httpd, 0); /* probes see the end at once; the verbs drain */
+    httpd_quiesce(d->verbs.httpd, (unsigned)d->cfg.drain_timeout_ms);
     kube_binder_stop(d->binder);
-    httpd_stop(d->httpd, 2000);
+    httpd_stop(d->verbs.httpd, 2000);
+    httpd_stop(d->ops.httpd, 0);
     kube_binder_free(d->binder);
     kube_watch_stop(d->watches[0]);
     kube_watch_stop(d->watches[1]);
     cache_free(d->cache);
     kube_client_free(d->kube);
-    routes_free(d->routes);
+    routes_free(d->verbs.routes);
+    routes_free(d->ops.routes);
+    httpd_budget_free(d->budget);
     policy_store_free(d->policies);
 }
 

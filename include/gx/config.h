@@ -13,6 +13,8 @@
 struct config {
     char listen[256];
     char port_file[1024];
+    char ops_listen[256];
+    char ops_port_file[1024];
     char url_prefix[256];
     char kubeconfig[1024];
     char serviceaccount_dir[1024];
@@ -20,6 +22,12 @@ struct config {
     char log_level[16];
     char check_policy[1024]; /* --check-policy FILE: validate and exit */
     long long max_body_bytes;
+    long long max_inflight_bytes;
+    long long max_connections;
+    long long max_connections_per_client;
+    long long header_timeout_ms;
+    long long body_timeout_ms;
+    long long idle_timeout_ms;
     long long bind_timeout_ms;
     long long bind_workers;
     long long threads;

@@ -29,6 +29,8 @@ struct routes_config {
     void *bind_ctx;
     const char *mode;    /* "standalone" or the API server URL, shown by /readyz */
     struct cache *cache; /* NULL: standalone, no cluster state (free GPUs = allocatable) */
+    bool ops_only;       /* the operations listener: /healthz, /readyz, /metrics, /version and
+                            nothing else (the verbs and /debug answer 404 there) */
 };
 
 struct routes;

@@ -27,6 +27,7 @@ struct routes {
     void *bind_ctx;
     char mode[256];
     struct cache *cache;
+    bool ops_only;
     struct debug_ctx debug;
 };
 
@@ -53,6 +54,7 @@ struct routes *routes_new(const struct routes_config *cfg)
     r->bind = cfg->bind;
     r->bind_ctx = cfg->bind_ctx;
     r->cache = cfg->cache;
+    r->ops_only = cfg->ops_only;
     r->debug = (struct debug_ctx){.cache = cfg->cache, .policies = cfg->policies};
     snprintf(r->mode, sizeof(r->mode), "%s", cfg->mode ? cfg->mode : "standalone");
     return r;
@@ -433,40 +435,44 @@ static enum route_result handle_debug_explain(struct routes *r, struct exchange 
 
 /* ---- the table ---- */
 
+/* Where a route is served. */
+#define ROUTE_UNDER_PREFIX 0x1u /* under --url-prefix (the scheduler's verbs) */
+#define ROUTE_PATH_PREFIX 0x2u  /* path is a prefix: the handler reads the rest */
+#define ROUTE_OPS 0x4u          /* also on the operations listener (--ops-listen) */
+
 struct route {
     const char *method; /* "GET" also answers HEAD */
     const char *path;
-    bool prefixed;  /* under --url-prefix */
-    bool is_prefix; /* path is a prefix: the handler reads the rest */
+    unsigned flags;
     enum metrics_verb verb;
     route_fn *fn;
 };
 
 static const struct route route_table[] = {
-    {"POST", "/filter", true, false, METRICS_VERB_FILTER, handle_filter},
-    {"POST", "/prioritize", true, false, METRICS_VERB_PRIORITIZE, handle_prioritize},
-    {"POST", "/bind", true, false, METRICS_VERB_BIND, handle_bind},
-    {"GET", "/healthz", false, false, METRICS_VERB_OTHER, handle_healthz},
-    {"GET", "/readyz", false, false, METRICS_VERB_OTHER, handle_readyz},
-    {"GET", "/metrics", false, false, METRICS_VERB_OTHER, handle_metrics},
-    {"GET", "/version", false, false, METRICS_VERB_OTHER, handle_version},
-    {"GET", "/debug/nodes", false, false, METRICS_VERB_OTHER, handle_debug_nodes},
-    {"GET", "/debug/policy", false, false, METRICS_VERB_OTHER, handle_debug_policy},
+    {"POST", "/filter", ROUTE_UNDER_PREFIX, METRICS_VERB_FILTER, handle_filter},
+    {"POST", "/prioritize", ROUTE_UNDER_PREFIX, METRICS_VERB_PRIORITIZE, handle_prioritize},
+    {"POST", "/bind", ROUTE_UNDER_PREFIX, METRICS_VERB_BIND, handle_bind},
+    {"GET", "/healthz", ROUTE_OPS, METRICS_VERB_OTHER, handle_healthz},
+    {"GET", "/readyz", ROUTE_OPS, METRICS_VERB_OTHER, handle_readyz},
+    {"GET", "/metrics", ROUTE_OPS, METRICS_VERB_OTHER, handle_metrics},
+    {"GET", "/version", ROUTE_OPS, METRICS_VERB_OTHER, handle_version},
+    {"GET", "/debug/nodes", 0, METRICS_VERB_OTHER, handle_debug_nodes},
+    {"GET", "/debug/policy", 0, METRICS_VERB_OTHER, handle_debug_policy},
     /* Explain takes a posted Pod, or names a cached one in the path. */
-    {"POST", "/debug/explain", false, false, METRICS_VERB_OTHER, handle_debug_explain},
-    {"GET", "/debug/explain/", false, true, METRICS_VERB_OTHER, handle_debug_explain},
+    {"POST", "/debug/explain", 0, METRICS_VERB_OTHER, handle_debug_explain},
+    {"GET", "/debug/explain/", ROUTE_PATH_PREFIX, METRICS_VERB_OTHER, handle_debug_explain},
 };
 
 static bool path_matches(const struct routes *r, const struct route *rt, const char *path)
 {
     size_t plen = strlen(r->prefix);
 
-    if (rt->prefixed) {
+    if (rt->flags & ROUTE_UNDER_PREFIX) {
         if (strncmp(path, r->prefix, plen) != 0)
             return false;
         path += plen;
     }
-    if (rt->is_prefix)
+    if (rt->flags & ROUTE_PATH_PREFIX)
         return strncmp(path, rt->path, strlen(rt->path)) == 0;
     return strcmp(path, rt->path) == 0;
 }
@@ -485,7 +491,7 @@ static const struct route *find_route(const struct routes *r, const struct excha
     *path_row = NULL;
     for (size_t i = 0; i < GX_ARRAY_LEN(route_table); i++) {
         const struct route *rt = &route_table[i];
-        if (!path_matches(r, rt, ex->path))
+        if ((r->ops_only && !(rt->flags & ROUTE_OPS)) || !path_matches(r, rt, ex->path))
             continue;
         if (method_matches(rt, ex->method))
             return rt;
@@ -512,6 +518,11 @@ void routes_handle(struct routes *r, struct exchange *ex)
         snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes (--max-body-bytes)",
                  ex->body_limit);
         codec_reply_err(ex, ERR_TOO_LARGE, msg);
+    } else if (ex->body_over_budget) {
+        ex->retry_after_s = 1;
+        codec_reply_err(ex, ERR_UNAVAILABLE,
+                        "gpu-extender: request bodies in flight fill the memory budget "
+                        "(--max-inflight-bytes); retry");
     } else {
         enum route_result res = rt->fn(r, ex);
         if (res != ROUTE_DEFERRED)

@@ -67,7 +67,15 @@ static void check_defaults(const struct config *c)
     CHECK_STR_EQ(c->policy, "");
     CHECK_STR_EQ(c->log_level, "info");
     CHECK_STR_EQ(c->check_policy, "");
+    CHECK_STR_EQ(c->ops_listen, "");
+    CHECK_STR_EQ(c->ops_port_file, "");
     CHECK_EQ(c->max_body_bytes, 268435456);
+    CHECK_EQ(c->max_inflight_bytes, 536870912);
+    CHECK_EQ(c->max_connections, 10000);
+    CHECK_EQ(c->max_connections_per_client, 64);
+    CHECK_EQ(c->header_timeout_ms, 10000);
+    CHECK_EQ(c->body_timeout_ms, 60000);
+    CHECK_EQ(c->idle_timeout_ms, 120000);
     CHECK_EQ(c->bind_timeout_ms, 4000);
     CHECK_EQ(c->bind_workers, 16);
     CHECK_EQ(c->threads, 0);
@@ -283,12 +291,20 @@ static const struct {
 } known[] = {
     {"listen", "GPU_EXTENDER_LISTEN"},
     {"port-file", "GPU_EXTENDER_PORT_FILE"},
+    {"ops-listen", "GPU_EXTENDER_OPS_LISTEN"},
+    {"ops-port-file", "GPU_EXTENDER_OPS_PORT_FILE"},
     {"url-prefix", "GPU_EXTENDER_URL_PREFIX"},
     {"kubeconfig", "GPU_EXTENDER_KUBECONFIG"},
     {"serviceaccount-dir", "GPU_EXTENDER_SERVICEACCOUNT_DIR"},
     {"policy", "GPU_EXTENDER_POLICY"},
     {"policy-watch-ms", "GPU_EXTENDER_POLICY_WATCH_MS"},
     {"max-body-bytes", "GPU_EXTENDER_MAX_BODY_BYTES"},
+    {"max-inflight-bytes", "GPU_EXTENDER_MAX_INFLIGHT_BYTES"},
+    {"max-connections", "GPU_EXTENDER_MAX_CONNECTIONS"},
+    {"max-connections-per-client", "GPU_EXTENDER_MAX_CONNECTIONS_PER_CLIENT"},
+    {"header-timeout-ms", "GPU_EXTENDER_HEADER_TIMEOUT_MS"},
+    {"body-timeout-ms", "GPU_EXTENDER_BODY_TIMEOUT_MS"},
+    {"idle-timeout-ms", "GPU_EXTENDER_IDLE_TIMEOUT_MS"},
     {"log-level", "GPU_EXTENDER_LOG_LEVEL"},
     {"bind-timeout-ms", "GPU_EXTENDER_BIND_TIMEOUT_MS"},
     {"bind-workers", "GPU_EXTENDER_BIND_WORKERS"},
@@ -362,7 +378,14 @@ static void test_usage(void)
     CHECK(strstr(text, "  --help\n") != NULL);
     CHECK_STR_EQ(flags[0].def, "127.0.0.1:8888");
     CHECK_STR_EQ(flags[1].def, "");
-    CHECK_STR_EQ(flags[7].def, "268435456");
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(flags[i].name, "max-body-bytes") == 0)
+            CHECK_STR_EQ(flags[i].def, "268435456");
+        if (strcmp(flags[i].name, "ops-listen") == 0)
+            CHECK_STR_EQ(flags[i].def, "");
+        if (strcmp(flags[i].name, "idle-timeout-ms") == 0)
+            CHECK_STR_EQ(flags[i].def, "120000");
+    }
     free(text);
 }
 
