@@ -1,7 +1,9 @@
 /* bench_codec.c -- filter and prioritize without sockets: decode, decide, encode, for
  * full-Nodes requests of 100 to 5,000 nodes built at run time from the captured request
- * (shared/fixtures/kube-1.26/extender/raw/filter.args.nodecache-false.json): its Pod, and its
+ * (tests/fixtures/kube-1.26/extender/raw/filter.args.nodecache-false.json): its Pod, and its
  * first Node repeated under new names. Prints a table of median and p99 per call and per node.
+ * ctest sets GX_FIXTURES; run by hand, it reads tests/fixtures/kube-1.26 from the current
+ * directory (the repository root).
  *
  * This is a first micro-benchmark; the benchmark issue adds realistic 12 KB nodes, HTTP
  * macro-benchmarks and the Go baseline. */
@@ -119,7 +121,7 @@ int main(void)
     FILE *f;
 
     snprintf(path, sizeof(path), "%s/extender/raw/filter.args.nodecache-false.json",
-             dir ? dir : "../shared/fixtures/kube-1.26");
+             dir ? dir : "tests/fixtures/kube-1.26");
     f = fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "bench_codec: cannot open %s (set GX_FIXTURES)\n", path);

@@ -6,7 +6,7 @@ pagination and selectors), watch (chunked NDJSON with bookmarks and 410
 expiry), create, patch, update, delete (pod graceful deletion) and the
 pods/binding subresource, all behind bearer-token or client-certificate
 auth.  Status bodies are shaped exactly like the captures in
-shared/fixtures/kube-1.26/apiserver/raw/.  Faults and inspection are driven
+tests/fixtures/kube-1.26/apiserver/raw/.  Faults and inspection are driven
 through the unauthenticated /_admin API; see tests/fake_apiserver.md.
 """
 

@@ -5,7 +5,8 @@
 
 Starts the fake as a subprocess (plain HTTP, and HTTPS with client-cert
 auth) and checks it against the real kube-apiserver 1.26 captures.
-Set KUBE_FIXTURES to the apiserver fixture dir if it is not found.
+The captures are tests/fixtures/kube-1.26/apiserver; KUBE_FIXTURES names another
+capture's apiserver dir.
 """
 
 import http.client
@@ -27,10 +28,7 @@ GEN_CERTS = os.path.join(HERE, "gen_certs.sh")
 
 
 def _find_fixtures():
-    cands = [os.environ.get("KUBE_FIXTURES", "")]
-    for up in ("..", os.path.join("..", "..")):
-        cands.append(os.path.join(HERE, up, "shared", "fixtures", "kube-1.26", "apiserver"))
-    cands.append("/work/shared/fixtures/kube-1.26/apiserver")
+    cands = [os.environ.get("KUBE_FIXTURES", ""), os.path.join(HERE, "fixtures", "kube-1.26", "apiserver")]
     for c in cands:
         if c and os.path.isfile(os.path.join(c, "list-nodes.200.json")):
             return os.path.abspath(c)

@@ -6,7 +6,7 @@ bytes on every machine and every run (no clock, no uuid4, no dict-order surprise
 cluster of N nodes is the first N nodes of any bigger one.
 
 Shapes follow the real objects captured from kube-apiserver 1.26 in
-shared/fixtures/kube-1.26/apiserver/raw/ (key order, managedFields, conditions, the Pod spec
+tests/fixtures/kube-1.26/apiserver/raw/ (key order, managedFields, conditions, the Pod spec
 that admission fills in), grown to what a production GPU node carries: about 35 labels from
 the GPU operator, GPU Feature Discovery and Node Feature Discovery, 20 container images,
 managedFields from five managers, and the gpu-extender.io/topology annotation. About 12 KB

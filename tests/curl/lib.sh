@@ -4,7 +4,7 @@
 #
 # Environment (all optional; ctest sets the first three):
 #   GX_DAEMON      the gpu-extender binary (default: the first of build/, build-asan/, build-it/)
-#   GX_FIXTURES    shared/fixtures/kube-1.26 (default: ../shared/fixtures/kube-1.26 beside the checkout)
+#   GX_FIXTURES    the captured kube-1.26 fixtures (default: tests/fixtures/kube-1.26 in the checkout)
 #   GX_SOURCE_DIR  the checkout (default: two levels above this file)
 #   GX_KEEP_TMP=1  keep the scratch directory (logs, bodies) even when every check passed
 #   GX_VERBOSE=1   print every passing check, not only the failures
@@ -36,7 +36,7 @@ if [[ -z ${GX_DAEMON:-} ]]; then
     done
 fi
 GX_DAEMON=${GX_DAEMON:-$GX_SOURCE_DIR/build/gpu-extender}
-GX_FIXTURES=${GX_FIXTURES:-$GX_SOURCE_DIR/../shared/fixtures/kube-1.26}
+GX_FIXTURES=${GX_FIXTURES:-$GX_SOURCE_DIR/tests/fixtures/kube-1.26}
 RAW=$GX_FIXTURES/extender/raw
 APIRAW=$GX_FIXTURES/apiserver/raw
 

@@ -23,7 +23,7 @@ One round (Simulator.run_round):
      round.
 
 Request bodies are derived from the real captures in
-shared/fixtures/kube-1.26/extender/raw/{filter,prioritize,bind}.args.nodecache-true.json: the
+tests/fixtures/kube-1.26/extender/raw/{filter,prioritize,bind}.args.nodecache-true.json: the
 captured body is loaded and only the Pod (the real object as the fake returns it, without the
 kind/apiVersion that informer objects lack), the NodeNames, or the four bind fields are
 replaced. The HTTP headers are the captured ones (http-requests.nodecache-true.json).

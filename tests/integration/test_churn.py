@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """test_churn.py -- gpu-extender's cluster cache under churn, against tests/fake_apiserver.py.
 
-    GX_BIN=build-churn/gpu-extender GX_FIXTURES=/work/shared/fixtures/kube-1.26 \\
-        python3 tests/integration/test_churn.py [-v]
+    GX_BIN=build-churn/gpu-extender python3 tests/integration/test_churn.py [-v]
 
 Starts the fake API server and the real daemon (--kubeconfig with a tokenFile), waits for
 /readyz, then runs a few hundred steps: nodes are created (200 over the run), deleted and
@@ -34,9 +33,10 @@ must still answer within --bind-timeout-ms. Run one class alone with
 The module also holds the harness (processes, fixture-derived objects, the checks) that
 test_restart.py uses.
 
-Environment: GX_BIN (or GX_DAEMON) the binary; GX_FIXTURES the kube-1.26 fixtures;
-GX_SEED a seed to replay a run; GX_CHURN_NODES / GX_CHURN_PODS to scale the run;
-GX_KEEP_TMP=1 to keep the scratch directory (logs) even on success. Python 3.11 stdlib only.
+Environment: GX_BIN (or GX_DAEMON) the binary; GX_FIXTURES the kube-1.26 fixtures (default
+tests/fixtures/kube-1.26); GX_SEED a seed to replay a run; GX_CHURN_NODES / GX_CHURN_PODS to
+scale the run; GX_KEEP_TMP=1 to keep the scratch directory (logs) even on success. Python 3.11
+stdlib only.
 """
 
 from __future__ import annotations
@@ -95,10 +95,9 @@ def find_fixtures() -> str:
         if not os.path.isfile(os.path.join(c, "apiserver", "get-node.200.json")):
             raise AssertionError(f"GX_FIXTURES={c}: no apiserver/get-node.200.json there")
         return os.path.abspath(c)
-    for c in (os.path.join(SOURCE_DIR, "..", "shared", "fixtures", "kube-1.26"),
-              "/work/shared/fixtures/kube-1.26"):
-        if os.path.isfile(os.path.join(c, "apiserver", "get-node.200.json")):
-            return os.path.abspath(c)
+    c = os.path.join(SOURCE_DIR, "tests", "fixtures", "kube-1.26")
+    if os.path.isfile(os.path.join(c, "apiserver", "get-node.200.json")):
+        return os.path.abspath(c)
     raise unittest.SkipTest("kube-1.26 fixtures not found: set GX_FIXTURES")
 
 

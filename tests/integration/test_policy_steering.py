@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """test_policy_steering.py -- a policy's rules steering pods, end to end, and a hot reload.
 
-    GX_BIN=build-churn/gpu-extender GX_FIXTURES=/work/shared/fixtures/kube-1.26 \\
-        python3 tests/integration/test_policy_steering.py [-v]
+    GX_BIN=build-churn/gpu-extender python3 tests/integration/test_policy_steering.py [-v]
 
 Same setup as test_churn.py (whose harness it uses): the fake API server, the daemon with a
 kubeconfig and tokenFile, and the kube-scheduler simulator (filter -> prioritize -> bind). The

@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """test_restart.py -- gpu-extender killed mid-churn and started again, against the fake.
 
-    GX_BIN=build-churn/gpu-extender GX_FIXTURES=/work/shared/fixtures/kube-1.26 \\
-        python3 tests/integration/test_restart.py [-v]
+    GX_BIN=build-churn/gpu-extender python3 tests/integration/test_restart.py [-v]
 
 Same setup as test_churn.py (whose harness it uses): the fake API server, the daemon with a
 kubeconfig and tokenFile, the kube-scheduler simulator. After some churn, twice: a scheduling
