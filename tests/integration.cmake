@@ -88,3 +88,13 @@ set_tests_properties(integration_policy_steering PROPERTIES
   TIMEOUT 90
   ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
   REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_policy_steering.py")
+
+# Hardening (tests/integration/test_hardening.py): deadlines, connection limits, the memory
+# budget, recovery after a flood, and the operations listener, against the real daemon.
+add_test(NAME integration_hardening COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_hardening.py -v)
+set_tests_properties(integration_hardening PROPERTIES
+  LABELS integration
+  TIMEOUT 180
+  ENVIRONMENT "${GX_INTEGRATION_ENV}"
+  REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_hardening.py")
