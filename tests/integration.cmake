@@ -98,3 +98,16 @@ set_tests_properties(integration_hardening PROPERTIES
   TIMEOUT 180
   ENVIRONMENT "${GX_INTEGRATION_ENV}"
   REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_hardening.py")
+
+# Soak (tests/integration/test_soak.py): about a minute of churn with API server outages,
+# watch drops, relists and policy reloads, under a flood of idle and slow connections on
+# both listeners; every scheduler call must be answered in time and the daemon must come
+# back to its baseline of descriptors and memory.
+add_test(NAME integration_soak COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_soak.py -v)
+set_tests_properties(integration_soak PROPERTIES
+  LABELS integration
+  TIMEOUT 300
+  PROCESSORS 2
+  ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
+  REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_soak.py")

@@ -110,12 +110,14 @@ static void request_check_length(struct request *rq)
     n = strtoull(cl, &end, 10);
     if (end == cl || *end != '\0')
         return;
-    if (n > rq->h->cfg.max_body_bytes)
+    if (n > rq->h->cfg.max_body_bytes) {
         rq->ex.body_too_large = true;
-    else if (!budget_fits(rq->h->cfg.budget, (size_t)n + 1))
+    } else if (!budget_fits(rq->h->cfg.budget, (size_t)n + 1)) {
         rq->ex.body_over_budget = true;
-    else
+        metrics_counter_add(METRICS_HTTP_BUDGET_REFUSALS, 1);
+    } else {
         rq->announced = (size_t)n;
+    }
 }
 
 /* Drops the body and its reservation: the request will be refused, whatever else arrives. */

@@ -5,6 +5,7 @@
  * bounded time, whatever they send. The shutdown happens under the list's lock, and a
  * connection leaves the list (MHD's CLOSED notification, which takes the lock) before its
  * descriptor is closed, so the watchdog never touches a descriptor that was reused. */
+#include <malloc.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -27,6 +28,10 @@ static unsigned pick(unsigned v, unsigned dflt)
 {
     return v ? v : dflt;
 }
+
+/* After a flood, the memory of thousands of closed connections sits in malloc's free lists;
+ * give it back to the system once the count of open connections has fallen this far. */
+#define GUARD_TRIM_AFTER 256
 
 /* Shuts down every connection past its deadline. Called with the lock held. */
 static void sweep(struct guard *g, uint64_t now)
@@ -56,6 +61,10 @@ static void *watchdog(void *arg)
         }
         pthread_cond_timedwait(&g->wake, &g->lock, &until);
         sweep(g, clock_mono_ms());
+        if (g->open + GUARD_TRIM_AFTER <= g->peak) {
+            g->peak = g->open;
+            malloc_trim(0);
+        }
     }
     pthread_mutex_unlock(&g->lock);
     return NULL;
@@ -113,7 +122,8 @@ static void conn_open(struct guard *g, struct MHD_Connection *mc, void **socket_
     if (g->head)
         g->head->prev = c;
     g->head = c;
-    g->open++;
+    if (++g->open > g->peak)
+        g->peak = g->open;
     pthread_mutex_unlock(&g->lock);
     metrics_gauge_add(METRICS_GAUGE_HTTP_CONNECTIONS, 1);
     *socket_context = c;

@@ -37,6 +37,7 @@ struct guard {
     bool running, stop;
     struct conn *head;
     unsigned open;
+    unsigned peak;          /* most open since the last trim */
     unsigned timeout_ms[4]; /* per phase; 0: none */
 };
 
