@@ -627,9 +627,25 @@ bool jstr_ieq(struct str raw, const char *lit)
 
 /* ---- walking an object by its keys ---- */
 
+static unsigned char fold(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* Most keys differ from a name in their first byte; only a key that starts with an escape
+ * or with the name's first byte needs the full comparison. */
+static bool may_match(struct str key, const char *name, bool icase)
+{
+    unsigned char k = key.len ? (unsigned char)key.ptr[0] : 0, c = (unsigned char)name[0];
+
+    return k == '\\' || (icase ? fold(k) == fold(c) : k == c);
+}
+
 static int find_key(struct str key, const char *const *names, size_t n, bool icase)
 {
     for (size_t i = 0; i < n; i++) {
+        if (!may_match(key, names[i], icase))
+            continue;
         if (icase ? jstr_ieq(key, names[i]) : jstr_eq(key, names[i]))
             return (int)i;
     }
