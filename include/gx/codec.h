@@ -1,5 +1,6 @@
-/* codec.h -- the extender wire format: ExtenderArgs and ExtenderBindingArgs in, filter and
- * prioritize replies out, exactly as in shared/reference/extender-protocol.md.
+/* codec.h -- the extender wire format: ExtenderArgs, ExtenderBindingArgs and
+ * ExtenderPreemptionArgs in, filter, prioritize, bind and preempt replies out, exactly as in
+ * shared/reference/extender-protocol.md.
  *
  * Top-level keys are matched case-insensitively (Go's decoder does), and replies use the
  * PascalCase names. Everything decoded lives in the caller's arena and points into the
@@ -47,6 +48,64 @@ enum err codec_decode_args(struct arena *arena, const char *body, size_t len, st
 /* Decodes ExtenderBindingArgs; all four fields must be non-empty strings except PodUID. */
 enum err codec_decode_bind(struct arena *arena, const char *body, size_t len,
                            struct ext_bind_args *out, struct errbuf *eb) GX_MUST_CHECK;
+
+/* ---- preemption (protocol reference 2.9 and 7.5) ---- */
+
+/* A pod kube-scheduler offers to evict on a node, or one a reply names. */
+struct ext_victim {
+    struct str uid; /* MetaPod.UID, or the full Pod's metadata.uid; never empty once decoded */
+    /* NodeNameToVictims mode: the victim Pod's facts (priority, GPUs, node, ...), in the
+     * arena. NULL for a MetaPod, which carries its UID only: the cache knows the rest. */
+    const struct pod_info *pod;
+};
+
+/* A candidate node and its victims: one entry of a request's NodeNameToVictims or
+ * NodeNameToMetaVictims map, or of a reply's NodeNameToMetaVictims. */
+struct ext_preempt_node {
+    struct str name;
+    struct ext_victim *victims; /* in request order; NULL when there are none */
+    size_t victim_count;
+    int64_t pdb_violations; /* NumPDBViolations: >= 0 (absent or null is 0) */
+};
+
+struct ext_preempt_args {
+    struct pod_info pod; /* the preemptor */
+    /* The map was NodeNameToMetaVictims (nodeCacheCapable: true): victims carry UIDs only.
+     * Else it was NodeNameToVictims, with a full Pod per victim. */
+    bool meta;
+    struct ext_preempt_node *nodes; /* in request order; names are distinct */
+    size_t node_count;
+};
+
+/* Decodes ExtenderPreemptionArgs in either mode. Keys of the request, of Victims and of
+ * MetaPod match case-insensitively, as Go's decoder does; node names are map keys and are
+ * compared exactly. Everything lives in arena and points into body (or into arena for strings
+ * with escapes), so body must outlive the result; *out is written only on success.
+ * Returns ERR_PARSE for malformed JSON, a wrong type, a repeated key that is read, a node
+ * name given twice, or a NumPDBViolations that is not an integer in 0..INT64_MAX;
+ * ERR_INVALID for well-formed JSON that is not a usable request (no Pod; neither or both of
+ * NodeNameToVictims and NodeNameToMetaVictims; a victim with no UID); ERR_TOO_LARGE when the
+ * arena runs out. eb names the problem and, for ERR_PARSE, the byte offset. A null map reads
+ * as absent, a null node entry or Pods list as no victims; an empty map is a valid request
+ * with no nodes. */
+enum err codec_decode_preempt(struct arena *arena, const char *body, size_t len,
+                              struct ext_preempt_args *out, struct errbuf *eb) GX_MUST_CHECK;
+
+/* An ExtenderPreemptionResult: the nodes kept, each with the victims chosen there (their UIDs
+ * are what is written). Nodes left out are dropped by kube-scheduler, and no nodes at all
+ * ends the pod's preemption. kube-scheduler refuses a node whose victim list is empty, so
+ * callers leave such nodes out rather than list them. */
+struct codec_preempt_result {
+    const struct ext_preempt_node *nodes;
+    size_t node_count;
+};
+
+/* Encodes res into ex's reply (200) as {"NodeNameToMetaVictims":{NAME:{"Pods":[{"UID":U},
+ * ...],"NumPDBViolations":N},...}}, the shape kube-scheduler reads in both modes, with the
+ * nodes in the order given. Borrows res; the reply is copied into ex's arena. Returns
+ * ERR_TOO_LARGE past the arena's cap. */
+enum err codec_reply_preempt(struct exchange *ex,
+                             const struct codec_preempt_result *res) GX_MUST_CHECK;
 
 /* A filter verdict per input node, in input order. */
 struct codec_filter_result {

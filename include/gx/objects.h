@@ -71,6 +71,15 @@ struct pod_info {
     struct str ann_gpus;       /* gpu-extender.io/gpus: indices we bound the pod to */
     struct str labels;         /* metadata.labels as its raw JSON object; empty when none */
     struct str priority_class; /* spec.priorityClassName */
+    /* spec.priority. The Priority admission plugin fills it from priorityClassName (or the
+     * globalDefault class); absent or null reads as 0, as kube-scheduler's PodPriority() does
+     * for pods created when no default class existed. Any int32 is accepted: user classes
+     * go up to 1e9, system ones to 2e9, and negative values are allowed. */
+    int32_t priority;
+    /* spec.preemptionPolicy is "Never": the pod may not evict others (it can still be
+     * evicted). Absent means PreemptLowerPriority, kube-scheduler's reading and the API's
+     * default. */
+    bool preempt_never;
 };
 
 /* Decodes the Node object at the scanner's cursor and consumes it. Unknown fields are
@@ -78,7 +87,8 @@ struct pod_info {
  * that we read, or a GPU quantity that is not a whole number in 0..OBJ_MAX_GPUS. */
 bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *out) GX_MUST_CHECK;
 
-/* Decodes the Pod object at the cursor and consumes it; the same rules as for Nodes. The
+/* Decodes the Pod object at the cursor and consumes it; the same rules as for Nodes, and
+ * spec.priority must be an integer in int32 range (Go's decoder refuses 1.0 and "5"). The
  * GPU request is max(sum of app containers and restartable init containers, the largest
  * init container plus the restartable ones started before it), reading requests and falling
  * back to limits, as kube-scheduler computes it. */

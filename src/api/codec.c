@@ -5,9 +5,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "codec_internal.h"
+
 #define ERROR_JSON_MAX 1024
 
-static enum err scan_error(struct jscan *js, struct errbuf *eb)
+enum err codec_scan_error(struct jscan *js, struct errbuf *eb)
 {
     size_t pos;
     const char *msg = jscan_error(js, &pos);
@@ -20,14 +22,14 @@ static enum err scan_error(struct jscan *js, struct errbuf *eb)
     return ERR_PARSE;
 }
 
-/* Makes room for one more element in an arena array, doubling as it grows. */
-static void *grow(struct arena *arena, void *items, size_t count, size_t *cap, size_t elem)
+void *codec_grow(struct arena *arena, void *items, size_t count, size_t *cap, size_t elem,
+                 size_t first)
 {
     void *bigger;
 
     if (count < *cap)
         return items;
-    *cap = *cap ? *cap * 2 : 64;
+    *cap = *cap ? *cap * 2 : first;
     bigger = arena_alloc(arena, *cap * elem);
     if (bigger && count)
         memcpy(bigger, items, count * elem);
@@ -47,7 +49,7 @@ static bool decode_items(struct jscan *js, struct arena *arena, struct ext_args 
     if (!jscan_enter_array(js))
         return false;
     while ((r = jscan_next_element(js)) == 1) {
-        out->nodes = grow(arena, out->nodes, out->node_count, &cap, sizeof(*out->nodes));
+        out->nodes = codec_grow(arena, out->nodes, out->node_count, &cap, sizeof(*out->nodes), 64);
         if (!out->nodes)
             return jscan_fail_budget(js);
         if (!obj_node_decode(js, arena, &out->nodes[out->node_count]))
@@ -86,7 +88,7 @@ static bool decode_names(struct jscan *js, struct arena *arena, struct ext_args 
     if (!jscan_enter_array(js))
         return false;
     while ((r = jscan_next_element(js)) == 1) {
-        out->names = grow(arena, out->names, out->name_count, &cap, sizeof(*out->names));
+        out->names = codec_grow(arena, out->names, out->name_count, &cap, sizeof(*out->names), 64);
         if (!out->names)
             return jscan_fail_budget(js);
         if (!jscan_string_decoded(js, arena, &out->names[out->name_count]))
@@ -132,11 +134,11 @@ enum err codec_decode_args(struct arena *arena, const char *body, size_t len, st
     jscan_init(&js, body, len, CODEC_MAX_DEPTH);
     if (jscan_peek(&js) != JSON_OBJECT) {
         jscan_fail(&js, len ? "ExtenderArgs must be a JSON object" : "empty body");
-        return scan_error(&js, eb);
+        return codec_scan_error(&js, eb);
     }
     if (!jscan_walk_object(&js, names, GX_ARRAY_LEN(names), JSCAN_WALK_ICASE, args_member, &d) ||
         !jscan_finish(&js))
-        return scan_error(&js, eb);
+        return codec_scan_error(&js, eb);
     if (!out->has_pod) {
         errbuf_set(eb, "ExtenderArgs has no Pod");
         return ERR_INVALID;
@@ -191,12 +193,12 @@ enum err codec_decode_bind(struct arena *arena, const char *body, size_t len,
     jscan_init(&js, body, len, CODEC_MAX_DEPTH);
     if (jscan_peek(&js) != JSON_OBJECT) {
         jscan_fail(&js, len ? "ExtenderBindingArgs must be a JSON object" : "empty body");
-        return scan_error(&js, eb);
+        return codec_scan_error(&js, eb);
     }
     if (!jscan_walk_object(&js, bind_names, GX_ARRAY_LEN(bind_names), JSCAN_WALK_ICASE, bind_member,
                            &d) ||
         !jscan_finish(&js))
-        return scan_error(&js, eb);
+        return codec_scan_error(&js, eb);
     for (size_t i = 0; i < GX_ARRAY_LEN(bind_names); i++) {
         if (i != 2 && d.slots[i]->len == 0) {
             errbuf_set(eb, "ExtenderBindingArgs.%s is missing or empty", bind_names[i]);

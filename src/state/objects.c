@@ -441,12 +441,33 @@ static bool pod_meta(struct jscan *js, int idx, void *ctx)
     }
 }
 
-static const char *const pod_spec_names[] = {"containers", "initContainers", "nodeName",
-                                             "priorityClassName"};
+/* spec.priority: an integer in int32 range, or null (left as 0). */
+static bool read_priority(struct jscan *js, int32_t *out)
+{
+    enum jtype t = jscan_peek(js);
+    struct str span;
+    int64_t v;
+
+    if (t == JSON_NULL)
+        return jscan_skip(js, NULL);
+    if (t != JSON_NUMBER)
+        return jscan_fail(js, "pod spec.priority is not an integer");
+    if (!jscan_skip(js, &span))
+        return false;
+    if (str_to_i64(span, INT32_MIN, INT32_MAX, &v) != ERR_OK)
+        return jscan_fail(js, "pod spec.priority is not an integer in int32 range");
+    *out = (int32_t)v;
+    return true;
+}
+
+static const char *const pod_spec_names[] = {"containers", "initContainers",
+                                             "nodeName",   "priorityClassName",
+                                             "priority",   "preemptionPolicy"};
 
 static bool pod_spec(struct jscan *js, int idx, void *ctx)
 {
     struct pod_ctx *c = ctx;
+    struct str policy = STR_NULL;
 
     switch (idx) {
     case 0:
@@ -457,6 +478,13 @@ static bool pod_spec(struct jscan *js, int idx, void *ctx)
         return read_string(js, c->arena, &c->pod->node_name);
     case 3:
         return read_string(js, c->arena, &c->pod->priority_class);
+    case 4:
+        return read_priority(js, &c->pod->priority);
+    case 5:
+        if (!read_string(js, c->arena, &policy))
+            return false;
+        c->pod->preempt_never = str_eq_cstr(policy, "Never");
+        return true;
     default:
         return jscan_skip(js, NULL);
     }

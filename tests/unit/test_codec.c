@@ -32,6 +32,8 @@ static void check_args(const char *file, bool full)
     CHECK_STRN_EQ(args.pod.ns.ptr, args.pod.ns.len, "default");
     CHECK(args.pod.uid.len == 36);
     CHECK(args.pod.gpus >= 1);
+    CHECK_EQ(args.pod.priority, 0); /* written by the admission plugin: no class, so 0 */
+    CHECK(!args.pod.preempt_never); /* "PreemptLowerPriority" */
     CHECK_EQ(args.full_nodes, full);
     CHECK_EQ(args.has_names, !full);
     if (full) {
@@ -168,6 +170,68 @@ static void test_bad_args(void)
     }
 }
 
+/* The preemption facts of a Pod: spec.priority (int32; absent or null is 0) and
+ * spec.preemptionPolicy (only "Never" forbids preempting). */
+static void test_pod_priority(void)
+{
+    static const struct {
+        const char *spec;
+        enum err want;
+        int32_t priority;
+        bool never;
+        const char *msg;
+    } cases[] = {
+        {"{}", ERR_OK, 0, false, NULL},
+        {"{\"priority\":1000000}", ERR_OK, 1000000, false, NULL},
+        {"{\"priority\":null,\"preemptionPolicy\":null}", ERR_OK, 0, false, NULL},
+        {"{\"priority\":-5}", ERR_OK, -5, false, NULL},
+        {"{\"priority\":-0}", ERR_OK, 0, false, NULL},
+        {"{\"priority\":2147483647}", ERR_OK, INT32_MAX, false, NULL},
+        {"{\"priority\":-2147483648}", ERR_OK, INT32_MIN, false, NULL},
+        {"{\"preemptionPolicy\":\"Never\",\"priority\":7}", ERR_OK, 7, true, NULL},
+        {"{\"preemptionPolicy\":\"PreemptLowerPriority\"}", ERR_OK, 0, false, NULL},
+        {"{\"preemptionPolicy\":\"N\\u0065ver\"}", ERR_OK, 0, true, NULL},
+        /* API values are case-sensitive: "never" is not Never (the API server refuses it). */
+        {"{\"preemptionPolicy\":\"never\"}", ERR_OK, 0, false, NULL},
+        {"{\"priority\":2147483648}", ERR_PARSE, 0, false,
+         "malformed request at byte 37: pod spec.priority is not an integer in int32 range"},
+        {"{\"priority\":-2147483649}", ERR_PARSE, 0, false, NULL},
+        {"{\"priority\":99999999999999999999999}", ERR_PARSE, 0, false, NULL},
+        {"{\"priority\":1.0}", ERR_PARSE, 0, false, NULL},
+        {"{\"priority\":1e3}", ERR_PARSE, 0, false, NULL},
+        {"{\"priority\":\"5\"}", ERR_PARSE, 0, false,
+         "malformed request at byte 27: pod spec.priority is not an integer"},
+        {"{\"priority\":true}", ERR_PARSE, 0, false, NULL},
+        {"{\"priority\":[1]}", ERR_PARSE, 0, false, NULL},
+        {"{\"priority\":1,\"priority\":2}", ERR_PARSE, 0, false, NULL},
+        {"{\"preemptionPolicy\":1}", ERR_PARSE, 0, false, NULL},
+        {"{\"preemptionPolicy\":\"Never\",\"preemptionPolicy\":\"Never\"}", ERR_PARSE, 0, false,
+         NULL},
+    };
+    char body[256];
+    struct arena arena;
+    struct ext_args args;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct errbuf eb = ERRBUF_INIT;
+        enum err got;
+        snprintf(body, sizeof(body), "{\"Pod\":{\"spec\":%s},\"NodeNames\":[]}", cases[i].spec);
+        arena_init(&arena, 1 << 20);
+        got = codec_decode_args(&arena, body, strlen(body), &args, &eb);
+        if (got != cases[i].want) {
+            fprintf(stderr, "case %zu: %s: got %s (%s)\n", i, body, err_str(got), eb.msg);
+            abort();
+        }
+        if (got == ERR_OK) {
+            CHECK_EQ(args.pod.priority, cases[i].priority);
+            CHECK_EQ(args.pod.preempt_never, cases[i].never);
+        }
+        if (cases[i].msg)
+            CHECK_STR_EQ(eb.msg, cases[i].msg);
+        arena_destroy(&arena);
+    }
+}
+
 /* Echo: every passing node's bytes appear in the reply exactly as they were sent. */
 static void test_filter_echo(void)
 {
@@ -265,6 +329,7 @@ int main(void)
     test_preempt_is_not_filter();
     test_bind_args();
     test_bad_args();
+    test_pod_priority();
     test_filter_echo();
     test_names_reply_and_prioritize();
     printf("test_codec: ok\n");
