@@ -41,7 +41,8 @@ struct tls_set {
     atomic_uint refs;
     gnutls_certificate_credentials_t cred;
     unsigned char digest[TLS_DIGEST_BYTES]; /* of the three files' bytes: "unchanged" */
-    char serial[80];                        /* the leaf certificate's, in hex */
+    bool has_digest;
+    char serial[80]; /* the leaf certificate's, in hex */
     time_t not_before, not_after;
 };
 
@@ -220,9 +221,26 @@ static void set_digest(struct tls_set *set, char *const text[TLS_FILES])
 
     if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
         return;
+    set->has_digest = true;
     for (int i = 0; i < TLS_FILES; i++)
-        (void)gnutls_hash(h, text[i], strlen(text[i]) + 1); /* the NUL separates the files */
+        if (gnutls_hash(h, text[i], strlen(text[i]) + 1) < 0) /* the NUL separates the files */
+            set->has_digest = false;
     gnutls_hash_deinit(h, set->digest);
+}
+
+/* Whether two sets were made from the same bytes (unknown counts as different). */
+static bool same_files(const struct tls_set *a, const struct tls_set *b)
+{
+    return a->has_digest && b->has_digest && memcmp(a->digest, b->digest, sizeof(a->digest)) == 0;
+}
+
+/* Frees text that may hold a private key, wiping it first. NULL is a no-op. */
+static void free_secret(char *text)
+{
+    if (!text)
+        return;
+    gnutls_memset(text, 0, strlen(text));
+    free(text);
 }
 
 /* Reads the three files and builds a set with one reference. When first is given, the
@@ -257,7 +275,7 @@ static enum err set_load(const struct tls_server *t, struct tls_set **out, char 
         text[TLS_CERT] = text[TLS_KEY] = NULL;
     }
     for (int i = 0; i < TLS_FILES; i++)
-        free(text[i]);
+        free_secret(text[i]);
     return e;
 }
 
@@ -353,7 +371,7 @@ void tls_server_free(struct tls_server *t)
     for (int i = 0; i < TLS_FILES; i++)
         free(t->path[i]);
     free(t->start_text[0]);
-    free(t->start_text[1]);
+    free_secret(t->start_text[1]);
     pthread_cond_destroy(&t->wake);
     pthread_mutex_destroy(&t->wake_lock);
     pthread_mutex_destroy(&t->reload);
@@ -403,7 +421,7 @@ enum err tls_server_reload(struct tls_server *t, const char *why, bool *swapped,
         return e;
     }
     /* Only reloads replace current, and they hold t->reload: reading it here needs no lock. */
-    if (memcmp(next->digest, t->current->digest, sizeof(next->digest)) == 0) {
+    if (same_files(next, t->current)) {
         log_info("http", "TLS reload: the files are unchanged", "listener=%s why=\"%s\"", t->name,
                  why);
         tls_set_release(next);
