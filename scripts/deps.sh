@@ -4,7 +4,7 @@
 # Extra package names given as arguments are installed too (scripts/bench-deps.sh does this).
 set -eu
 PKGS="build-essential clang libclang-rt-14-dev clang-format clang-tidy cmake pkg-config git
-      libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
+      libmicrohttpd-dev libgnutls28-dev libcjson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
       curl python3 openssl ca-certificates $*"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -265,7 +265,8 @@ static void handle_request(void *ctx, struct exchange *ex)
     routes_handle(ctx, ex);
 }
 
-/* One listener: its routes, its server, and its port file. */
+/* One listener: its routes, its server, and its port file. Only the verbs listener (not
+ * ops_only) takes --tls-*: probes and Prometheus stay on plain HTTP. */
 static bool start_listener(struct daemon *d, const char *name, const char *listen,
                            const char *port_file, bool ops_only, struct listener *out)
 {
@@ -289,6 +290,9 @@ static bool start_listener(struct daemon *d, const char *name, const char *liste
         .idle_timeout_ms = (unsigned)d->cfg.idle_timeout_ms,
         .max_connections = (unsigned)d->cfg.max_connections,
         .max_connections_per_client = (unsigned)d->cfg.max_connections_per_client,
+        .tls_cert_file = ops_only ? NULL : d->cfg.tls_cert,
+        .tls_key_file = ops_only ? NULL : d->cfg.tls_key,
+        .tls_client_ca_file = ops_only ? NULL : d->cfg.tls_client_ca,
         .handler = handle_request,
     };
     struct errbuf eb = ERRBUF_INIT;
@@ -325,11 +329,12 @@ static bool start_http(struct daemon *d)
         return false;
     pol = policy_store_get(d->policies);
     log_info("main", "serving",
-             "listen=%s port=%u ops_listen=%s ops_port=%u prefix=%s policy=\"%s\" hash=%s "
-             "rules=%zu",
-             d->cfg.listen, (unsigned)httpd_port(d->verbs.httpd), d->cfg.ops_listen,
-             d->ops.httpd ? (unsigned)httpd_port(d->ops.httpd) : 0u, d->cfg.url_prefix, pol->source,
-             pol->hash, pol->rule_count);
+             "listen=%s port=%u scheme=%s client_certs=%s ops_listen=%s ops_port=%u prefix=%s "
+             "policy=\"%s\" hash=%s rules=%zu",
+             d->cfg.listen, (unsigned)httpd_port(d->verbs.httpd),
+             d->cfg.tls_cert[0] ? "https" : "http", d->cfg.tls_client_ca[0] ? "required" : "no",
+             d->cfg.ops_listen, d->ops.httpd ? (unsigned)httpd_port(d->ops.httpd) : 0u,
+             d->cfg.url_prefix, pol->source, pol->hash, pol->rule_count);
     policy_unref(pol);
     return true;
 }

@@ -111,3 +111,14 @@ set_tests_properties(integration_soak PROPERTIES
   PROCESSORS 2
   ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
   REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_soak.py")
+
+# HTTPS (tests/integration/test_tls.py): client certificates (trusted, missing, another CA's,
+# wrong purpose), plain HTTP and TLS 1.1 refused, and certificate rotation through a Secret
+# volume's symlink swap while clients keep connecting, with an invalid replacement refused.
+add_test(NAME integration_tls COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_tls.py -v)
+set_tests_properties(integration_tls PROPERTIES
+  LABELS integration
+  TIMEOUT 120
+  ENVIRONMENT "${GX_INTEGRATION_ENV}"
+  REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_tls.py;${CMAKE_CURRENT_SOURCE_DIR}/gen_certs.sh")

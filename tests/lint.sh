@@ -17,6 +17,7 @@ check_include() { # header, allowed directory
     fi
 }
 check_include microhttpd.h src/http
+check_include gnutls/ src/http
 check_include curl/ src/kube
 check_include yaml.h src/config
 for f in $(grep -rl --include="*.[ch]" "#include <cjson/" src include tests bench 2>/dev/null); do

@@ -13,6 +13,10 @@
 struct config {
     char listen[256];
     char port_file[1024];
+    char tls_cert[1024];      /* --tls-cert: PEM chain; with tls_key, HTTPS on --listen */
+    char tls_key[1024];       /* --tls-key */
+    char tls_client_ca[1024]; /* --tls-client-ca: PEM bundle client certificates must verify against
+                               */
     char ops_listen[256];
     char ops_port_file[1024];
     char url_prefix[256];
@@ -38,8 +42,9 @@ struct config {
 };
 
 /* Fills *out from argv and the environment (env is NULL-terminated "K=V" strings). Returns
- * ERR_INVALID with the detail in eb for an unknown flag, a missing value or a number out of
- * range. */
+ * ERR_INVALID with the detail in eb for an unknown flag, a missing value, a number out of
+ * range, or flags that only make sense together given alone (--tls-cert and --tls-key;
+ * --tls-client-ca needs both). */
 enum err config_parse(int argc, char **argv, char **env, struct config *out,
                       struct errbuf *eb) GX_MUST_CHECK;
 /* Prints --help: every flag, its variable, default and meaning. */

@@ -10,7 +10,17 @@
  * at most max_connections are open at once, and max_connections_per_client from one address;
  * body bytes are reserved from a memory budget as they arrive (never from the announced
  * length), and a request that would overrun it is refused with body_over_budget set. Several
- * servers may share one budget. */
+ * servers may share one budget.
+ *
+ * With a certificate and key it serves HTTPS (GnuTLS inside libmicrohttpd; TLS 1.2 and 1.3
+ * only). With a client CA bundle as well, a request is served only on a connection whose
+ * client certificate verifies against that bundle for client authentication; any other gets
+ * 403 with a one-line reason, before its body is read, and the connection is closed. The
+ * three files are checked for changes (identity through symlinks: device, inode, size,
+ * mtime) every tls_watch_ms; when one changes all three are loaded again and, if valid,
+ * serve every connection opened from then on. Connections already open keep the set they
+ * started with, so a reload drops nothing and refuses nothing. An invalid set is refused:
+ * the old one keeps serving, and the refusal is logged once and counted. */
 #pragma once
 
 #include <stddef.h>
@@ -43,15 +53,21 @@ struct httpd_config {
     unsigned idle_timeout_ms;    /* kept-alive connection with no request; 0: 120000 */
     unsigned max_connections;    /* 0: 10000; lowered to what the descriptor limit allows */
     unsigned max_connections_per_client; /* 0: 64 */
+    /* HTTPS: PEM paths (copied), NULL or "" for plain HTTP; cert and key go together. */
+    const char *tls_cert_file;      /* the certificate chain, leaf first */
+    const char *tls_key_file;       /* its private key (PKCS#1, PKCS#8 or SEC1, unencrypted) */
+    const char *tls_client_ca_file; /* NULL or "": no client certificate is asked for */
+    unsigned tls_watch_ms;          /* how often the files are checked; 0: 1000 */
     httpd_handler_fn *handler;
     void *handler_ctx;
 };
 
 struct httpd;
 
-/* Binds and starts serving. Returns ERR_INVALID for a bad listen address, ERR_IO when the
- * address cannot be bound; eb says which. Raises the process's soft descriptor limit to its
- * hard limit if it has to. */
+/* Binds and starts serving. Returns ERR_INVALID for a bad listen address or TLS files that
+ * cannot be read or do not make a valid set (a key that does not match the certificate, a
+ * CA file without a certificate), ERR_IO when the address cannot be bound; eb says which.
+ * Raises the process's soft descriptor limit to its hard limit if it has to. */
 enum err httpd_start(const struct httpd_config *cfg, struct httpd **out,
                      struct errbuf *eb) GX_MUST_CHECK;
 /* The port actually bound (useful with port 0). */

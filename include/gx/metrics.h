@@ -65,7 +65,15 @@ enum metrics_outcome {
     X(HTTP_IDLE_CLOSES, "gpu_extender_http_idle_closes_total",                                     \
       "Kept-alive connections closed after the idle timeout.")                                     \
     X(HTTP_BUDGET_REFUSALS, "gpu_extender_http_budget_refusals_total",                             \
-      "Requests refused with 503 because their body would overrun --max-inflight-bytes.")
+      "Requests refused with 503 because their body would overrun --max-inflight-bytes.")          \
+    X(TLS_RELOADS, "gpu_extender_tls_reloads_total",                                               \
+      "Certificate sets (--tls-cert, --tls-key, --tls-client-ca) swapped in after start.")         \
+    X(TLS_RELOAD_FAILURES, "gpu_extender_tls_reload_failures_total",                               \
+      "Certificate reloads refused because a changed file was invalid; the old set serves.")       \
+    X(TLS_CLIENT_REFUSALS, "gpu_extender_tls_client_refusals_total",                               \
+      "Requests refused with 403: no client certificate, or one --tls-client-ca does not trust.")  \
+    X(TLS_HANDSHAKE_FAILURES, "gpu_extender_tls_handshake_failures_total",                         \
+      "TLS handshakes that failed: plain HTTP, a TLS version below 1.2, no common cipher.")
 
 enum metrics_counter {
 #define METRICS_COUNTER_ENUM(name, metric, help) METRICS_##name,

@@ -39,6 +39,14 @@ static const struct setting settings[] = {
                 "HOST:PORT to serve on; port 0 picks a free port"),
     STR_SETTING("port-file", "GPU_EXTENDER_PORT_FILE", port_file, "",
                 "write the port actually bound to this file"),
+    STR_SETTING("tls-cert", "GPU_EXTENDER_TLS_CERT", tls_cert, "",
+                "PEM certificate chain: with --tls-key, --listen serves HTTPS (TLS 1.2 and 1.3); "
+                "reloaded when the file changes"),
+    STR_SETTING("tls-key", "GPU_EXTENDER_TLS_KEY", tls_key, "",
+                "PEM private key of --tls-cert; reloaded when the file changes"),
+    STR_SETTING("tls-client-ca", "GPU_EXTENDER_TLS_CLIENT_CA", tls_client_ca, "",
+                "PEM CA bundle: --listen then serves only clients whose certificate verifies "
+                "against it (others get 403); reloaded when the file changes"),
     STR_SETTING("ops-listen", "GPU_EXTENDER_OPS_LISTEN", ops_listen, "",
                 "HOST:PORT of a second listener with only /healthz, /readyz, /metrics and "
                 "/version, for probes and Prometheus (empty: none)"),
@@ -177,20 +185,38 @@ static enum err parse_args(int argc, char **argv, struct config *cfg, struct err
     return ERR_OK;
 }
 
+/* Settings that are only meaningful together. */
+static enum err check_together(const struct config *cfg, struct errbuf *eb)
+{
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        errbuf_set(eb, "--tls-cert and --tls-key go together: give both or neither");
+        return ERR_INVALID;
+    }
+    if (cfg->tls_client_ca[0] && !cfg->tls_cert[0]) {
+        errbuf_set(eb, "--tls-client-ca needs --tls-cert and --tls-key (client certificates "
+                       "are checked only over HTTPS)");
+        return ERR_INVALID;
+    }
+    return ERR_OK;
+}
+
 enum err config_parse(int argc, char **argv, char **env, struct config *out, struct errbuf *eb)
 {
+    enum err e;
+
     memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *s = &settings[i];
         const char *v = s->env ? env_lookup(env, s->env) : NULL;
-        enum err e = apply(s, s->def, s->flag, out, eb);
 
+        e = apply(s, s->def, s->flag, out, eb);
         if (e == ERR_OK && v && s->kind != K_BOOL)
             e = apply(s, v, s->env, out, eb);
         if (e != ERR_OK)
             return e;
     }
-    return parse_args(argc, argv, out, eb);
+    e = parse_args(argc, argv, out, eb);
+    return e == ERR_OK ? check_together(out, eb) : e;
 }
 
 void config_usage(FILE *out)

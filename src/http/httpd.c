@@ -1,8 +1,9 @@
-/* httpd.c -- libmicrohttpd glue (see httpd.h). The only file that includes microhttpd.h. */
+/* httpd.c -- libmicrohttpd glue (see httpd.h). HTTPS details are in httpd_tls.c. */
 #include "gx/httpd.h"
 
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,6 +21,7 @@
 #include "gx/metrics.h"
 
 #include "httpd_internal.h"
+#include "httpd_tls.h"
 
 /* The arena of a request may use this much beyond half its body (decoded nodes, the reply). */
 #define HTTPD_ARENA_BASE_BYTES (16u << 20)
@@ -27,6 +29,9 @@
 /* At shutdown a request still uploading gets this long to finish its body: on loopback a
  * live upload takes milliseconds, and a dead or half-closed client must not hold us up. */
 #define HTTPD_UPLOAD_GRACE_MS 1000
+
+/* A refused client certificate is logged at warn at most this often; the rest at debug. */
+#define HTTPD_REFUSAL_LOG_MS 10000
 
 /* One request's state, MHD's per-request context. */
 struct request {
@@ -222,6 +227,83 @@ static enum MHD_Result dispatch(struct request *rq)
     return rq->suspended ? MHD_YES : queue_reply(rq);
 }
 
+static struct conn *conn_of(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info ? info->socket_context : NULL;
+}
+
+/* With a client CA, a request is served only on a connection whose client certificate
+ * verified; that is checked on the connection's first request. */
+static bool peer_allowed(struct httpd *h, struct MHD_Connection *mc, char *why, size_t cap)
+{
+    struct conn *c;
+
+    if (!h->tls || !tls_server_verifies_clients(h->tls))
+        return true;
+    c = conn_of(mc);
+    if (!c) {
+        snprintf(why, cap, "the connection is not tracked");
+        return false;
+    }
+    if (!c->peer_ok)
+        c->peer_ok = tls_conn_verify(h->tls, c->tls, mc, why, cap);
+    return c->peer_ok;
+}
+
+static const char *client_address(struct MHD_Connection *mc, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = info ? info->client_addr : NULL;
+    socklen_t len =
+        sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+    if (!sa || getnameinfo(sa, len, out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(out, cap, "unknown");
+    return out;
+}
+
+/* Any client can be refused, as often as it likes: one line at warn per period, the rest at
+ * debug. */
+static void log_refusal(struct httpd *h, struct MHD_Connection *mc, const char *why)
+{
+    uint64_t now = clock_mono_ms();
+    uint64_t last = atomic_load(&h->refusal_logged_ms);
+    char addr[INET6_ADDRSTRLEN + 8];
+    struct log_q q;
+    bool warn = (last == 0 || now - last >= HTTPD_REFUSAL_LOG_MS) &&
+                atomic_compare_exchange_strong(&h->refusal_logged_ms, &last, now);
+
+    log_at(warn ? LOG_WARN : LOG_DEBUG, "http",
+           "refused a client without a trusted certificate (403)",
+           "listener=%s client=%s why=\"%s\"", h->cfg.name ? h->cfg.name : "",
+           client_address(mc, addr, sizeof(addr)), log_quote(&q, why));
+}
+
+/* 403 with the reason, before any of the body is read; the connection closes after it. */
+static enum MHD_Result refuse_peer(struct httpd *h, struct MHD_Connection *mc, const char *why)
+{
+    char body[384];
+    int n = snprintf(body, sizeof(body), "gpu-extender: client certificate refused: %s\n", why);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1;
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    metrics_counter_add(METRICS_TLS_CLIENT_REFUSALS, 1);
+    log_refusal(h, mc, why);
+    resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    ret = MHD_queue_response(mc, MHD_HTTP_FORBIDDEN, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -232,6 +314,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     (void)version;
     if (!rq) {
+        char why[256];
+        if (!peer_allowed(h, conn, why, sizeof(why)))
+            return refuse_peer(h, conn, why);
         rq = request_new(h, conn, method, url);
         *req_cls = rq;
         guard_phase(&h->guard, conn, CONN_BODY);
@@ -279,14 +364,22 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) GX_PRINTF(2, 0);
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    struct httpd *h = cls;
+    const char *name = h && h->cfg.name ? h->cfg.name : "";
     char msg[512];
-
-    (void)cls;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    msg[strcspn(msg, "\n")] = '\0';
     struct log_q q;
 
-    log_warn("http", "libmicrohttpd", "detail=\"%s\"", log_quote(&q, msg));
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    /* libmicrohttpd 0.9.75's only word on a failed TLS handshake (plain HTTP on the HTTPS
+     * port, TLS below 1.2, no common cipher, a client that left mid-handshake). Any client
+     * can cause one, so it is counted and logged at debug only. */
+    if (strstr(msg, "handshake message out of context")) {
+        metrics_counter_add(METRICS_TLS_HANDSHAKE_FAILURES, 1);
+        log_debug("http", "TLS handshake failed", "listener=%s", name);
+        return;
+    }
+    log_warn("http", "libmicrohttpd", "listener=%s detail=\"%s\"", name, log_quote(&q, msg));
 }
 
 /* Splits "host:port" or "[v6]:port" and resolves it to a socket address. */
@@ -367,12 +460,20 @@ static unsigned pool_size(unsigned threads)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* Neither notification runs while the connection is being processed: STARTED comes before
+ * its TLS handshake, CLOSED after libmicrohttpd has deinitialised its TLS session. */
 static void notify_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
     struct httpd *h = cls;
+    struct conn *c = *socket_context;
 
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED && c)
+        tls_set_release(c->tls);
     guard_notify(&h->guard, mc, socket_context, toe == MHD_CONNECTION_NOTIFY_STARTED);
+    c = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED && c && h->tls)
+        c->tls = tls_conn_open(h->tls, mc);
 }
 
 static struct MHD_Daemon *start_daemon(struct httpd *h, const struct sockaddr_storage *ss)
@@ -387,16 +488,23 @@ static struct MHD_Daemon *start_daemon(struct httpd *h, const struct sockaddr_st
     unsigned per_client = cfg->max_connections_per_client ? cfg->max_connections_per_client : 64;
     /* libmicrohttpd's own inactivity timeout backs the guard up, at the longest deadline. */
     unsigned backstop_s = (h->guard.timeout_ms[CONN_IDLE] + 999) / 1000 + 1;
+    /* The HTTPS options come last: for plain HTTP the list ends where they would begin. */
+    enum MHD_OPTION tls_first = h->tls ? MHD_OPTION_HTTPS_PRIORITIES : MHD_OPTION_END;
+    const char *cert = h->tls ? tls_server_start_cert(h->tls) : NULL;
+    const char *key = h->tls ? tls_server_start_key(h->tls) : NULL;
 
     if (ss->ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (h->tls)
+        flags |= MHD_USE_TLS;
     return MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss, MHD_OPTION_THREAD_POOL_SIZE,
         pool_size(cfg->threads), MHD_OPTION_CONNECTION_LIMIT, connection_limit(cfg),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_client, MHD_OPTION_CONNECTION_TIMEOUT, backstop_s,
         MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_END);
+        on_completed, h, tls_first, HTTPD_TLS_PRIORITIES, MHD_OPTION_HTTPS_MEM_CERT, cert,
+        MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
 }
 
 enum err httpd_start(const struct httpd_config *cfg, struct httpd **out, struct errbuf *eb)
@@ -411,23 +519,42 @@ enum err httpd_start(const struct httpd_config *cfg, struct httpd **out, struct 
         return e;
     h = xcalloc(1, sizeof(*h));
     h->cfg = *cfg;
+    h->cfg.tls_cert_file = h->cfg.tls_key_file = h->cfg.tls_client_ca_file = NULL; /* copied */
+    if ((cfg->tls_cert_file && cfg->tls_cert_file[0]) ||
+        (cfg->tls_key_file && cfg->tls_key_file[0])) {
+        e = tls_server_new(cfg, &h->tls, eb);
+        if (e != ERR_OK) {
+            free(h);
+            return e;
+        }
+    }
     if (!guard_start(&h->guard, cfg)) {
         errbuf_set(eb, "cannot start the connection watchdog thread");
-        guard_stop(&h->guard);
-        free(h);
-        return ERR_IO;
+        e = ERR_IO;
+        goto out_stop_guard;
+    }
+    if (h->tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        errbuf_set(eb, "this libmicrohttpd was built without TLS");
+        e = ERR_INVALID;
+        goto out_stop_guard;
     }
     h->daemon = start_daemon(h, &ss);
     if (!h->daemon) {
-        errbuf_set(eb, "cannot listen on %s (address in use or not local?)", cfg->listen);
-        guard_stop(&h->guard);
-        free(h);
-        return ERR_IO;
+        errbuf_set(eb, "cannot listen on %s (address in use or not local?%s)", cfg->listen,
+                   h->tls ? " or TLS set-up failed: see libmicrohttpd's log line" : "");
+        e = ERR_IO;
+        goto out_stop_guard;
     }
     info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
     *out = h;
     return ERR_OK;
+
+out_stop_guard:
+    guard_stop(&h->guard);
+    tls_server_free(h->tls);
+    free(h);
+    return e;
 }
 
 unsigned httpd_connections(const struct httpd *h)
@@ -489,7 +616,8 @@ void httpd_stop(struct httpd *h, unsigned drain_ms)
     if (atomic_load(&h->in_flight) > 0)
         log_warn("http", "stopping with requests in flight", "count=%u uploading=%u",
                  atomic_load(&h->in_flight), atomic_load(&h->uploading));
-    MHD_stop_daemon(h->daemon);
+    MHD_stop_daemon(h->daemon); /* closes every connection: each drops its certificate set */
     guard_stop(&h->guard);
+    tls_server_free(h->tls);
     free(h);
 }

@@ -1,6 +1,6 @@
 /* httpd_internal.h -- private to src/http: the server object, and the connection guard
  * (httpd_guard.c) that enforces deadlines, tracks open connections and keeps the memory
- * budget. */
+ * budget. HTTPS is httpd_tls.h. */
 #pragma once
 
 #include <pthread.h>
@@ -12,6 +12,8 @@
 
 struct MHD_Daemon;
 struct MHD_Connection;
+struct tls_server;
+struct tls_set;
 
 /* Where a connection is in its life; each phase but BUSY has a deadline. */
 enum conn_phase {
@@ -27,6 +29,10 @@ struct conn {
     enum conn_phase phase;
     uint64_t since_ms; /* when the phase began */
     bool closing;      /* the guard shut the socket down */
+    /* HTTPS only; touched only by the connection's own processing and its notifications,
+     * never at the same time, so not under the lock. */
+    struct tls_set *tls; /* the certificate set its session was given (a reference) */
+    bool peer_ok;        /* its client certificate has been checked and verified */
 };
 
 /* The watchdog and its list of open connections. */
@@ -49,6 +55,8 @@ struct httpd {
     atomic_uint uploading; /* of those, still receiving their body */
     bool quiesced;
     struct guard guard;
+    struct tls_server *tls;             /* NULL: plain HTTP */
+    _Atomic uint64_t refusal_logged_ms; /* when a 403 for a client certificate was last logged */
 };
 
 /* Starts the watchdog with cfg's timeouts (defaults applied). Returns false when the thread

@@ -61,6 +61,9 @@ static void check_defaults(const struct config *c)
 {
     CHECK_STR_EQ(c->listen, "127.0.0.1:8888");
     CHECK_STR_EQ(c->port_file, "");
+    CHECK_STR_EQ(c->tls_cert, "");
+    CHECK_STR_EQ(c->tls_key, "");
+    CHECK_STR_EQ(c->tls_client_ca, "");
     CHECK_STR_EQ(c->url_prefix, "/");
     CHECK_STR_EQ(c->kubeconfig, "");
     CHECK_STR_EQ(c->serviceaccount_dir, "/var/run/secrets/kubernetes.io/serviceaccount");
@@ -240,6 +243,45 @@ static void test_errors(void)
     CHECK_EQ(parse(no_env, &c, NULL, "--nope", (const char *)NULL), ERR_INVALID);
 }
 
+/* --tls-cert and --tls-key go together, and --tls-client-ca needs them; a variable counts
+ * like its flag. */
+static void test_tls_flags(void)
+{
+    static const char *const key_env[] = {"GPU_EXTENDER_TLS_KEY=/k.pem", NULL};
+    static const char *const ca_env[] = {"GPU_EXTENDER_TLS_CLIENT_CA=/ca.pem", NULL};
+    struct config c;
+    struct errbuf eb = ERRBUF_INIT;
+
+    CHECK_EQ(parse(no_env, &c, &eb, "--tls-cert", "/c.pem", "--tls-key=/k.pem", (const char *)NULL),
+             ERR_OK);
+    CHECK_STR_EQ(c.tls_cert, "/c.pem");
+    CHECK_STR_EQ(c.tls_key, "/k.pem");
+    CHECK_STR_EQ(c.tls_client_ca, "");
+    CHECK_EQ(parse(ca_env, &c, &eb, "--tls-cert", "/c.pem", "--tls-key=/k.pem", (const char *)NULL),
+             ERR_OK);
+    CHECK_STR_EQ(c.tls_client_ca, "/ca.pem");
+    CHECK_EQ(parse(key_env, &c, &eb, "--tls-cert", "/c.pem", (const char *)NULL), ERR_OK);
+    CHECK_STR_EQ(c.tls_key, "/k.pem");
+
+    CHECK_PARSE_FAILS(no_env, "--tls-cert and --tls-key go together: give both or neither",
+                      "--tls-cert", "/c.pem");
+    CHECK_PARSE_FAILS(key_env, "--tls-cert and --tls-key go together: give both or neither",
+                      "--threads", "1");
+    CHECK_PARSE_FAILS(no_env, "--tls-cert and --tls-key go together: give both or neither",
+                      "--tls-cert", "/c.pem", "--tls-key=");
+    CHECK_PARSE_FAILS(ca_env,
+                      "--tls-client-ca needs --tls-cert and --tls-key (client certificates are "
+                      "checked only over HTTPS)",
+                      "--threads", "1");
+    CHECK_PARSE_FAILS(no_env,
+                      "--tls-client-ca needs --tls-cert and --tls-key (client certificates are "
+                      "checked only over HTTPS)",
+                      "--tls-client-ca", "/ca.pem");
+    /* A bad flag is still the error reported, before the pairing is looked at. */
+    CHECK_PARSE_FAILS(no_env, "unknown argument \"--tls\" (see --help)", "--tls-cert", "/c.pem",
+                      "--tls");
+}
+
 /* A bad value names the flag, in both forms, and not the value: with "--listen VALUE" the
  * message used to start with the value, and with a long "--listen=VALUE" the reason was cut
  * off the end of the errbuf. */
@@ -291,6 +333,9 @@ static const struct {
 } known[] = {
     {"listen", "GPU_EXTENDER_LISTEN"},
     {"port-file", "GPU_EXTENDER_PORT_FILE"},
+    {"tls-cert", "GPU_EXTENDER_TLS_CERT"},
+    {"tls-key", "GPU_EXTENDER_TLS_KEY"},
+    {"tls-client-ca", "GPU_EXTENDER_TLS_CLIENT_CA"},
     {"ops-listen", "GPU_EXTENDER_OPS_LISTEN"},
     {"ops-port-file", "GPU_EXTENDER_OPS_PORT_FILE"},
     {"url-prefix", "GPU_EXTENDER_URL_PREFIX"},
@@ -496,6 +541,7 @@ int main(void)
     test_bool_flags();
     test_errors();
     test_flag_value_errors();
+    test_tls_flags();
     test_usage();
     test_readme();
     printf("test_config: ok\n");
