@@ -423,6 +423,11 @@ static enum err parse_listen(const char *listen, struct sockaddr_storage *ss, so
 /* Descriptors kept for everything but client connections: the API client, log, files. */
 #define HTTPD_RESERVED_FDS 256
 
+/* libmicrohttpd's memory per connection (request line, headers, read buffer), so that open
+ * connections cost at most max_connections times this, whatever clients send: headers larger
+ * than fit get 431. kube-scheduler's requests use under 1 KiB of it. */
+#define HTTPD_CONNECTION_MEMORY_BYTES ((size_t)32 * 1024)
+
 /* The connection limit the descriptor limit allows: past it, accept() would fail with EMFILE,
  * which libmicrohttpd 0.9.75 does not recover from (it stops accepting and stops closing the
  * connections its clients have left; the daemon is wedged until restarted). The soft limit is
@@ -440,7 +445,8 @@ static unsigned connection_limit(const struct httpd_config *cfg)
         (void)setrlimit(RLIMIT_NOFILE, &rl);
         (void)getrlimit(RLIMIT_NOFILE, &rl);
     }
-    room = rl.rlim_cur > 2 * HTTPD_RESERVED_FDS ? (rl.rlim_cur - HTTPD_RESERVED_FDS) / 2 : 16;
+    room =
+        rl.rlim_cur > (rlim_t)2 * HTTPD_RESERVED_FDS ? (rl.rlim_cur - HTTPD_RESERVED_FDS) / 2 : 16;
     if (rl.rlim_cur != RLIM_INFINITY && want > room) {
         log_warn("http", "fewer connections than asked: the descriptor limit is too low",
                  "listener=%s asked=%u allowed=%lu nofile=%lu", cfg->name ? cfg->name : "", want,
@@ -502,6 +508,7 @@ static struct MHD_Daemon *start_daemon(struct httpd *h, const struct sockaddr_st
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss, MHD_OPTION_THREAD_POOL_SIZE,
         pool_size(cfg->threads), MHD_OPTION_CONNECTION_LIMIT, connection_limit(cfg),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_client, MHD_OPTION_CONNECTION_TIMEOUT, backstop_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_CONNECTION_MEMORY_BYTES,
         MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, h, tls_first, HTTPD_TLS_PRIORITIES, MHD_OPTION_HTTPS_MEM_CERT, cert,
         MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
