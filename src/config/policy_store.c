@@ -1,25 +1,16 @@
 /* policy_store.c -- the active policy and its reloads (see policy_store.h). */
 #include "gx/policy_store.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "gx/alloc.h"
+#include "gx/filewatch.h"
 #include "gx/log.h"
 #include "gx/metrics.h"
-
-struct file_id {
-    bool ok; /* stat succeeded */
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-};
 
 struct policy_store {
     pthread_mutex_t lock;   /* guards current and info: held for pointer copies only */
@@ -30,9 +21,7 @@ struct policy_store {
     /* The watcher. */
     pthread_t thread;
     bool watching;
-    pthread_mutex_t wake_lock;
-    pthread_cond_t wake;
-    bool stopping;
+    struct file_nap nap;
     unsigned interval_ms;
     struct file_id seen;
 };
@@ -45,27 +34,6 @@ static int64_t unix_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct file_id file_identity(const char *path)
-{
-    struct file_id id = {0};
-    struct stat st;
-
-    if (stat(path, &st) != 0)
-        return id;
-    id.ok = true;
-    id.dev = st.st_dev;
-    id.ino = st.st_ino;
-    id.size = st.st_size;
-    id.mtime = st.st_mtim;
-    return id;
-}
-
-static bool same_file(const struct file_id *a, const struct file_id *b)
-{
-    return a->ok == b->ok && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
 static struct policy_store *store_new(struct policy *initial, const char *path,
                                       const struct file_id *seen)
 {
@@ -73,8 +41,7 @@ static struct policy_store *store_new(struct policy *initial, const char *path,
 
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->reload, NULL);
-    pthread_mutex_init(&s->wake_lock, NULL);
-    pthread_cond_init(&s->wake, NULL);
+    file_nap_init(&s->nap);
     s->current = initial;
     s->info.loaded_unix_ms = unix_ms();
     snprintf(s->path, sizeof(s->path), "%s", path ? path : "");
@@ -84,7 +51,7 @@ static struct policy_store *store_new(struct policy *initial, const char *path,
 
 struct policy_store *policy_store_new(struct policy *initial, const char *path)
 {
-    struct file_id seen = path && path[0] ? file_identity(path) : (struct file_id){0};
+    struct file_id seen = path && path[0] ? file_id_get(path) : (struct file_id){0};
 
     return store_new(initial, path, &seen);
 }
@@ -93,7 +60,7 @@ enum err policy_store_open(const char *path, struct policy_store **out, struct p
 {
     /* The file's identity is taken before it is read: a change that lands in between is then
      * seen by the watcher, never lost. */
-    struct file_id seen = file_identity(path);
+    struct file_id seen = file_id_get(path);
     struct policy *p = NULL;
     enum err e = policy_load(path, &p, diag);
 
@@ -107,15 +74,11 @@ void policy_store_free(struct policy_store *s)
     if (!s)
         return;
     if (s->watching) {
-        pthread_mutex_lock(&s->wake_lock);
-        s->stopping = true;
-        pthread_cond_signal(&s->wake);
-        pthread_mutex_unlock(&s->wake_lock);
+        file_nap_stop(&s->nap);
         pthread_join(s->thread, NULL);
     }
     policy_unref(s->current);
-    pthread_cond_destroy(&s->wake);
-    pthread_mutex_destroy(&s->wake_lock);
+    file_nap_destroy(&s->nap);
     pthread_mutex_destroy(&s->reload);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -205,36 +168,15 @@ enum err policy_store_reload(struct policy_store *s, const char *why, bool *swap
     return ERR_OK;
 }
 
-/* Sleeps interval_ms, or less when told to stop. Returns false when stopping. */
-static bool nap(struct policy_store *s)
-{
-    struct timespec until;
-    bool go_on;
-
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += s->interval_ms / 1000;
-    until.tv_nsec += (long)(s->interval_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&s->wake_lock);
-    while (!s->stopping && pthread_cond_timedwait(&s->wake, &s->wake_lock, &until) != ETIMEDOUT)
-        ;
-    go_on = !s->stopping;
-    pthread_mutex_unlock(&s->wake_lock);
-    return go_on;
-}
-
 static void *watch_main(void *arg)
 {
     struct policy_store *s = arg;
 
-    while (nap(s)) {
-        struct file_id now = file_identity(s->path);
+    while (file_nap(&s->nap, s->interval_ms)) {
+        struct file_id now = file_id_get(s->path);
         bool swapped;
 
-        if (same_file(&now, &s->seen))
+        if (file_id_same(&now, &s->seen))
             continue;
         s->seen = now;
         if (!now.ok) {

@@ -13,11 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "gx/alloc.h"
 #include "gx/buf.h"
+#include "gx/filewatch.h"
 #include "gx/log.h"
 #include "gx/metrics.h"
 
@@ -27,15 +27,6 @@
 #define TLS_DIGEST_BYTES 32 /* SHA-256 */
 
 enum tls_file { TLS_CERT, TLS_KEY, TLS_CA, TLS_FILES };
-
-/* What a file's identity is, through symlinks: a Secret volume's "..data" swap changes it. */
-struct file_id {
-    bool ok; /* stat succeeded */
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-};
 
 struct tls_set {
     atomic_uint refs;
@@ -57,36 +48,13 @@ struct tls_server {
     struct file_id seen[TLS_FILES];
     pthread_t thread;
     bool watching;
-    pthread_mutex_t wake_lock;
-    pthread_cond_t wake;
-    bool stopping;
+    struct file_nap nap;
     unsigned interval_ms;
 };
 
 static const char *const file_role[TLS_FILES] = {"certificate", "key", "client CA"};
 
 /* ---- files ---- */
-
-static struct file_id file_identity(const char *path)
-{
-    struct file_id id = {0};
-    struct stat st;
-
-    if (!path || stat(path, &st) != 0)
-        return id;
-    id.ok = true;
-    id.dev = st.st_dev;
-    id.ino = st.st_ino;
-    id.size = st.st_size;
-    id.mtime = st.st_mtim;
-    return id;
-}
-
-static bool same_file(const struct file_id *a, const struct file_id *b)
-{
-    return a->ok == b->ok && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
 
 /* strerror() shares one buffer between threads; a reload runs beside other work. */
 static const char *errno_text(int errnum, char *tmp, size_t cap)
@@ -309,7 +277,7 @@ static void log_set(const struct tls_server *t, const struct tls_set *set, const
 static void note_identities(const struct tls_server *t, struct file_id ids[TLS_FILES])
 {
     for (int i = 0; i < TLS_FILES; i++)
-        ids[i] = file_identity(t->path[i]);
+        ids[i] = file_id_get(t->path[i]);
 }
 
 static bool nonempty(const char *s)
@@ -336,8 +304,7 @@ enum err tls_server_new(const struct httpd_config *cfg, struct tls_server **out,
         t->path[TLS_CA] = xstrdup(cfg->tls_client_ca_file);
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->reload, NULL);
-    pthread_mutex_init(&t->wake_lock, NULL);
-    pthread_cond_init(&t->wake, NULL);
+    file_nap_init(&t->nap);
     /* The identities are taken before the files are read: a change that lands in between is
      * then seen by the watcher, never lost. */
     note_identities(t, t->seen);
@@ -361,10 +328,7 @@ void tls_server_free(struct tls_server *t)
     if (!t)
         return;
     if (t->watching) {
-        pthread_mutex_lock(&t->wake_lock);
-        t->stopping = true;
-        pthread_cond_signal(&t->wake);
-        pthread_mutex_unlock(&t->wake_lock);
+        file_nap_stop(&t->nap);
         pthread_join(t->thread, NULL);
     }
     tls_set_release(t->current);
@@ -372,8 +336,7 @@ void tls_server_free(struct tls_server *t)
         free(t->path[i]);
     free(t->start_text[0]);
     free_secret(t->start_text[1]);
-    pthread_cond_destroy(&t->wake);
-    pthread_mutex_destroy(&t->wake_lock);
+    file_nap_destroy(&t->nap);
     pthread_mutex_destroy(&t->reload);
     pthread_mutex_destroy(&t->lock);
     free(t);
@@ -441,27 +404,6 @@ enum err tls_server_reload(struct tls_server *t, const char *why, bool *swapped,
     return ERR_OK;
 }
 
-/* Sleeps interval_ms, or less when told to stop. Returns false when stopping. */
-static bool nap(struct tls_server *t)
-{
-    struct timespec until;
-    bool go_on;
-
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += t->interval_ms / 1000;
-    until.tv_nsec += (long)(t->interval_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&t->wake_lock);
-    while (!t->stopping && pthread_cond_timedwait(&t->wake, &t->wake_lock, &until) != ETIMEDOUT)
-        ;
-    go_on = !t->stopping;
-    pthread_mutex_unlock(&t->wake_lock);
-    return go_on;
-}
-
 /* Whether any file changed since last seen; notes what is seen now, and which file, if any,
  * is gone. */
 static bool files_changed(struct tls_server *t, int *gone)
@@ -472,7 +414,7 @@ static bool files_changed(struct tls_server *t, int *gone)
     note_identities(t, now);
     *gone = -1;
     for (int i = 0; i < TLS_FILES; i++) {
-        changed = changed || !same_file(&now[i], &t->seen[i]);
+        changed = changed || !file_id_same(&now[i], &t->seen[i]);
         if (t->path[i] && !now[i].ok)
             *gone = i;
         t->seen[i] = now[i];
@@ -484,7 +426,7 @@ static void *watch_main(void *arg)
 {
     struct tls_server *t = arg;
 
-    while (nap(t)) {
+    while (file_nap(&t->nap, t->interval_ms)) {
         int gone;
 
         if (!files_changed(t, &gone))
