@@ -160,10 +160,15 @@ static void request_append(struct request *rq, const char *data, size_t n)
         return;
     }
     if (rq->body_len + n + 1 > rq->body_alloc) {
-        size_t want = next_alloc(rq, rq->body_len + n + 1);
+        size_t need = rq->body_len + n + 1, want = next_alloc(rq, need);
+        /* Doubling is a convenience, not a right: a body that fits the budget exactly (say a
+         * chunked one, whose length nobody announced) gets exactly what it needs. */
         if (!budget_take(rq->h->cfg.budget, want - rq->body_alloc)) {
-            request_refuse_budget(rq);
-            return;
+            want = need;
+            if (!budget_take(rq->h->cfg.budget, want - rq->body_alloc)) {
+                request_refuse_budget(rq);
+                return;
+            }
         }
         rq->body = xrealloc(rq->body, want);
         rq->body_alloc = want;

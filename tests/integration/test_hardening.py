@@ -234,6 +234,16 @@ class HardeningTest(unittest.TestCase):
         first.sendall(b"x" * (part - 10))
         time.sleep(0.3)
         self.assertGreaterEqual(d.metric("gpu_extender_http_body_bytes"), part)
+        # A chunked body (no length announced) that fits what is left of the budget is read,
+        # even where its doubling buffer would not fit: it is not JSON, so 400, not 503.
+        chunked = 300000
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
+        c.request("POST", "/filter", body=iter([b"z" * (chunked // 2), b"z" * (chunked // 2)]),
+                  encode_chunked=True)
+        r = c.getresponse()
+        r.read()
+        self.assertEqual(r.status, 400)
+        c.close()
         second = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
         second.request("POST", "/filter", body=b"y" * part)
         r = second.getresponse()
