@@ -107,10 +107,10 @@ set_tests_properties(integration_hardening PROPERTIES
 add_test(NAME integration_soak COMMAND ${GX_PYTHON3_EXECUTABLE} -u
          ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_soak.py -v)
 set_tests_properties(integration_soak PROPERTIES
-  LABELS integration
+  LABELS "integration;soak"
   TIMEOUT 300
   PROCESSORS 2
-  ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
+  ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>;GX_SANITIZED=$<BOOL:${GX_SANITIZE}>"
   REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_soak.py")
 
 # HTTPS (tests/integration/test_tls.py): client certificates (trusted, missing, another CA's,

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The test command (README "Run the tests"; .ci/run calls exactly this).
 #   1. installs the Debian packages (scripts/deps.sh)
-#   2. gcc build with -Werror, unit tests
+#   2. gcc build with -Werror, unit tests, and the soak test unsanitized (its memory check)
 #   3. clang build with AddressSanitizer + UndefinedBehaviorSanitizer, every test
 #      (unit, fuzz-corpus replay, lint, curl-driven integration against the real binary)
 #   4. clang build with ThreadSanitizer: the tests of shared state (label tsan)
@@ -13,7 +13,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 echo "== gcc, -Werror, unit tests"
 cmake -S . -B build-gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGX_WERROR=ON >/dev/null
 cmake --build build-gcc -j"$jobs"
-ctest --test-dir build-gcc -L unit --output-on-failure -j"$jobs"
+ctest --test-dir build-gcc -L 'unit|soak' --output-on-failure -j"$jobs"
 
 echo "== clang, ASan + UBSan, all tests"
 cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \

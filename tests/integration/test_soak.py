@@ -255,7 +255,13 @@ class SoakTest(unittest.TestCase):
             self.assertLess(mx, 5.0, f"a {verb} call took {mx:.2f} s, past kube-scheduler's 5 s")
         self.assertLessEqual(fds1, fds0 + 4, "descriptors did not return to the baseline")
         self.assertEqual(m.get("gpu_extender_http_body_bytes"), 0, "body bytes still held")
-        self.assertLess(rss1, rss0 + 32, "resident memory did not come back near the baseline")
+        if os.environ.get("GX_SANITIZED") == "1":
+            # ASan's allocator keeps freed memory in its quarantine (256 MiB): resident memory
+            # says nothing there. The gcc stage of tests/run.sh runs this test unsanitized.
+            print("  (sanitized build: the resident-memory check is left to the gcc build)",
+                  file=sys.stderr)
+        else:
+            self.assertLess(rss1, rss0 + 32, "resident memory did not come back near the baseline")
         self.assertGreater(c.counts["binds"], 0)
         c.finish_daemons(self)
 
