@@ -273,6 +273,13 @@ class SoakTest(unittest.TestCase):
             c.admin("POST", "/close-watches", {"mode": "rst"})
             time.sleep(2.0)
             c.admin("DELETE", "/fault")
+            # The watches come back on their own backoff (doubling from 200 ms, with jitter):
+            # wait for it, bounded, before asking the cache to converge.
+            t0 = time.monotonic()
+            while d.metrics().get("gpu_extender_cache_connected", 0) != 1:
+                self.assertLess(time.monotonic() - t0, 30, "the watches never reconnected")
+                time.sleep(0.1)
+            log(f"watches reconnected {time.monotonic() - t0:.1f} s after the outage ended")
             c.step("trouble-churn", c.create_pods, 10)
         elif what == "close-watches":
             c.admin("POST", "/close-watches", {"mode": "drop"})
