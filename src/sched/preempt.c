@@ -20,8 +20,7 @@ struct search {
     int64_t free_now; /* allocatable - used */
 };
 
-/* The node with the pods in gone[] evicted. */
-static struct sched_node node_after(const struct preempt_node *in, const bool *gone)
+struct sched_node preempt_node_after(const struct preempt_node *in, const bool *gone)
 {
     struct sched_node after = in->now;
     uint32_t gone_mask = 0, kept_mask = 0, named;
@@ -118,7 +117,7 @@ int preempt_cost_cmp(const struct preempt_cost *a, const struct preempt_cost *b)
 static bool evaluate(const struct search *s, const bool *gone, struct preempt_cost *c,
                      uint32_t *set)
 {
-    struct sched_node after = node_after(s->node, gone);
+    struct sched_node after = preempt_node_after(s->node, gone);
 
     if (!fits(s->sp, &after))
         return false;
@@ -201,7 +200,7 @@ static void reprieve(const struct search *s, bool *gone, struct preempt_choice *
             struct sched_node after;
             size_t tried = i;
             gone[i] = false;
-            after = node_after(in, gone);
+            after = preempt_node_after(in, gone);
             if (!fits(s->sp, &after))
                 gone[i] = true;
             i = next_to_reprieve(in, gone, pass, &tried);
@@ -238,7 +237,7 @@ void preempt_choose(const struct sched_pod *sp, const struct preempt_node *node,
         return;
     }
     {
-        struct sched_node all_gone = node_after(node, chosen);
+        struct sched_node all_gone = preempt_node_after(node, chosen);
         out->fit = sched_filter_node(sp, &all_gone);
         if (out->fit.verdict != SCHED_PASS) {
             memset(chosen, 0, node->pod_count * sizeof(*chosen));
