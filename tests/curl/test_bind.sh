@@ -53,7 +53,7 @@ json.dump([r for r in d if r["headers"].get("User-Agent") != "gpu-extender-tests
 NOT_CACHE_FEED='
 import re
 def cache_feed(r):
-    return r["method"] == "GET" and (re.fullmatch(r"/api/v1/(watch/)?(nodes|pods|namespaces/[^/]+/pods)", r["path"]) is not None)
+    return r["method"] == "GET" and (re.fullmatch(r"/api/v1/(watch/)?(nodes|pods|namespaces/[^/]+/pods)|/apis/policy/v1/(watch/)?poddisruptionbudgets", r["path"]) is not None)
 '
 
 # last_request_id   -- the id of the newest request record (0 when none)

@@ -76,10 +76,10 @@ for mode in false true; do
     done
 
     f=$RAW/preempt.args.nodecache-$mode.json
-    begin "preempt nodecache-$mode: no preempt verb is served"
+    begin "preempt nodecache-$mode: standalone, preemption needs the cluster cache"
     post preempt "$f"
-    assert_status 404
-    assert_error_reply "404 body is an Error" "preempt"
+    assert_status 503
+    assert_error_reply "503 body is an Error naming the cache" "cluster cache"
     post filter "$f"
     assert_status 400 "ExtenderPreemptionArgs posted to filter"
     assert_error_reply "neither Nodes nor NodeNames" "neither"
