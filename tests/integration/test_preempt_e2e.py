@@ -34,9 +34,10 @@ expectation from it, whatever it is). Then `s2-high` (priority 1000, rule nvlink
 GPUs. The rules imply:
   - the victims must leave it 4 free GPUs all linked by NVLink: all the pods of one quad (every
     cross-quad pair is SYS), and nothing else;
-  - of the two quads, kube-scheduler's own order of preference between victim sets decides: the
-    lowest highest-priority victim first, then the smallest sum of priorities, then the fewest
-    victims (no PodDisruptionBudgets here). So the quad holding {100, 100, 200, 200}.
+  - of the two quads, the cheaper: the fewest PodDisruptionBudget violations (none here), then
+    the lowest highest-priority victim, then the fewest victims, then the smallest sum of
+    priorities (the order of include/gx/preempt.h; kube-scheduler ranks candidate nodes alike).
+    So the quad holding {100, 100, 200, 200}: 200 < 300 whichever way the later keys go.
 kube-scheduler's own dry run, which counts GPUs and knows nothing of NVLink, proposes the four
 priority-100 pods, two in each quad: the extender's preempt verb must replace that proposal.
 Expected: exactly the four pods of that quad are preempted, s2-high is bound on s2-gpu-1 with
@@ -51,9 +52,12 @@ DELETE gracePeriodSeconds=0 (and a UID precondition), as a kubelet does once the
 have stopped. The test itself deletes only with gracePeriodSeconds=0, so every pod the thread
 sees Terminating was deleted by someone else: here, by kube-scheduler's preemption.
 
-Also checked: every victim carries a `Preempted` event naming the node, the preemptor a
-`Scheduled` event; no event reports an extender error; after the preemptor is bound, nothing more
-is preempted for 2 s; the daemon is still alive, exits 0 on SIGTERM and logged no sanitizer
+Also checked: the extender's preempt verb was called and answered ok (never an error), and
+named exactly as many victims as were evicted (gpu_extender_requests_total{verb="preempt"},
+gpu_extender_preempt_victims_total), so the victims are its choice, not only kube-scheduler's
+dry run; every victim carries a `Preempted` event naming the node, the preemptor a `Scheduled`
+event; no event reports an extender error; after the preemptor is bound, nothing more is
+preempted for 2 s; the daemon is still alive, exits 0 on SIGTERM and logged no sanitizer
 report. A failure prints the pods (priority, node, GPUs, deletion), every event of the
 namespace, the victims the fake kubelet confirmed, the daemon's /debug/nodes, the daemon log's
 preempt lines and tail, and kube-scheduler's log lines about preemption and the extender; the
@@ -511,6 +515,23 @@ class Cluster:
                                                                        bool(annotations)), 15)
         return name
 
+    def metrics(self) -> dict:
+        c = http.client.HTTPConnection("127.0.0.1", self.ext_port, timeout=5)
+        try:
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+        finally:
+            c.close()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, _, v = line.rpartition(" ")
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    pass
+        return out
+
     def daemon_node(self, name, gpus, topo):
         status, body = self.daemon_get("/debug/nodes")
         if status != 200:
@@ -719,16 +740,30 @@ class PreemptE2ETest(unittest.TestCase):
 
     def preempt(self, scenario, name, gpus, node):
         """Creates the high-priority pod and waits until it is bound; returns (pod, victims,
-        seconds to the first victim, seconds to bound)."""
+        seconds to the first victim, seconds to bound). The victims must be the extender's
+        choice: its preempt verb answered (never with an error) and named as many victims as
+        kube-scheduler evicted."""
+        m0 = self.c.metrics()
         t0 = time.monotonic()
         self.c.create_pod(name, gpus, "high", scenario)
-        p = self.c.wait_bound(name, 90)
+        p = self.c.wait_bound(name, 60)
         t_bound = time.monotonic() - t0
         self.assertEqual(p["spec"]["nodeName"], node, f"{name} bound elsewhere")
         # Nothing more is preempted once it is bound (a second preemption round would show here).
         time.sleep(SETTLE_S)
         victims = self.c.kubelet.victims(scenario)
         first = min((v["seen"] for v in victims), default=t0) - t0
+        m1 = self.c.metrics()
+        delta = {k: m1.get(k, 0) - m0.get(k, 0) for k in m1
+                 if "preempt" in k and "duration" not in k and m1.get(k, 0) != m0.get(k, 0)}
+        log(f"{scenario}: gpu-extender preempt metrics moved by {delta}")
+        calls = delta.get('gpu_extender_requests_total{verb="preempt",outcome="ok"}', 0)
+        self.assertGreaterEqual(calls, 1, "kube-scheduler never called the extender's preempt")
+        failed = {k: v for k, v in delta.items()
+                  if k.startswith("gpu_extender_requests_total") and 'outcome="ok"' not in k}
+        self.assertEqual(failed, {}, "preempt calls that did not answer ok")
+        self.assertEqual(delta.get("gpu_extender_preempt_victims_total", 0), len(victims),
+                         "victims the extender named vs pods kube-scheduler evicted")
         return self.c.api.pod(name), victims, first, t_bound
 
     def check_events(self, scenario, node, preemptor, victims):
@@ -801,15 +836,18 @@ class PreemptE2ETest(unittest.TestCase):
     @staticmethod
     def expected_quad(placement: dict, priority: dict) -> list:
         """The quads whose pods the rules would evict (usually one): every pod of a quad, all
-        below the preemptor's priority, ranked as kube-scheduler ranks victim sets (lowest
-        highest priority, then lowest sum, then fewest victims); ties give several."""
+        below the preemptor's priority, ranked by the lowest highest victim priority, then the
+        fewest victims, then the lowest sum of priorities (no budgets; both quads are NVLink
+        alike and each pod holds one GPU); ties give several."""
         ranked = []
         for q in QUADS:
             pods = [n for n, g in placement.items() if g in q]
             if any(priority[n] >= PRIORITIES["high"] for n in pods):
                 continue
             prios = [priority[n] for n in pods]
-            ranked.append(((max(prios, default=0), sum(prios), len(pods)), q, set(pods)))
+            ranked.append(((max(prios, default=0), len(pods), sum(prios)), q, set(pods)))
+        if not ranked:
+            raise AssertionError(f"no quad can be freed: {placement} {priority}")
         best = min(r[0] for r in ranked)
         return [(q, pods) for key, q, pods in ranked if key == best]
 
