@@ -154,6 +154,10 @@ struct cache_node_pods {
     uint32_t reserved_mask;        /* indices held by binds in flight */
     struct cache_bound_pod *pods;
     size_t pod_count;
+    /* Pending GPU pods an earlier preemption nominated to this node (status.nominatedNodeName):
+     * kube-scheduler keeps room for those of equal or higher priority. No labels, no mask. */
+    struct cache_bound_pod *nominated;
+    size_t nominated_count;
 };
 
 struct cache_preempt_view {

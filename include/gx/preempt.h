@@ -46,6 +46,10 @@ struct preempt_node {
     size_t pod_count;
     const int32_t *pdb_allowed; /* disruptions each budget allows */
     size_t pdb_count;
+    /* GPUs promised to other pods nominated to this node (by an earlier preemption) whose
+     * priority is not below the preemptor's: kube-scheduler keeps them free for those, so they
+     * are taken here, whoever leaves. */
+    int64_t nominated_gpus;
 };
 
 enum preempt_outcome {

@@ -113,6 +113,20 @@ static bool keep_offered(struct plan *pl, struct plan_node *pn, struct arena *a)
     return true;
 }
 
+/* GPUs kube-scheduler keeps for the other pods nominated to the node: those whose priority
+ * is not below the pod's (addNominatedPods in its filters). */
+static int64_t nominated_gpus(const struct cache_node_pods *np, const struct pod_info *pod)
+{
+    int64_t n = 0;
+
+    for (size_t i = 0; i < np->nominated_count; i++) {
+        const struct cache_bound_pod *o = &np->nominated[i];
+        if (o->priority >= pod->priority && !str_eq(o->uid, pod->uid))
+            n += o->gpus;
+    }
+    return n;
+}
+
 static bool plan_node(struct plan *pl, const struct sched_pod *sp, struct plan_node *pn,
                       struct arena *a)
 {
@@ -124,7 +138,8 @@ static bool plan_node(struct plan *pl, const struct sched_pod *sp, struct plan_n
                               .pods = pods,
                               .pod_count = np->pod_count,
                               .pdb_allowed = pl->pdb_allowed,
-                              .pdb_count = pl->pdb_count};
+                              .pdb_count = pl->pdb_count,
+                              .nominated_gpus = nominated_gpus(np, sp->pod)};
 
     pn->chosen = arena_alloc(a, (np->pod_count + 1) * sizeof(*pn->chosen));
     if (!pods || !pn->chosen)
@@ -307,8 +322,9 @@ static void observe_plan(const struct sched_pod *sp, const struct plan *pl)
 }
 
 /* Is the pod already promised a node (an earlier preemption) that will fit it once the pods
- * leaving it are gone? Then evicting more, anywhere, would be for nothing: kube-scheduler
- * retries the pod there as soon as they are. */
+ * leaving it are gone, beside the other pods nominated there that kube-scheduler puts first?
+ * Then evicting more, anywhere, would be for nothing: kube-scheduler retries the pod there as
+ * soon as they are. */
 static bool nominated_will_fit(struct cache *cache, const struct sched_pod *sp, struct arena *a)
 {
     struct str name = sp->pod->nominated_node;
@@ -325,7 +341,8 @@ static bool nominated_will_fit(struct cache *cache, const struct sched_pod *sp, 
                                   .in_use_mask = np->in_use_mask,
                                   .reserved_mask = np->reserved_mask,
                                   .pods = pods,
-                                  .pod_count = np->pod_count};
+                                  .pod_count = np->pod_count,
+                                  .nominated_gpus = nominated_gpus(np, sp->pod)};
         if (pods && gone) {
             struct sched_node after;
             for (size_t i = 0; i < np->pod_count; i++) {

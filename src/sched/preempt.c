@@ -17,7 +17,7 @@ struct search {
     const struct preempt_node *node;
     size_t idx[PREEMPT_EXHAUSTIVE_MAX];
     size_t n;
-    int64_t free_now; /* allocatable - used */
+    int64_t free_now; /* allocatable - used - nominated (may be negative) */
 };
 
 struct sched_node preempt_node_after(const struct preempt_node *in, const bool *gone)
@@ -34,7 +34,7 @@ struct sched_node preempt_node_after(const struct preempt_node *in, const bool *
             kept_mask |= in->pods[i].mask;
         }
     }
-    after.used = in->now.used - freed;
+    after.used = in->now.used - freed + in->nominated_gpus;
     if (!after.topo)
         return after;
     named = (in->in_use_mask & ~gone_mask) | kept_mask | in->reserved_mask;
@@ -218,11 +218,14 @@ void preempt_choose(const struct sched_pod *sp, const struct preempt_node *node,
 
     memset(out, 0, sizeof(*out));
     memset(chosen, 0, node->pod_count * sizeof(*chosen));
-    s.free_now = node->now.info->gpu_allocatable - node->now.used;
-    out->gpus_needed = sp->pod->gpus - (s.free_now > 0 ? s.free_now : 0);
-    if (fits(sp, &node->now)) {
-        out->outcome = PREEMPT_FITS_NOW;
-        return;
+    {
+        struct sched_node now = preempt_node_after(node, chosen); /* none gone yet */
+        s.free_now = now.info->gpu_allocatable - now.used;
+        out->gpus_needed = sp->pod->gpus - s.free_now;
+        if (fits(sp, &now)) {
+            out->outcome = PREEMPT_FITS_NOW;
+            return;
+        }
     }
     for (size_t i = 0; i < node->pod_count; i++) {
         if (node->pods[i].priority >= sp->pod->priority)

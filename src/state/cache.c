@@ -252,6 +252,7 @@ struct cache *cache_new(void)
     strmap_init(&c->named);
     strmap_init(&c->topos);
     strmap_init(&c->on_node);
+    strmap_init(&c->nominated_on);
     cache_pdbs_init(c);
     c->dirty = true;
     return c;
@@ -271,6 +272,7 @@ void cache_free(struct cache *c)
     strmap_destroy(&c->named, free);
     strmap_destroy(&c->topos, topo_value_release);
     strmap_destroy(&c->on_node, NULL);
+    strmap_destroy(&c->nominated_on, NULL);
     cache_pdbs_free(c);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -472,14 +474,13 @@ static void usage_add(struct cache *c, const char *node, int64_t gpus)
         strmap_remove(&c->usage, str_from_cstr(node));
 }
 
-/* Puts a counted pod on its node's list (delta 1) or takes it off (-1). */
-static void node_list_update(struct cache *c, struct pod_rec *p, int delta)
+/* Puts a pod on the list of node in lists (delta 1) or takes it off (-1). */
+static void list_update(struct strmap *lists, struct str node, struct pod_rec *p, int delta)
 {
-    struct str node = str_from_cstr(p->text);
     struct strmap_entry *e;
 
     if (delta > 0) {
-        e = strmap_upsert(&c->on_node, node, NULL);
+        e = strmap_upsert(lists, node, NULL);
         p->node_prev = NULL;
         p->node_next = e->value;
         if (p->node_next)
@@ -491,23 +492,26 @@ static void node_list_update(struct cache *c, struct pod_rec *p, int delta)
         p->node_next->node_prev = p->node_prev;
     if (p->node_prev) {
         p->node_prev->node_next = p->node_next;
-    } else if ((e = strmap_find(&c->on_node, node))) {
+    } else if ((e = strmap_find(lists, node))) {
         if (p->node_next)
             e->value = p->node_next;
         else
-            strmap_remove(&c->on_node, node);
+            strmap_remove(lists, node);
     }
     p->node_prev = p->node_next = NULL;
 }
 
-/* Takes a counted pod's GPUs off the books (delta -1) or puts them on (1). */
+/* Takes a counted pod's GPUs off the books (delta -1) or puts them on (1); a pending pod
+ * nominated to a node goes on (or off) that node's nominated list. */
 static void pod_account(struct cache *c, struct pod_rec *p, int delta)
 {
+    if (p->pending && p->pending->nominated_node.len)
+        list_update(&c->nominated_on, p->pending->nominated_node, p, delta);
     if (!p->counted)
         return;
     usage_add(c, p->text, delta * p->gpus);
     cache_index_add(c, str_from_cstr(p->text), p->mask, delta);
-    node_list_update(c, p, delta);
+    list_update(&c->on_node, str_from_cstr(p->text), p, delta);
 }
 
 /* Removes a pod and its GPUs from the books; the caller holds the lock. */

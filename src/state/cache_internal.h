@@ -43,7 +43,8 @@ struct pod_rec {
     bool deleting;            /* metadata.deletionTimestamp is set */
     bool labels_cut;          /* its labels were longer than CACHE_LABELS_MAX and are not kept */
     struct pod_info *pending; /* unbound pods only: what explain needs; NULL otherwise */
-    /* Counted pods of the same node, a list headed in c->on_node. */
+    /* Counted pods of the same node, a list headed in c->on_node; or, for a pending pod with
+     * status.nominatedNodeName, the pods nominated to that node (c->nominated_on). */
     struct pod_rec *node_prev, *node_next;
     struct str uid, ns, name, labels; /* in text; ns, name and labels only for bound pods */
     char text[];                      /* node name first, then the strings above */
@@ -76,15 +77,16 @@ struct snapshot_impl {
 
 struct cache {
     pthread_mutex_t lock;
-    struct strmap nodes;    /* name -> struct node_rec * */
-    struct strmap usage;    /* node name -> num: GPUs of counted pods */
-    struct strmap reserved; /* node name -> num: GPUs reserved */
-    struct strmap pods;     /* uid -> struct pod_rec * */
-    struct strmap resv;     /* "<pod uid>@<node>" -> struct resv * */
-    struct strmap named;    /* node name -> struct index_refs *: indices taken by name */
-    struct strmap topos;    /* topology key -> struct topo *, num = nodes using it */
-    struct strmap on_node;  /* node name -> struct pod_rec *: the first counted pod there */
-    struct strmap pdbs;     /* "<namespace>/<name>" -> struct pdb_rec * */
+    struct strmap nodes;        /* name -> struct node_rec * */
+    struct strmap usage;        /* node name -> num: GPUs of counted pods */
+    struct strmap reserved;     /* node name -> num: GPUs reserved */
+    struct strmap pods;         /* uid -> struct pod_rec * */
+    struct strmap resv;         /* "<pod uid>@<node>" -> struct resv * */
+    struct strmap named;        /* node name -> struct index_refs *: indices taken by name */
+    struct strmap topos;        /* topology key -> struct topo *, num = nodes using it */
+    struct strmap on_node;      /* node name -> struct pod_rec *: the first counted pod there */
+    struct strmap nominated_on; /* node name -> struct pod_rec *: the first pod nominated there */
+    struct strmap pdbs;         /* "<namespace>/<name>" -> struct pdb_rec * */
     bool pdbs_listed;
     uint64_t pdb_events;
     bool nodes_listed, pods_listed;

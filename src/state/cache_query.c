@@ -69,6 +69,35 @@ static bool copy_pod(struct arena *a, const struct pod_rec *r, struct cache_boun
            arena_str(a, &out->labels);
 }
 
+static bool copy_nominated(struct arena *a, const struct pod_rec *r, struct cache_bound_pod *out)
+{
+    const struct pod_info *p = r->pending;
+
+    *out = (struct cache_bound_pod){
+        .uid = p->uid, .ns = p->ns, .name = p->name, .gpus = p->gpus, .priority = p->priority};
+    return arena_str(a, &out->uid) && arena_str(a, &out->ns) && arena_str(a, &out->name);
+}
+
+static bool gather_nominated(struct cache *c, struct str name, struct arena *a,
+                             struct cache_node_pods *out)
+{
+    const struct strmap_entry *le = strmap_find(&c->nominated_on, name);
+    const struct pod_rec *r;
+    size_t n = 0;
+
+    for (r = le ? le->value : NULL; r; r = r->node_next)
+        n++;
+    if (n == 0)
+        return true;
+    out->nominated = arena_alloc(a, n * sizeof(*out->nominated));
+    if (!out->nominated)
+        return false;
+    for (r = le->value; r; r = r->node_next)
+        if (!copy_nominated(a, r, &out->nominated[out->nominated_count++]))
+            return false;
+    return true;
+}
+
 static bool gather_node(struct cache *c, const struct snapshot_impl *s, struct str name,
                         struct arena *a, struct cache_node_pods *out)
 {
@@ -91,7 +120,7 @@ static bool gather_node(struct cache *c, const struct snapshot_impl *s, struct s
     for (r = le ? le->value : NULL; r; r = r->node_next)
         if (!copy_pod(a, r, &out->pods[out->pod_count++]))
             return false;
-    return true;
+    return gather_nominated(c, name, a, out);
 }
 
 struct pdb_gather {

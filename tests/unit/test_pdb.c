@@ -131,6 +131,10 @@ static void test_view(void)
                  "\"deletionTimestamp\":\"2026-12-05T10:00:00Z\"},\"spec\":{\"nodeName\":\"n1\","
                  "\"priority\":-5,\"containers\":[{\"resources\":{\"limits\":{\"nvidia.com/gpu\":"
                  "\"1\"}}}]},\"status\":{\"phase\":\"Running\"}}");
+    /* A pending pod nominated to n1 by an earlier preemption is listed apart. */
+    apply_pod(c, "{\"metadata\":{\"name\":\"nom\",\"namespace\":\"ml\",\"uid\":\"u5\"},\"spec\":"
+                 "{\"priority\":500,\"containers\":[{\"resources\":{\"limits\":{\"nvidia.com/gpu\":"
+                 "\"4\"}}}]},\"status\":{\"phase\":\"Pending\",\"nominatedNodeName\":\"n1\"}}");
     /* Pending, finished and GPU-less pods are not on the node's list. */
     apply_pod(c, "{\"metadata\":{\"name\":\"p\",\"namespace\":\"ml\",\"uid\":\"u2\"},\"spec\":"
                  "{\"containers\":[{\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"1\"}}}]}}");
@@ -153,6 +157,10 @@ static void test_view(void)
     CHECK_EQ(v.nodes[0].node->gpus_used, 3);
     CHECK_EQ(v.nodes[0].node->gpus_reserved, 1);
     CHECK_EQ(v.nodes[0].pod_count, 2);
+    CHECK_EQ(v.nodes[0].nominated_count, 1);
+    CHECK(str_eq_cstr(v.nodes[0].nominated[0].uid, "u5"));
+    CHECK_EQ(v.nodes[0].nominated[0].gpus, 4);
+    CHECK_EQ(v.nodes[0].nominated[0].priority, 500);
     for (size_t i = 0; i < 2; i++) {
         const struct cache_bound_pod *p = &v.nodes[0].pods[i];
         if (str_eq_cstr(p->uid, "u0")) {
@@ -189,8 +197,18 @@ static void test_view(void)
     }
     CHECK_EQ(cache_preempt_view(c, names, 1, &a, &v), ERR_OK);
     CHECK_EQ(v.nodes[0].pod_count, 0);
+    CHECK_EQ(v.nodes[0].nominated_count, 1);
     CHECK_EQ(v.pdb_count, 0);
     CHECK(v.pdbs_synced);
+    cache_snapshot_release(v.snap);
+    /* Bound at last: no longer nominated. */
+    apply_pod(c, "{\"metadata\":{\"name\":\"nom\",\"namespace\":\"ml\",\"uid\":\"u5\"},\"spec\":"
+                 "{\"nodeName\":\"n1\",\"priority\":500,\"containers\":[{\"resources\":"
+                 "{\"limits\":{\"nvidia.com/gpu\":\"4\"}}}]},\"status\":{\"phase\":\"Pending\","
+                 "\"nominatedNodeName\":\"n1\"}}");
+    CHECK_EQ(cache_preempt_view(c, names, 1, &a, &v), ERR_OK);
+    CHECK_EQ(v.nodes[0].nominated_count, 0);
+    CHECK_EQ(v.nodes[0].pod_count, 1);
     cache_snapshot_release(v.snap);
     arena_destroy(&a);
     cache_free(c);

@@ -309,6 +309,46 @@ static void test_budgets_and_leaving(void)
     policy_unref(pol);
 }
 
+/* Two pods of the same priority preempt on one 4-GPU node of four 1-GPU pods, one after the
+ * other. The first took two victims, which are leaving, and is nominated there: their GPUs
+ * are promised to it, so the second needs the other two pods too, not the leaving ones. */
+static void test_nominated(void)
+{
+    struct policy *pol = policy_new_default();
+    struct table t = {.info = node_of("Tesla-T4", 4)};
+    struct preempt_node pn = {0};
+    struct preempt_choice c;
+    struct sched_pod sp;
+    struct pod_info p;
+    bool chosen[4];
+
+    prepare(&sp, &p, pol, 2, 1000);
+    add(&t, 1, 0, 1);
+    add(&t, 1, 0, 1);
+    add(&t, 1, 0, 1)->deleting = true;
+    add(&t, 1, 0, 1)->deleting = true;
+    pn = (struct preempt_node){.pods = t.pods, .pod_count = 4};
+    pn.now = (struct sched_node){.info = &t.info, .used = 4};
+    /* Alone, the leaving pods are enough. */
+    preempt_choose(&sp, &pn, chosen, &c);
+    CHECK_EQ(c.outcome, PREEMPT_CHOSEN);
+    CHECK(!chosen[0] && !chosen[1] && chosen[2] && chosen[3]);
+    CHECK_EQ(c.cost.count, 0u);
+    /* With the first pod's 2 GPUs promised, all four must go. */
+    pn.nominated_gpus = 2;
+    preempt_choose(&sp, &pn, chosen, &c);
+    CHECK_EQ(c.outcome, PREEMPT_CHOSEN);
+    CHECK(chosen[0] && chosen[1]);
+    CHECK_EQ(c.cost.count, 2u);
+    CHECK_EQ(c.gpus_needed, 4);
+    /* Once all four are gone, both fit: nothing more to evict. */
+    pn.now.used = 0;
+    pn.pod_count = 0;
+    preempt_choose(&sp, &pn, chosen, &c);
+    CHECK_EQ(c.outcome, PREEMPT_FITS_NOW);
+    policy_unref(pol);
+}
+
 /* The dry run's choice breaks ties; a wrong model is never worth an eviction. */
 static void test_offered_and_models(void)
 {
@@ -371,6 +411,7 @@ int main(void)
     test_nvlink_quads();
     test_in_use_report();
     test_budgets_and_leaving();
+    test_nominated();
     test_offered_and_models();
     test_many_pods();
     printf("test_preempt: ok\n");
