@@ -22,9 +22,16 @@
 
 extern char **environ;
 
-/* Feeds one watch (nodes or pods) into the cache. */
+enum feed_kind { FEED_NODES, FEED_PODS, FEED_PDBS, FEED_COUNT };
+
+static const char *const feed_paths[FEED_COUNT] = {"/api/v1/nodes", "/api/v1/pods",
+                                                   "/apis/policy/v1/poddisruptionbudgets"};
+static const char *const feed_names[FEED_COUNT] = {"nodes", "pods", "poddisruptionbudgets"};
+
+/* Feeds one watch into the cache. */
 struct watch_feed {
     struct cache *cache;
+    enum feed_kind kind;
     bool pods;
     uint64_t bad_objects;
 };
@@ -41,8 +48,8 @@ struct daemon {
     struct kube_binder *binder;
     struct cache *cache;
     struct bind_choice_ctx choice;
-    struct watch_feed feeds[2];
-    struct kube_watch *watches[2];
+    struct watch_feed feeds[FEED_COUNT];
+    struct kube_watch *watches[FEED_COUNT];
     struct httpd_budget *budget; /* request bodies of both listeners */
     struct listener verbs;       /* --listen: the scheduler's verbs, /debug, health */
     struct listener ops;         /* --ops-listen: health and metrics only; may be unused */
@@ -104,7 +111,9 @@ static void feed_list_begin(void *ctx)
 {
     struct watch_feed *f = ctx;
 
-    if (f->pods)
+    if (f->kind == FEED_PDBS)
+        cache_pdbs_relist_begin(f->cache);
+    else if (f->pods)
         cache_pods_relist_begin(f->cache);
     else
         cache_nodes_relist_begin(f->cache);
@@ -114,11 +123,13 @@ static void feed_list_end(void *ctx, const char *rv)
 {
     struct watch_feed *f = ctx;
 
-    if (f->pods)
+    if (f->kind == FEED_PDBS)
+        cache_pdbs_relist_end(f->cache);
+    else if (f->pods)
         cache_pods_relist_end(f->cache);
     else
         cache_nodes_relist_end(f->cache);
-    log_debug("main", "listed", "resource=%s rv=%s", f->pods ? "pods" : "nodes", rv);
+    log_debug("main", "listed", "resource=%s rv=%s", feed_names[f->kind], rv);
 }
 
 /* An object we cannot read is skipped and counted, never fatal: the API server is the source
@@ -129,32 +140,44 @@ static void feed_object(void *ctx, enum kube_event_type type, const char *obj, s
     struct errbuf eb = ERRBUF_INIT;
     struct log_q q;
 
-    if (cache_apply_json(f->cache, f->pods, type == KUBE_EVENT_DELETED, obj, len, &eb) != ERR_OK &&
-        f->bad_objects++ % 1000 == 0)
+    bool deleted = type == KUBE_EVENT_DELETED;
+    enum err e = f->kind == FEED_PDBS ? cache_pdb_apply_json(f->cache, deleted, obj, len, &eb)
+                                      : cache_apply_json(f->cache, f->pods, deleted, obj, len, &eb);
+
+    if (e != ERR_OK && f->bad_objects++ % 1000 == 0)
         log_warn("main", "skipped an object the decoder could not read", "resource=%s err=\"%s\"",
-                 f->pods ? "pods" : "nodes", log_quote(&q, eb.msg));
+                 feed_names[f->kind], log_quote(&q, eb.msg));
 }
 
 static void feed_flush(void *ctx)
 {
     struct watch_feed *f = ctx;
 
-    cache_contact(f->cache);
+    if (f->kind != FEED_PDBS)
+        cache_contact(f->cache);
 }
 
+/* The budgets' watch is apart: without it (say, RBAC does not grant list on
+ * poddisruptionbudgets) scheduling goes on, and preemption counts no violations it cannot
+ * see. It says so, once per outage, at warning level. */
 static void feed_disconnected(void *ctx, const char *why)
 {
     struct watch_feed *f = ctx;
+    struct log_q q;
 
-    cache_disconnected(f->cache, why);
+    if (f->kind != FEED_PDBS) {
+        cache_disconnected(f->cache, why);
+        return;
+    }
+    if (f->bad_objects++ % 100 == 0)
+        log_warn("main", "cannot watch PodDisruptionBudgets; preemption counts none it cannot see",
+                 "err=\"%s\"", log_quote(&q, why));
 }
 
 static void start_watches(struct daemon *d)
 {
-    static const char *const paths[] = {"/api/v1/nodes", "/api/v1/pods"};
-
-    for (int i = 0; i < 2; i++) {
-        struct kube_watch_config wc = {.path = paths[i]};
+    for (int i = 0; i < FEED_COUNT; i++) {
+        struct kube_watch_config wc = {.path = feed_paths[i]};
         struct kube_watch_handler h = {
             .ctx = &d->feeds[i],
             .list_begin = feed_list_begin,
@@ -163,7 +186,8 @@ static void start_watches(struct daemon *d)
             .flush = feed_flush,
             .disconnected = feed_disconnected,
         };
-        d->feeds[i] = (struct watch_feed){.cache = d->cache, .pods = i == 1};
+        d->feeds[i] = (struct watch_feed){
+            .cache = d->cache, .kind = (enum feed_kind)i, .pods = i == FEED_PODS};
         d->watches[i] = kube_watch_start(d->kube, &wc, &h);
     }
 }
@@ -350,8 +374,8 @@ static void stop_all(struct daemon *d)
     httpd_stop(d->verbs.httpd, 2000);
     httpd_stop(d->ops.httpd, 0);
     kube_binder_free(d->binder);
-    kube_watch_stop(d->watches[0]);
-    kube_watch_stop(d->watches[1]);
+    for (int i = 0; i < FEED_COUNT; i++)
+        kube_watch_stop(d->watches[i]);
     cache_free(d->cache);
     kube_client_free(d->kube);
     routes_free(d->verbs.routes);

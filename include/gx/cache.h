@@ -95,6 +95,16 @@ enum err cache_apply_json(struct cache *c, bool pod, bool deleted, const char *j
 void cache_contact(struct cache *c);
 void cache_disconnected(struct cache *c, const char *why);
 
+/* PodDisruptionBudgets (policy/v1), which preemption counts. Their watch is apart from the
+ * nodes' and pods': a cache without them is still synced, and preemption then counts no
+ * violations (the view says so). */
+void cache_pdbs_relist_begin(struct cache *c);
+void cache_pdbs_relist_end(struct cache *c);
+/* One PodDisruptionBudget object, applied (or removed when deleted). ERR_PARSE as for
+ * cache_apply_json(). */
+enum err cache_pdb_apply_json(struct cache *c, bool deleted, const char *json, size_t len,
+                              struct errbuf *eb) GX_MUST_CHECK;
+
 /* ---- reader side (request threads) ---- */
 
 /* The current snapshot, with a reference held; never NULL. Pair with cache_snapshot_release(). */
@@ -123,6 +133,44 @@ enum err cache_reserve(struct cache *c, struct str pod_uid, struct str node, int
 void cache_release(struct cache *c, struct str pod_uid, struct str node);
 
 void cache_status_get(struct cache *c, struct cache_status *out);
+
+/* ---- what preemption reads ---- */
+
+/* A GPU pod counted on a node, as preemption weighs it. Strings live in the view's arena. */
+struct cache_bound_pod {
+    struct str uid, ns, name;
+    struct str labels; /* raw JSON object; empty when none (or when cut) */
+    int64_t gpus;
+    uint32_t mask; /* the GPU indices it holds, when gpu-extender.io/gpus names them; else 0 */
+    int32_t priority;
+    bool deleting;   /* already leaving */
+    bool labels_cut; /* labels too long to keep: assume every budget of its namespace covers it */
+};
+
+/* One node and every GPU pod counted there, at one moment. */
+struct cache_node_pods {
+    const struct cache_node *node; /* in the view's snapshot; NULL: the cache does not know it */
+    uint32_t in_use_mask;          /* the node's own gpu-extender.io/gpus-in-use */
+    uint32_t reserved_mask;        /* indices held by binds in flight */
+    struct cache_bound_pod *pods;
+    size_t pod_count;
+};
+
+struct cache_preempt_view {
+    struct cache_snapshot *snap;   /* held; release with cache_snapshot_release() */
+    struct cache_node_pods *nodes; /* one per name asked, in the same order */
+    size_t node_count;
+    struct pdb_info *pdbs; /* every budget in the namespaces of those pods */
+    size_t pdb_count;
+    bool pdbs_synced; /* budgets have been listed once */
+};
+
+/* Gathers, under one hold of the lock, the named nodes (from a snapshot current at that
+ * moment), the GPU pods counted on each and the disruption budgets that may cover them, into
+ * arena. ERR_UNAVAILABLE before the cache has synced; ERR_TOO_LARGE when the arena runs out.
+ * out->snap is set on success only. */
+enum err cache_preempt_view(struct cache *c, const struct str *names, size_t n, struct arena *arena,
+                            struct cache_preempt_view *out) GX_MUST_CHECK;
 
 /* Finds a pending (not yet bound) GPU pod by namespace and name and copies what decisions
  * need into *out, its strings in arena. False when there is none or the arena is full. Scans

@@ -14,6 +14,7 @@
     X(FILTER, "filter")                                                                            \
     X(PRIORITIZE, "prioritize")                                                                    \
     X(BIND, "bind")                                                                                \
+    X(PREEMPT, "preempt")                                                                          \
     X(OTHER, "other")
 
 enum metrics_verb {
@@ -45,9 +46,15 @@ enum metrics_outcome {
 #define METRICS_COUNTER_MAP(X)                                                                     \
     X(FILTER_NODES_PASSED, "gpu_extender_filter_nodes_passed_total", "Nodes that passed filter.")  \
     X(FILTER_NODES_FAILED, "gpu_extender_filter_nodes_failed_total",                               \
-      "Nodes rejected into FailedNodes (preemption may help).")                                    \
+      "Nodes rejected for what is taken now (free GPUs, healthy GPUs, a free linked set).")        \
     X(FILTER_NODES_UNRESOLVABLE, "gpu_extender_filter_nodes_unresolvable_total",                   \
-      "Nodes rejected into FailedAndUnresolvableNodes.")                                           \
+      "Nodes rejected for good (model, policy, too few GPUs, no such GPU set).")                   \
+    X(PREEMPT_NODES_KEPT, "gpu_extender_preempt_nodes_kept_total",                                 \
+      "Candidate nodes a preempt reply kept (at most one per call).")                              \
+    X(PREEMPT_NODES_DROPPED, "gpu_extender_preempt_nodes_dropped_total",                           \
+      "Candidate nodes a preempt reply dropped: no eviction helps there, or another is better.")   \
+    X(PREEMPT_VICTIMS, "gpu_extender_preempt_victims_total",                                       \
+      "Pods preempt replies named for eviction.")                                                  \
     X(BIND_QUEUE_FULL, "gpu_extender_bind_queue_full_total",                                       \
       "Binds refused because every bind worker was busy and the queue was full.")                  \
     X(APISERVER_TOKEN_RELOADS, "gpu_extender_apiserver_token_reloads_total",                       \

@@ -80,6 +80,9 @@ struct pod_info {
      * evicted). Absent means PreemptLowerPriority, kube-scheduler's reading and the API's
      * default. */
     bool preempt_never;
+    /* status.nominatedNodeName: the node an earlier preemption freed for this pod; empty
+     * when none. */
+    struct str nominated_node;
 };
 
 /* Decodes the Node object at the scanner's cursor and consumes it. Unknown fields are
@@ -99,6 +102,29 @@ bool obj_pod_decode(struct jscan *js, struct arena *arena, struct pod_info *out)
  * escapes. False when absent, when the value does not fit buf, or when labels is not such an
  * object. */
 bool obj_label_get(struct str labels, struct str key, char *buf, size_t cap, struct str *value);
+
+/* A PodDisruptionBudget (policy/v1), as preemption counts it. Raw parts are views of the
+ * object's bytes. */
+struct pdb_info {
+    struct str ns;
+    struct str name;
+    struct str selector;  /* spec.selector as raw JSON; empty when absent, null or {} */
+    struct str disrupted; /* status.disruptedPods as raw JSON (pod name -> time); empty if none */
+    int32_t allowed;      /* status.disruptionsAllowed; 0 until the controller says more */
+};
+
+/* Decodes the PodDisruptionBudget at the cursor and consumes it. */
+bool obj_pdb_decode(struct jscan *js, struct arena *arena, struct pdb_info *out) GX_MUST_CHECK;
+
+/* Does the raw metav1.LabelSelector match the raw labels object (struct pod_info.labels)?
+ * matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist) must all hold. As for
+ * kube-scheduler's preemption, an empty, absent or invalid selector matches nothing. */
+bool obj_selector_matches(struct str selector, struct str labels);
+
+/* Does pdb count against evicting the pod (namespace ns, name, raw labels)? kube-scheduler's
+ * rule: same namespace, the pod has labels, the selector matches them, and the pod is not
+ * already in the budget's disruptedPods. */
+bool obj_pdb_covers(const struct pdb_info *pdb, struct str ns, struct str name, struct str labels);
 
 /* Strips the GPU Feature Discovery suffixes -SHARED and -MIG-<profile> (case-insensitive)
  * from a product label. The result is a prefix view of product. */

@@ -282,8 +282,8 @@ static enum err append_reason(struct buf *b, const struct codec_filter_result *r
     return e;
 }
 
-static enum err append_reason_map(struct buf *b, const struct codec_filter_result *res,
-                                  enum sched_verdict which)
+/* Every rejected node, with its reason. */
+static enum err append_reason_map(struct buf *b, const struct codec_filter_result *res)
 {
     const struct ext_args *a = res->args;
     size_t n = a->full_nodes ? a->node_count : a->name_count;
@@ -293,7 +293,7 @@ static enum err append_reason_map(struct buf *b, const struct codec_filter_resul
 
     for (size_t i = 0; i < n && e == ERR_OK; i++) {
         struct str name = a->full_nodes ? a->nodes[i].name : a->names[i];
-        if (res->fits[i].verdict != which)
+        if (res->fits[i].verdict == SCHED_PASS)
             continue;
         if (!first)
             e = buf_append(b, ",", 1);
@@ -309,16 +309,19 @@ static enum err append_reason_map(struct buf *b, const struct codec_filter_resul
     return e == ERR_OK ? buf_append(b, "}", 1) : e;
 }
 
+/* Every rejection goes to FailedAndUnresolvableNodes, none to FailedNodes. kube-scheduler's
+ * preemption dry run runs its in-tree filters only, and every node we see has passed them, so
+ * on a node we put in FailedNodes it would find no victim: an error ("expected at least one
+ * victim pod on node") that fails the pod's whole preemption when no other node has victims.
+ * The nodes where evicting pods frees GPUs are the ones kube-scheduler itself rejects for
+ * "Insufficient nvidia.com/gpu" (ignoredByScheduler: false); they reach preemption, and our
+ * preempt verb, by that road. */
 static enum err append_tail(struct buf *b, const struct codec_filter_result *res)
 {
-    enum err e = buf_append_str(b, ",\"FailedNodes\":");
+    enum err e = buf_append_str(b, ",\"FailedNodes\":{},\"FailedAndUnresolvableNodes\":");
 
     if (e == ERR_OK)
-        e = append_reason_map(b, res, SCHED_FAIL);
-    if (e == ERR_OK)
-        e = buf_append_str(b, ",\"FailedAndUnresolvableNodes\":");
-    if (e == ERR_OK)
-        e = append_reason_map(b, res, SCHED_UNRESOLVABLE);
+        e = append_reason_map(b, res);
     if (e == ERR_OK)
         e = buf_append_str(b, ",\"Error\":\"\"}");
     return e;

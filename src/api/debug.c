@@ -16,6 +16,8 @@
 #include "gx/sched.h"
 #include "gx/topology.h"
 
+#include "preempt.h"
+
 /* A JSON string from s, which need not be NUL-terminated. */
 static cJSON *str_json(struct str s)
 {
@@ -222,7 +224,11 @@ void debug_policy(const struct debug_ctx *d, struct exchange *ex)
 
 /* ---- /debug/explain ---- */
 
-static const char *const verdict_names[] = {"pass", "FailedNodes", "FailedAndUnresolvableNodes"};
+/* What the filter reply says: every rejection is in FailedAndUnresolvableNodes (codec.c).
+ * "takenNow" tells the rejections for what is taken now (free GPUs, healthy GPUs, a free
+ * linked set) from those for good. */
+static const char *const verdict_names[] = {"pass", "FailedAndUnresolvableNodes",
+                                            "FailedAndUnresolvableNodes"};
 
 static double ppm(int64_t v)
 {
@@ -254,8 +260,8 @@ struct explained {
     int score;
 };
 
-/* Passing nodes first, best score first; then FailedNodes, then the unresolvable; by name
- * within each group, so the answer is stable. */
+/* Passing nodes first, best score first; then those rejected for what is taken now, then
+ * those rejected for good; by name within each group, so the answer is stable. */
 static int explained_cmp(const void *a, const void *b)
 {
     const struct explained *x = a, *y = b;
@@ -283,6 +289,7 @@ static cJSON *explain_node(const struct sched_pod *sp, const struct explained *e
     cJSON_AddNumberToObject(o, "free", (double)(e->cn->info.gpu_allocatable - view.used));
     cJSON_AddStringToObject(o, "verdict", verdict_names[e->fit.verdict]);
     if (e->fit.verdict != SCHED_PASS) {
+        cJSON_AddBoolToObject(o, "takenNow", e->fit.verdict == SCHED_FAIL);
         buf_init(&reason, 4096);
         if (sched_reason_format(e->fit, sp, &e->cn->info, &reason) == ERR_OK)
             cJSON_AddStringToObject(o, "reason", reason.ptr);
@@ -297,8 +304,39 @@ static cJSON *explain_node(const struct sched_pod *sp, const struct explained *e
     return o;
 }
 
-static cJSON *explain_doc(const struct sched_pod *sp, const struct cache_snapshot *snap,
-                          struct explained *rows)
+/* Explain weighs preemption on at most this many nodes (those rejected for what is taken
+ * now, in the order shown), so that it stays quick on a large cluster. */
+#define EXPLAIN_PREEMPT_MAX 256
+
+/* What preemption would do: on the nodes rejected for what is taken now, since only there can
+ * evicting pods help. */
+static void add_preemption(const struct debug_ctx *d, const struct sched_pod *sp,
+                           const struct explained *rows, size_t n, struct arena *arena, cJSON *doc)
+{
+    struct str *names = arena_alloc(arena, (EXPLAIN_PREEMPT_MAX + 1) * sizeof(*names));
+    size_t k = 0, taken = 0;
+    cJSON *p;
+
+    if (!names)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].fit.verdict != SCHED_FAIL)
+            continue;
+        if (k < EXPLAIN_PREEMPT_MAX)
+            names[k++] = rows[i].cn->info.name;
+        taken++;
+    }
+    p = preempt_explain(d->cache, sp, names, k, arena);
+    if (!p)
+        return;
+    cJSON_AddNumberToObject(p, "nodesWeighed", (double)k);
+    cJSON_AddNumberToObject(p, "nodesTakenNow", (double)taken);
+    cJSON_AddItemToObject(doc, "preemption", p);
+}
+
+static cJSON *explain_doc(const struct debug_ctx *d, const struct sched_pod *sp,
+                          const struct cache_snapshot *snap, struct explained *rows,
+                          struct arena *arena)
 {
     cJSON *doc = cJSON_CreateObject(), *pod, *arr, *sum;
     size_t counts[3] = {0, 0, 0};
@@ -320,11 +358,15 @@ static cJSON *explain_doc(const struct sched_pod *sp, const struct cache_snapsho
     }
     qsort(rows, snap->node_count, sizeof(*rows), explained_cmp);
     sum = cJSON_AddObjectToObject(doc, "summary");
-    for (int v = 0; v < 3; v++)
-        cJSON_AddNumberToObject(sum, verdict_names[v], (double)counts[v]);
+    cJSON_AddNumberToObject(sum, "pass", (double)counts[SCHED_PASS]);
+    cJSON_AddNumberToObject(sum, "FailedAndUnresolvableNodes",
+                            (double)(counts[SCHED_FAIL] + counts[SCHED_UNRESOLVABLE]));
+    cJSON_AddNumberToObject(sum, "takenNow", (double)counts[SCHED_FAIL]);
     arr = cJSON_AddArrayToObject(doc, "nodes");
     for (size_t i = 0; i < snap->node_count; i++)
         cJSON_AddItemToArray(arr, explain_node(sp, &rows[i]));
+    if (counts[SCHED_PASS] == 0)
+        add_preemption(d, sp, rows, snap->node_count, arena, doc);
     return doc;
 }
 
@@ -396,7 +438,7 @@ void debug_explain(const struct debug_ctx *d, struct exchange *ex)
     else if (!sched_pod_prepare(&sp, &pod, pol, &eb))
         codec_reply_json(ex, 200, refused_doc(pol, &pod, eb.msg));
     else
-        codec_reply_json(ex, 200, explain_doc(&sp, snap, rows));
+        codec_reply_json(ex, 200, explain_doc(d, &sp, snap, rows, &ex->arena));
     policy_unref(pol);
     cache_snapshot_release(snap);
 }

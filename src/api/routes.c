@@ -19,6 +19,7 @@
 #include "gx/sched.h"
 
 #include "debug.h"
+#include "preempt.h"
 
 struct routes {
     char prefix[256]; /* without a trailing '/': "" for the root */
@@ -29,6 +30,7 @@ struct routes {
     struct cache *cache;
     bool ops_only;
     struct debug_ctx debug;
+    struct preempt_deps preempt;
 };
 
 /* How a handler left the exchange: replied (with or without an Error the scheduler will
@@ -56,6 +58,7 @@ struct routes *routes_new(const struct routes_config *cfg)
     r->cache = cfg->cache;
     r->ops_only = cfg->ops_only;
     r->debug = (struct debug_ctx){.cache = cfg->cache, .policies = cfg->policies};
+    r->preempt = (struct preempt_deps){.cache = cfg->cache, .policies = cfg->policies};
     snprintf(r->mode, sizeof(r->mode), "%s", cfg->mode ? cfg->mode : "standalone");
     return r;
 }
@@ -316,6 +319,13 @@ static enum route_result handle_bind(struct routes *r, struct exchange *ex)
     return ROUTE_REPLIED_ERROR;
 }
 
+/* ---- preempt (preempt.c) ---- */
+
+static enum route_result handle_preempt(struct routes *r, struct exchange *ex)
+{
+    return preempt_serve(&r->preempt, ex) ? ROUTE_REPLIED_ERROR : ROUTE_REPLIED;
+}
+
 /* ---- health, metrics, version ---- */
 
 static enum route_result handle_healthz(struct routes *r, struct exchange *ex)
@@ -452,6 +462,7 @@ static const struct route route_table[] = {
     {"POST", "/filter", ROUTE_UNDER_PREFIX, METRICS_VERB_FILTER, handle_filter},
     {"POST", "/prioritize", ROUTE_UNDER_PREFIX, METRICS_VERB_PRIORITIZE, handle_prioritize},
     {"POST", "/bind", ROUTE_UNDER_PREFIX, METRICS_VERB_BIND, handle_bind},
+    {"POST", "/preempt", ROUTE_UNDER_PREFIX, METRICS_VERB_PREEMPT, handle_preempt},
     {"GET", "/healthz", ROUTE_OPS, METRICS_VERB_OTHER, handle_healthz},
     {"GET", "/readyz", ROUTE_OPS, METRICS_VERB_OTHER, handle_readyz},
     {"GET", "/metrics", ROUTE_OPS, METRICS_VERB_OTHER, handle_metrics},

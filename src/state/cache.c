@@ -7,8 +7,6 @@
  * event. */
 #include "gx/cache.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,74 +21,7 @@
 #include "gx/strmap.h"
 #include "gx/topology.h"
 
-/* Room for a topology's intern key: "<t|h>:<length>:<hash>:<hash>". */
-#define TOPO_KEY_MAX 64
-/* Taints longer than this are not kept (they are only shown, never decided on). */
-#define TAINTS_MAX_BYTES 2048
-#define TOPO_ERROR_MAX 160
-/* GPU indices the books track per node: masks are 32 bits. */
-#define INDEX_SLOTS 32
-
-struct node_rec {
-    atomic_int refs;
-    bool seen; /* during a relist; guarded by the cache lock */
-    struct node_info info;
-    struct topo *topo;               /* one reference, counted in c->topos; NULL: count-only */
-    char topo_key[TOPO_KEY_MAX];     /* of the annotation text; "" when there is none */
-    char topo_error[TOPO_ERROR_MAX]; /* "" unless the annotation was refused */
-    uint32_t in_use_mask;            /* gpu-extender.io/gpus-in-use */
-    char strings[];
-};
-
-struct pod_rec {
-    int64_t gpus;
-    uint32_t mask; /* gpu-extender.io/gpus when it names exactly gpus indices */
-    bool counted;  /* bound and not terminal: its GPUs are in use */
-    bool seen;
-    struct pod_info *pending; /* unbound pods only: what explain needs; NULL otherwise */
-    char node[];
-};
-
-struct resv {
-    char uid[128];
-    char node[K8S_NAME_MAX + 1];
-    int64_t gpus;
-    uint32_t mask; /* the GPU indices it holds; 0 when it holds a count only */
-    uint64_t created_ms;
-};
-
-/* How many pods and reservations hold each GPU index of a node. */
-struct index_refs {
-    uint16_t refs[INDEX_SLOTS];
-};
-
-struct snapshot_impl {
-    struct cache_snapshot pub; /* first: the public view */
-    atomic_int refs;
-    struct cache_node *nodes;
-    struct node_rec **recs;
-    uint64_t *index; /* open addressing: hash's high 32 bits << 32 | node position + 1; 0 empty */
-    size_t index_mask;
-};
-
-struct cache {
-    pthread_mutex_t lock;
-    struct strmap nodes;    /* name -> struct node_rec * */
-    struct strmap usage;    /* node name -> num: GPUs of counted pods */
-    struct strmap reserved; /* node name -> num: GPUs reserved */
-    struct strmap pods;     /* uid -> struct pod_rec * */
-    struct strmap resv;     /* "<pod uid>@<node>" -> struct resv * */
-    struct strmap named;    /* node name -> struct index_refs *: indices taken by name */
-    struct strmap topos;    /* topology key -> struct topo *, num = nodes using it */
-    bool nodes_listed, pods_listed;
-    bool dirty;
-    uint64_t generation;
-    struct snapshot_impl *current;
-    uint64_t last_contact_ms;
-    bool connected;
-    char last_error[200]; /* why the last outage began */
-    uint64_t events, relists;
-};
+#include "cache_internal.h"
 
 static struct str entry_key(const struct strmap_entry *e)
 {
@@ -100,7 +31,7 @@ static struct str entry_key(const struct strmap_entry *e)
 /* ---- node records ---- */
 
 /* Copies s to *p and advances it past a NUL. */
-static struct str put_string(char **p, struct str s)
+struct str cache_put_string(char **p, struct str s)
 {
     struct str out = {*p, s.len};
 
@@ -123,11 +54,11 @@ static struct node_rec *node_rec_new(const struct node_info *n)
     r->info = *n;
     r->info.raw = STR_NULL;
     r->info.ann_topology = r->info.ann_hami_score = r->info.ann_gpus_in_use = STR_NULL;
-    r->info.name = put_string(&p, n->name);
-    r->info.product = put_string(&p, n->product);
+    r->info.name = cache_put_string(&p, n->name);
+    r->info.product = cache_put_string(&p, n->product);
     r->info.model = (struct str){r->info.product.ptr, n->model.len};
-    r->info.family = put_string(&p, n->family);
-    r->info.taints = put_string(&p, taints);
+    r->info.family = cache_put_string(&p, n->family);
+    r->info.taints = cache_put_string(&p, taints);
     return r;
 }
 
@@ -172,8 +103,8 @@ static uint32_t refs_mask(const struct index_refs *x)
 
 /* A node as decisions see it: counters, and which GPU indices are free. The caller holds the
  * lock; out points into r, which must stay referenced as long as out is used. */
-static void node_view(struct cache *c, const struct node_rec *r, int64_t used, int64_t reserved,
-                      struct cache_node *out)
+void cache_node_view(struct cache *c, const struct node_rec *r, int64_t used, int64_t reserved,
+                     struct cache_node *out)
 {
     const struct strmap_entry *e;
     unsigned named_count;
@@ -223,7 +154,7 @@ static void add_node(struct strmap_entry *e, void *ctx)
 
     atomic_fetch_add(&r->refs, 1);
     b->s->recs[b->n] = r;
-    node_view(b->c, r, u ? u->num : 0, rv ? rv->num : 0, cn);
+    cache_node_view(b->c, r, u ? u->num : 0, rv ? rv->num : 0, cn);
     index_insert(b->s, r->info.name, (uint32_t)b->n);
     b->n++;
 }
@@ -267,113 +198,9 @@ const struct cache_node *cache_snapshot_find(const struct cache_snapshot *snap, 
 }
 
 /* Drops reservations the watch never confirmed; the caller holds the lock. */
-struct expire_ctx {
-    struct cache *c;
-    uint64_t now;
-    char uids[64][400];
-    size_t n;
-};
-
-static void find_expired(struct strmap_entry *e, void *ctx)
+struct snapshot_impl *cache_snapshot_current(struct cache *c)
 {
-    struct expire_ctx *x = ctx;
-    struct resv *r = e->value;
-
-    if (x->now - r->created_ms > CACHE_RESERVATION_TTL_MS && x->n < 64 &&
-        e->key_len < sizeof(x->uids[0]))
-        snprintf(x->uids[x->n++], sizeof(x->uids[0]), "%s", e->key);
-}
-
-/* Counts the indices in mask as taken (delta 1) or given back (-1) on node. */
-static void index_add(struct cache *c, struct str node, uint32_t mask, int delta)
-{
-    struct strmap_entry *e;
-    struct index_refs *x;
-    bool empty = true;
-
-    if (!mask)
-        return;
-    e = strmap_upsert(&c->named, node, NULL);
-    if (!e->value)
-        e->value = xcalloc(1, sizeof(struct index_refs));
-    x = e->value;
-    for (unsigned i = 0; i < INDEX_SLOTS; i++) {
-        if (mask & (1u << i))
-            x->refs[i] = (uint16_t)(x->refs[i] + delta);
-        empty &= x->refs[i] == 0;
-    }
-    if (empty)
-        free(strmap_remove(&c->named, node));
-}
-
-/* The key of one pod's reservation on one node. */
-static struct str resv_key(char *buf, size_t cap, struct str uid, struct str node)
-{
-    int n = snprintf(buf, cap, "%.*s@%.*s", (int)uid.len, uid.ptr, (int)node.len, node.ptr);
-
-    return (struct str){buf, n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1)};
-}
-
-static void drop_reservation(struct cache *c, struct str key)
-{
-    struct resv *r = strmap_remove(&c->resv, key);
-    struct strmap_entry *e;
-
-    if (!r)
-        return;
-    index_add(c, str_from_cstr(r->node), r->mask, -1);
-    e = strmap_find(&c->reserved, str_from_cstr(r->node));
-    if (e && (e->num -= r->gpus) <= 0)
-        strmap_remove(&c->reserved, str_from_cstr(r->node));
-    free(r);
-    c->dirty = true;
-}
-
-/* Drops every reservation of a pod (it is gone): reservations are few, so a scan is cheap. */
-struct uid_scan {
-    struct str uid;
-    char keys[8][400];
-    size_t n;
-};
-
-static void find_uid(struct strmap_entry *e, void *ctx)
-{
-    struct uid_scan *u = ctx;
-    struct resv *r = e->value;
-
-    if (u->n < 8 && str_eq_cstr(u->uid, r->uid) && e->key_len < sizeof(u->keys[0]))
-        snprintf(u->keys[u->n++], sizeof(u->keys[0]), "%s", e->key);
-}
-
-static void drop_pod_reservations(struct cache *c, struct str uid)
-{
-    struct uid_scan u = {.uid = uid};
-
-    do {
-        u.n = 0;
-        strmap_each(&c->resv, find_uid, &u);
-        for (size_t i = 0; i < u.n; i++)
-            drop_reservation(c, str_from_cstr(u.keys[i]));
-    } while (u.n == 8);
-}
-
-static void expire_reservations(struct cache *c)
-{
-    struct expire_ctx x = {.c = c, .now = clock_mono_ms()};
-
-    if (c->resv.count == 0)
-        return;
-    strmap_each(&c->resv, find_expired, &x);
-    for (size_t i = 0; i < x.n; i++)
-        drop_reservation(c, str_from_cstr(x.uids[i]));
-}
-
-struct cache_snapshot *cache_snapshot_acquire(struct cache *c)
-{
-    struct snapshot_impl *s;
-
-    pthread_mutex_lock(&c->lock);
-    expire_reservations(c);
+    cache_expire_reservations(c);
     if (c->dirty || !c->current) {
         struct snapshot_impl *old = c->current;
         c->generation++;
@@ -382,8 +209,16 @@ struct cache_snapshot *cache_snapshot_acquire(struct cache *c)
         if (old)
             cache_snapshot_release(&old->pub);
     }
-    s = c->current;
-    atomic_fetch_add(&s->refs, 1);
+    atomic_fetch_add(&c->current->refs, 1);
+    return c->current;
+}
+
+struct cache_snapshot *cache_snapshot_acquire(struct cache *c)
+{
+    struct snapshot_impl *s;
+
+    pthread_mutex_lock(&c->lock);
+    s = cache_snapshot_current(c);
     pthread_mutex_unlock(&c->lock);
     return &s->pub;
 }
@@ -416,6 +251,8 @@ struct cache *cache_new(void)
     strmap_init(&c->resv);
     strmap_init(&c->named);
     strmap_init(&c->topos);
+    strmap_init(&c->on_node);
+    cache_pdbs_init(c);
     c->dirty = true;
     return c;
 }
@@ -433,6 +270,8 @@ void cache_free(struct cache *c)
     strmap_destroy(&c->resv, free);
     strmap_destroy(&c->named, free);
     strmap_destroy(&c->topos, topo_value_release);
+    strmap_destroy(&c->on_node, NULL);
+    cache_pdbs_free(c);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -633,13 +472,42 @@ static void usage_add(struct cache *c, const char *node, int64_t gpus)
         strmap_remove(&c->usage, str_from_cstr(node));
 }
 
+/* Puts a counted pod on its node's list (delta 1) or takes it off (-1). */
+static void node_list_update(struct cache *c, struct pod_rec *p, int delta)
+{
+    struct str node = str_from_cstr(p->text);
+    struct strmap_entry *e;
+
+    if (delta > 0) {
+        e = strmap_upsert(&c->on_node, node, NULL);
+        p->node_prev = NULL;
+        p->node_next = e->value;
+        if (p->node_next)
+            p->node_next->node_prev = p;
+        e->value = p;
+        return;
+    }
+    if (p->node_next)
+        p->node_next->node_prev = p->node_prev;
+    if (p->node_prev) {
+        p->node_prev->node_next = p->node_next;
+    } else if ((e = strmap_find(&c->on_node, node))) {
+        if (p->node_next)
+            e->value = p->node_next;
+        else
+            strmap_remove(&c->on_node, node);
+    }
+    p->node_prev = p->node_next = NULL;
+}
+
 /* Takes a counted pod's GPUs off the books (delta -1) or puts them on (1). */
-static void pod_account(struct cache *c, const struct pod_rec *p, int delta)
+static void pod_account(struct cache *c, struct pod_rec *p, int delta)
 {
     if (!p->counted)
         return;
-    usage_add(c, p->node, delta * p->gpus);
-    index_add(c, str_from_cstr(p->node), p->mask, delta);
+    usage_add(c, p->text, delta * p->gpus);
+    cache_index_add(c, str_from_cstr(p->text), p->mask, delta);
+    node_list_update(c, p, delta);
 }
 
 /* Removes a pod and its GPUs from the books; the caller holds the lock. */
@@ -651,7 +519,7 @@ static void pod_forget(struct cache *c, struct str uid)
         pod_account(c, p, -1);
     pod_rec_free(p);
     if (c->resv.count)
-        drop_pod_reservations(c, uid);
+        cache_drop_pod_reservations(c, uid);
     c->dirty = true;
 }
 
@@ -679,10 +547,7 @@ static bool is_terminal(struct str phase)
     return str_eq_cstr(phase, "Succeeded") || str_eq_cstr(phase, "Failed");
 }
 
-/* The strings a pending pod keeps for explain. */
-#define PENDING_STRINGS 11
-
-static void pending_strings(struct pod_info *p, struct str *out[PENDING_STRINGS])
+void cache_pending_strings(struct pod_info *p, struct str *out[PENDING_STRINGS])
 {
     struct str *fields[PENDING_STRINGS] = {&p->ns,
                                            &p->name,
@@ -694,7 +559,8 @@ static void pending_strings(struct pod_info *p, struct str *out[PENDING_STRINGS]
                                            &p->ann_use_gputype,
                                            &p->ann_nouse_gputype,
                                            &p->labels,
-                                           &p->priority_class};
+                                           &p->priority_class,
+                                           &p->nominated_node};
 
     memcpy(out, fields, sizeof(fields));
 }
@@ -708,16 +574,18 @@ static struct pod_info *pod_info_clone(const struct pod_info *p)
     size_t len = sizeof(*out);
     char *s;
 
-    pending_strings(&copy, src);
+    cache_pending_strings(&copy, src);
     for (size_t i = 0; i < PENDING_STRINGS; i++)
         len += src[i]->len + 1;
     out = xcalloc(1, len);
     s = (char *)(out + 1);
     out->gpus = p->gpus;
     out->deleting = p->deleting;
-    pending_strings(out, dst);
+    out->priority = p->priority;
+    out->preempt_never = p->preempt_never;
+    cache_pending_strings(out, dst);
     for (size_t i = 0; i < PENDING_STRINGS; i++)
-        *dst[i] = put_string(&s, *src[i]);
+        *dst[i] = cache_put_string(&s, *src[i]);
     return out;
 }
 
@@ -734,15 +602,31 @@ static uint32_t pod_mask(const struct pod_info *p)
 
 static struct pod_rec *pod_rec_new(const struct pod_info *p)
 {
-    struct pod_rec *r = xcalloc(1, sizeof(*r) + p->node_name.len + 1);
+    bool bound = p->node_name.len > 0;
+    struct str labels = bound && p->labels.len <= CACHE_LABELS_MAX ? p->labels : STR_NULL;
+    size_t len = p->node_name.len + p->uid.len + 4;
+    struct pod_rec *r;
+    char *t;
 
-    if (p->node_name.len)
-        memcpy(r->node, p->node_name.ptr, p->node_name.len);
+    if (bound)
+        len += p->ns.len + p->name.len + labels.len;
+    r = xcalloc(1, sizeof(*r) + len);
+    t = r->text;
+    (void)cache_put_string(&t, p->node_name);
+    r->uid = cache_put_string(&t, p->uid);
+    if (bound) {
+        r->ns = cache_put_string(&t, p->ns);
+        r->name = cache_put_string(&t, p->name);
+        r->labels = cache_put_string(&t, labels);
+        r->labels_cut = p->labels.len > CACHE_LABELS_MAX;
+    }
     r->gpus = p->gpus;
     r->mask = pod_mask(p);
-    r->counted = p->node_name.len > 0 && !is_terminal(p->phase);
+    r->priority = p->priority;
+    r->deleting = p->deleting;
+    r->counted = bound && !is_terminal(p->phase);
     r->seen = true;
-    if (p->node_name.len == 0 && !p->deleting && !is_terminal(p->phase))
+    if (!bound && !p->deleting && !is_terminal(p->phase))
         r->pending = pod_info_clone(p);
     return r;
 }
@@ -775,7 +659,7 @@ void cache_pod_upsert(struct cache *c, const struct pod_info *p)
         char key[400];
         /* The watch shows it bound: that reservation becomes ordinary accounting. One for
          * another node stays until its own bind gives it back (it will get a 409). */
-        drop_reservation(c, resv_key(key, sizeof(key), p->uid, p->node_name));
+        cache_drop_reservation(c, cache_resv_key(key, sizeof(key), p->uid, p->node_name));
     }
     c->dirty = true;
     pthread_mutex_unlock(&c->lock);
@@ -805,123 +689,6 @@ void cache_disconnected(struct cache *c, const char *why)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* ---- reservations ---- */
-
-static int64_t num_of(const struct strmap *m, struct str key)
-{
-    const struct strmap_entry *e = strmap_find(m, key);
-
-    return e ? e->num : 0;
-}
-
-struct reserve_req {
-    struct str uid, node, key;
-    int64_t gpus;
-    cache_choose_fn *choose;
-    void *choose_ctx;
-    uint32_t mask; /* out */
-};
-
-/* Asks the chooser which indices to take, and keeps its answer only when it is sound. */
-static uint32_t choose_locked(struct cache *c, const struct node_rec *nr,
-                              const struct reserve_req *q)
-{
-    struct cache_node view;
-    uint32_t m;
-
-    if (!q->choose || !nr->topo)
-        return 0;
-    node_view(c, nr, num_of(&c->usage, q->node), num_of(&c->reserved, q->node), &view);
-    m = q->choose(q->choose_ctx, &view);
-    if ((m & ~view.free_mask) || bits_popcount32(m) != q->gpus)
-        return 0;
-    return m;
-}
-
-static enum err reserve_locked(struct cache *c, struct reserve_req *q, struct errbuf *eb)
-{
-    struct str uid = q->uid, node = q->node, key = q->key;
-    int64_t gpus = q->gpus;
-    const struct strmap_entry *ne = strmap_find(&c->nodes, node);
-    const struct strmap_entry *pe = strmap_find(&c->pods, uid);
-    struct resv *r;
-    int64_t free_gpus;
-
-    if (!(c->nodes_listed && c->pods_listed)) {
-        errbuf_set(eb, "the cluster cache has not synced yet%s%s%s",
-                   c->last_error[0] ? " (API server: " : "", c->last_error,
-                   c->last_error[0] ? ")" : "");
-        return ERR_UNAVAILABLE;
-    }
-    if (!ne) {
-        errbuf_set(eb, "node %.*s is not in the cluster cache", (int)node.len, node.ptr);
-        return ERR_NOT_FOUND;
-    }
-    if (pe && ((struct pod_rec *)pe->value)->counted &&
-        str_eq_cstr(node, ((struct pod_rec *)pe->value)->node)) {
-        q->mask = ((struct pod_rec *)pe->value)->mask;
-        return ERR_OK;
-    }
-    if ((pe = strmap_find(&c->resv, key))) {
-        q->mask = ((struct resv *)pe->value)->mask;
-        return ERR_OK;
-    }
-    free_gpus = ((struct node_rec *)ne->value)->info.gpu_allocatable - num_of(&c->usage, node) -
-                num_of(&c->reserved, node);
-    if (free_gpus < gpus) {
-        errbuf_set(eb, "node %.*s has %lld free nvidia.com/gpu, the pod needs %lld", (int)node.len,
-                   node.ptr, (long long)(free_gpus < 0 ? 0 : free_gpus), (long long)gpus);
-        return ERR_UNAVAILABLE;
-    }
-    r = xcalloc(1, sizeof(*r));
-    snprintf(r->uid, sizeof(r->uid), "%.*s", (int)uid.len, uid.ptr);
-    snprintf(r->node, sizeof(r->node), "%.*s", (int)node.len, node.ptr);
-    r->gpus = gpus;
-    r->mask = choose_locked(c, ne->value, q);
-    r->created_ms = clock_mono_ms();
-    q->mask = r->mask;
-    strmap_upsert(&c->resv, key, NULL)->value = r;
-    strmap_upsert(&c->reserved, node, NULL)->num += gpus;
-    index_add(c, node, r->mask, 1);
-    c->dirty = true;
-    return ERR_OK;
-}
-
-enum err cache_reserve(struct cache *c, struct str pod_uid, struct str node, int64_t gpus,
-                       cache_choose_fn *choose, void *choose_ctx, uint32_t *mask, struct errbuf *eb)
-{
-    struct reserve_req q = {
-        .uid = pod_uid, .node = node, .gpus = gpus, .choose = choose, .choose_ctx = choose_ctx};
-    char buf[400];
-    enum err e;
-
-    if (mask)
-        *mask = 0;
-    if (pod_uid.len == 0 || pod_uid.len >= sizeof(((struct resv *)0)->uid) || node.len == 0 ||
-        node.len > K8S_NAME_MAX) {
-        errbuf_set(eb, "a reservation needs a pod UID and a node name");
-        return ERR_INVALID;
-    }
-    q.key = resv_key(buf, sizeof(buf), pod_uid, node);
-    pthread_mutex_lock(&c->lock);
-    expire_reservations(c);
-    e = reserve_locked(c, &q, eb);
-    pthread_mutex_unlock(&c->lock);
-    if (mask && e == ERR_OK)
-        *mask = q.mask;
-    return e;
-}
-
-void cache_release(struct cache *c, struct str pod_uid, struct str node)
-{
-    char buf[400];
-    struct str key = resv_key(buf, sizeof(buf), pod_uid, node);
-
-    pthread_mutex_lock(&c->lock);
-    drop_reservation(c, key);
-    pthread_mutex_unlock(&c->lock);
-}
-
 static void add_topo_bytes(struct strmap_entry *e, void *ctx)
 {
     *(size_t *)ctx += topo_own_bytes(e->value);
@@ -946,52 +713,4 @@ void cache_status_get(struct cache *c, struct cache_status *out)
     pthread_mutex_unlock(&c->lock);
     topo_shapes(&out->topology_shapes, &shape_bytes);
     out->topology_bytes += shape_bytes;
-}
-
-struct pending_scan {
-    struct str ns, name;
-    const struct pod_info *hit;
-};
-
-static void find_pending(struct strmap_entry *e, void *ctx)
-{
-    struct pending_scan *ps = ctx;
-    const struct pod_rec *r = e->value;
-
-    if (!ps->hit && r->pending && str_eq(r->pending->ns, ps->ns) &&
-        str_eq(r->pending->name, ps->name))
-        ps->hit = r->pending;
-}
-
-static bool arena_str(struct arena *a, struct str *s)
-{
-    char *p;
-
-    if (s->len == 0)
-        return true;
-    p = arena_strndup(a, s->ptr, s->len);
-    if (!p)
-        return false;
-    s->ptr = p;
-    return true;
-}
-
-bool cache_pending_pod(struct cache *c, struct str ns, struct str name, struct arena *arena,
-                       struct pod_info *out)
-{
-    struct pending_scan ps = {.ns = ns, .name = name};
-    bool ok = false;
-
-    pthread_mutex_lock(&c->lock);
-    strmap_each(&c->pods, find_pending, &ps);
-    if (ps.hit) {
-        struct str *fields[PENDING_STRINGS];
-        *out = *ps.hit;
-        pending_strings(out, fields);
-        ok = true;
-        for (size_t i = 0; i < PENDING_STRINGS && ok; i++)
-            ok = arena_str(arena, fields[i]);
-    }
-    pthread_mutex_unlock(&c->lock);
-    return ok;
 }

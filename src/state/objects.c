@@ -490,7 +490,7 @@ static bool pod_spec(struct jscan *js, int idx, void *ctx)
     }
 }
 
-static const char *const pod_status_names[] = {"phase"};
+static const char *const pod_status_names[] = {"phase", "nominatedNodeName"};
 
 static bool pod_status(struct jscan *js, int idx, void *ctx)
 {
@@ -498,6 +498,8 @@ static bool pod_status(struct jscan *js, int idx, void *ctx)
 
     if (idx == 0)
         return read_string(js, c->arena, &c->pod->phase);
+    if (idx == 1)
+        return read_string(js, c->arena, &c->pod->nominated_node);
     return jscan_skip(js, NULL);
 }
 

@@ -258,12 +258,15 @@ static void test_cache_mode(struct policy_store *pol)
     expect(r, "GET", "/readyz", NULL, 200, "\"nodes\":3");
     expect(r, "POST", "/filter", names, 200,
            "\"NodeNames\":[\"gpu-node-2\",\"gpu-node-3\",\"gpu-node-1\"],\"FailedNodes\":{}");
-    /* gpu-node-3's 4 GPUs are taken: preemption could help, so FailedNodes, in both modes. */
+    /* gpu-node-3's 4 GPUs are taken. Still unresolvable to kube-scheduler's preemption, whose
+     * dry run could find no victim on a node its own filters pass (codec.c), in both modes. */
     cache_pod_upsert(c, &big);
     expect(r, "POST", "/filter", names, 200,
-           "\"FailedNodes\":{\"gpu-node-3\":\"gpu-extender: not enough free nvidia.com/gpu\"}");
+           "\"FailedNodes\":{},\"FailedAndUnresolvableNodes\":{\"gpu-node-3\":\"gpu-extender: not "
+           "enough free nvidia.com/gpu\"}");
     expect(r, "POST", "/filter", full, 200,
-           "\"FailedNodes\":{\"gpu-node-3\":\"gpu-extender: not enough free nvidia.com/gpu\"}");
+           "\"FailedNodes\":{},\"FailedAndUnresolvableNodes\":{\"gpu-node-3\":\"gpu-extender: not "
+           "enough free nvidia.com/gpu\"}");
     expect(r, "POST", "/prioritize", names, 200, "{\"Host\":\"gpu-node-3\",\"Score\":10}");
     /* A reservation counts like a bound pod: 7 of gpu-node-1's 8 are reserved. */
     CHECK_EQ(cache_reserve(c, STR_LIT("r"), STR_LIT("gpu-node-1"), 8, NULL, NULL, NULL, &eb),
@@ -274,12 +277,118 @@ static void test_cache_mode(struct policy_store *pol)
     cache_node_delete(c, STR_LIT("gpu-node-2"));
     expect(r, "POST", "/filter", names, 200,
            "\"FailedAndUnresolvableNodes\":{\"gpu-node-2\":\"gpu-extender: node is not in the "
-           "cluster cache\"}");
+           "cluster cache\",\"gpu-node-3\":");
     expect(r, "GET", "/metrics", NULL, 200, "gpu_extender_cache_nodes 2");
     expect(r, "GET", "/debug/nodes", NULL, 200,
            "\"allocatable\":4,\"used\":4,\"reserved\":0,\"free\":0}");
     free(names);
     free(full);
+    routes_free(r);
+    cache_free(c);
+}
+
+/* A copy of s (caller frees) with the first from replaced by to. */
+static char *replace_once(const char *s, const char *from, const char *to)
+{
+    const char *at = strstr(s, from);
+    size_t head, len;
+    char *out;
+
+    CHECK(at);
+    head = (size_t)(at - s);
+    len = strlen(s) - strlen(from) + strlen(to);
+    out = malloc(len + 1);
+    CHECK(out);
+    snprintf(out, len + 1, "%.*s%s%s", (int)head, s, to, at + strlen(from));
+    return out;
+}
+
+/* Applies each victim Pod of the captured full-mode preempt request to the cache, with its
+ * UID replaced by uids[i] when uids is not NULL (the NodeNames capture's victims). */
+static void load_victims(struct cache *c, const char *full, const char *const *uids)
+{
+    static const char *const captured[] = {"6f2ba016-1efb-4ffd-a263-a549d591b9f0",
+                                           "bf8f2573-1859-4f13-b943-3bfe8342ce2d",
+                                           "39604342-ba43-4977-bf63-e26c9ad3df9f"};
+    struct errbuf eb = ERRBUF_INIT;
+    struct ext_preempt_args args;
+    struct arena arena;
+
+    arena_init(&arena, 64u << 20);
+    CHECK_EQ(codec_decode_preempt(&arena, full, strlen(full), &args, &eb), ERR_OK);
+    CHECK_EQ(args.node_count, 3);
+    cache_pods_relist_begin(c);
+    for (size_t i = 0; i < 3; i++) {
+        struct pod_info p = *args.nodes[i].victims[0].pod;
+        CHECK(str_eq_cstr(p.uid, captured[i]));
+        if (uids)
+            p.uid = str_from_cstr(uids[i]);
+        cache_pod_upsert(c, &p);
+    }
+    cache_pods_relist_end(c);
+    arena_destroy(&arena);
+}
+
+/* POST /preempt on the captured requests: gpu-node-1 and -2 (8 GPUs) and gpu-node-3 (4) are
+ * each full with one low pod; the preemptor wants 4. Evicting on gpu-node-3 frees the fewest
+ * GPUs beyond the need, so it is the node kept, in both modes. */
+static void test_preempt(struct policy_store *pol)
+{
+    static const char *const meta_uids[] = {"8318e4ac-1c1f-46f8-a4bd-6a2138cecc53",
+                                            "8addcd21-1a30-4a62-836a-15691b65bae6",
+                                            "5cb0c899-8d4b-4ca5-acc3-d448cad469dc"};
+    struct cache *c = cache_new();
+    struct routes_config rc = {
+        .url_prefix = "/", .policies = pol, .mode = "https://apiserver", .cache = c};
+    struct routes_config solo = {.url_prefix = "/", .policies = pol, .mode = "standalone"};
+    struct routes *r = routes_new(&rc), *standalone = routes_new(&solo);
+    char *full = fixture("preempt.args.nodecache-false.json");
+    char *meta = fixture("preempt.args.nodecache-true.json");
+    char *never = replace_once(full, "\"preemptionPolicy\":\"PreemptLowerPriority\"",
+                               "\"preemptionPolicy\":\"Never\"");
+    struct errbuf eb = ERRBUF_INIT;
+    const char *pdb;
+
+    expect(standalone, "POST", "/preempt", meta, 503, "preemption needs the cluster cache");
+    expect(r, "POST", "/preempt", meta, 503, "has not synced");
+    load_nodes(c);
+    load_victims(c, full, NULL);
+    expect(r, "POST", "/preempt", full, 200,
+           "{\"NodeNameToMetaVictims\":{\"gpu-node-3\":{\"Pods\":[{\"UID\":"
+           "\"39604342-ba43-4977-bf63-e26c9ad3df9f\"}],\"NumPDBViolations\":0}}}");
+    /* A budget that allows no disruption covers low-c: the choice moves to gpu-node-1. */
+    pdb = "{\"metadata\":{\"name\":\"keep-c\",\"namespace\":\"default\"},\"spec\":"
+          "{\"selector\":{\"matchLabels\":{\"app\":\"gpu-test\"}}},\"status\":"
+          "{\"disruptionsAllowed\":2}}";
+    CHECK_EQ(cache_pdb_apply_json(c, false, pdb, strlen(pdb), &eb), ERR_OK);
+    /* Allowed 2: still no violation anywhere, gpu-node-3 still wins. */
+    expect(r, "POST", "/preempt", full, 200, "\"gpu-node-3\"");
+    pdb = "{\"metadata\":{\"name\":\"keep-c\",\"namespace\":\"default\"},\"spec\":"
+          "{\"selector\":{\"matchExpressions\":[{\"key\":\"app\",\"operator\":\"In\","
+          "\"values\":[\"gpu-test\"]}]}},\"status\":{\"disruptionsAllowed\":0}}";
+    CHECK_EQ(cache_pdb_apply_json(c, false, pdb, strlen(pdb), &eb), ERR_OK);
+    /* Every victim now violates it: the tie between equal violations goes to the fewest GPUs
+     * freed again, and the violation is reported. */
+    expect(r, "POST", "/preempt", full, 200,
+           "\"gpu-node-3\":{\"Pods\":[{\"UID\":"
+           "\"39604342-ba43-4977-bf63-e26c9ad3df9f\"}],"
+           "\"NumPDBViolations\":1}");
+    CHECK_EQ(cache_pdb_apply_json(c, true, pdb, strlen(pdb), &eb), ERR_OK);
+    /* preemptionPolicy: Never: no node, nothing evicted. */
+    expect(r, "POST", "/preempt", never, 200, "{\"NodeNameToMetaVictims\":{}}");
+    /* The NodeNames capture: the same pods under that run's UIDs. */
+    load_victims(c, full, meta_uids);
+    expect(r, "POST", "/preempt", meta, 200,
+           "{\"NodeNameToMetaVictims\":{\"gpu-node-3\":{\"Pods\":[{\"UID\":"
+           "\"5cb0c899-8d4b-4ca5-acc3-d448cad469dc\"}],\"NumPDBViolations\":0}}}");
+    /* Malformed bodies are 400s, like every verb. */
+    expect(r, "POST", "/preempt", "{\"Pod\":", 400, "Error");
+    expect(r, "POST", "/preempt", "{\"Pod\":{},\"NodeNameToMetaVictims\":{\"n\":{\"Pods\":7}}}",
+           400, "Error");
+    free(never);
+    free(meta);
+    free(full);
+    routes_free(standalone);
     routes_free(r);
     cache_free(c);
 }
@@ -296,6 +405,7 @@ int main(void)
     routes_free(r);
     test_deferred_bind(pol);
     test_cache_mode(pol);
+    test_preempt(pol);
     policy_store_free(pol);
     printf("test_routes: ok\n");
     return 0;

@@ -1,0 +1,139 @@
+/* cache_internal.h -- the cache's records and the helpers its files share (cache.c: nodes,
+ * pods, snapshots; cache_resv.c: reservations and GPU indices; cache_pdb.c: disruption
+ * budgets; cache_query.c: what explain and preemption read). Every helper expects the
+ * cache lock held. */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gx/cache.h"
+#include "gx/k8s.h"
+#include "gx/strmap.h"
+
+/* Room for a topology's intern key: "<t|h>:<length>:<hash>:<hash>". */
+#define TOPO_KEY_MAX 64
+/* Taints longer than this are not kept (they are only shown, never decided on). */
+#define TAINTS_MAX_BYTES 2048
+#define TOPO_ERROR_MAX 160
+/* GPU indices the books track per node: masks are 32 bits. */
+#define INDEX_SLOTS 32
+
+struct node_rec {
+    atomic_int refs;
+    bool seen; /* during a relist; guarded by the cache lock */
+    struct node_info info;
+    struct topo *topo;               /* one reference, counted in c->topos; NULL: count-only */
+    char topo_key[TOPO_KEY_MAX];     /* of the annotation text; "" when there is none */
+    char topo_error[TOPO_ERROR_MAX]; /* "" unless the annotation was refused */
+    uint32_t in_use_mask;            /* gpu-extender.io/gpus-in-use */
+    char strings[];
+};
+
+/* One GPU pod. A bound one also keeps what preemption weighs: its priority, whether it is
+ * already leaving, and its name and labels for PodDisruptionBudgets. */
+struct pod_rec {
+    int64_t gpus;
+    uint32_t mask; /* gpu-extender.io/gpus when it names exactly gpus indices */
+    int32_t priority;
+    bool counted; /* bound and not terminal: its GPUs are in use */
+    bool seen;
+    bool deleting;            /* metadata.deletionTimestamp is set */
+    bool labels_cut;          /* its labels were longer than CACHE_LABELS_MAX and are not kept */
+    struct pod_info *pending; /* unbound pods only: what explain needs; NULL otherwise */
+    /* Counted pods of the same node, a list headed in c->on_node. */
+    struct pod_rec *node_prev, *node_next;
+    struct str uid, ns, name, labels; /* in text; ns, name and labels only for bound pods */
+    char text[];                      /* node name first, then the strings above */
+};
+
+/* Longer labels are not kept: such a pod counts as covered by every budget of its namespace. */
+#define CACHE_LABELS_MAX 4096
+
+struct resv {
+    char uid[128];
+    char node[K8S_NAME_MAX + 1];
+    int64_t gpus;
+    uint32_t mask; /* the GPU indices it holds; 0 when it holds a count only */
+    uint64_t created_ms;
+};
+
+/* How many pods and reservations hold each GPU index of a node. */
+struct index_refs {
+    uint16_t refs[INDEX_SLOTS];
+};
+
+struct snapshot_impl {
+    struct cache_snapshot pub; /* first: the public view */
+    atomic_int refs;
+    struct cache_node *nodes;
+    struct node_rec **recs;
+    uint64_t *index; /* open addressing: hash's high 32 bits << 32 | node position + 1; 0 empty */
+    size_t index_mask;
+};
+
+struct cache {
+    pthread_mutex_t lock;
+    struct strmap nodes;    /* name -> struct node_rec * */
+    struct strmap usage;    /* node name -> num: GPUs of counted pods */
+    struct strmap reserved; /* node name -> num: GPUs reserved */
+    struct strmap pods;     /* uid -> struct pod_rec * */
+    struct strmap resv;     /* "<pod uid>@<node>" -> struct resv * */
+    struct strmap named;    /* node name -> struct index_refs *: indices taken by name */
+    struct strmap topos;    /* topology key -> struct topo *, num = nodes using it */
+    struct strmap on_node;  /* node name -> struct pod_rec *: the first counted pod there */
+    struct strmap pdbs;     /* "<namespace>/<name>" -> struct pdb_rec * */
+    bool pdbs_listed;
+    uint64_t pdb_events;
+    bool nodes_listed, pods_listed;
+    bool dirty;
+    uint64_t generation;
+    struct snapshot_impl *current;
+    uint64_t last_contact_ms;
+    bool connected;
+    char last_error[200]; /* why the last outage began */
+    uint64_t events, relists;
+};
+
+/* A PodDisruptionBudget: its decoded facts, strings in text. */
+struct pdb_rec {
+    bool seen; /* during a relist */
+    struct pdb_info info;
+    char text[];
+};
+
+/* The strings a pending pod keeps for explain. */
+#define PENDING_STRINGS 12
+
+/* ---- cache.c ---- */
+
+/* A node as decisions see it, with used and reserved GPUs; out points into r. */
+void cache_node_view(struct cache *c, const struct node_rec *r, int64_t used, int64_t reserved,
+                     struct cache_node *out);
+void cache_pending_strings(struct pod_info *p, struct str *out[PENDING_STRINGS]);
+/* The current snapshot, rebuilt first if anything changed, with a reference added. */
+struct snapshot_impl *cache_snapshot_current(struct cache *c);
+/* Copies s to *p and advances it past a NUL. */
+struct str cache_put_string(char **p, struct str s);
+
+/* ---- cache_resv.c ---- */
+
+/* Counts the indices in mask as taken (delta 1) or given back (-1) on node. */
+void cache_index_add(struct cache *c, struct str node, uint32_t mask, int delta);
+/* The key of one pod's reservation on one node. */
+struct str cache_resv_key(char *buf, size_t cap, struct str uid, struct str node);
+void cache_drop_reservation(struct cache *c, struct str key);
+/* Drops every reservation of a pod (it is gone). */
+void cache_drop_pod_reservations(struct cache *c, struct str uid);
+/* Drops reservations the watch never confirmed. */
+void cache_expire_reservations(struct cache *c);
+int64_t cache_num_of(const struct strmap *m, struct str key);
+/* The union of the GPU indices reservations hold on node. */
+uint32_t cache_reserved_mask(struct cache *c, struct str node);
+
+/* ---- cache_pdb.c ---- */
+
+void cache_pdbs_init(struct cache *c);
+void cache_pdbs_free(struct cache *c);

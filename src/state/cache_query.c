@@ -1,0 +1,168 @@
+/* cache_query.c -- what explain and preemption read from the cache (see cache.h). These
+ * scan or gather under the lock, away from the per-request snapshot path. */
+#include <string.h>
+
+#include "cache_internal.h"
+
+struct pending_scan {
+    struct str ns, name;
+    const struct pod_info *hit;
+};
+
+static void find_pending(struct strmap_entry *e, void *ctx)
+{
+    struct pending_scan *ps = ctx;
+    const struct pod_rec *r = e->value;
+
+    if (!ps->hit && r->pending && str_eq(r->pending->ns, ps->ns) &&
+        str_eq(r->pending->name, ps->name))
+        ps->hit = r->pending;
+}
+
+static bool arena_str(struct arena *a, struct str *s)
+{
+    char *p;
+
+    if (s->len == 0)
+        return true;
+    p = arena_strndup(a, s->ptr, s->len);
+    if (!p)
+        return false;
+    s->ptr = p;
+    return true;
+}
+
+bool cache_pending_pod(struct cache *c, struct str ns, struct str name, struct arena *arena,
+                       struct pod_info *out)
+{
+    struct pending_scan ps = {.ns = ns, .name = name};
+    bool ok = false;
+
+    pthread_mutex_lock(&c->lock);
+    strmap_each(&c->pods, find_pending, &ps);
+    if (ps.hit) {
+        struct str *fields[PENDING_STRINGS];
+        *out = *ps.hit;
+        cache_pending_strings(out, fields);
+        ok = true;
+        for (size_t i = 0; i < PENDING_STRINGS && ok; i++)
+            ok = arena_str(arena, fields[i]);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+/* ---- preemption ---- */
+
+static bool copy_pod(struct arena *a, const struct pod_rec *r, struct cache_bound_pod *out)
+{
+    *out = (struct cache_bound_pod){.uid = r->uid,
+                                    .ns = r->ns,
+                                    .name = r->name,
+                                    .labels = r->labels,
+                                    .gpus = r->gpus,
+                                    .mask = r->mask,
+                                    .priority = r->priority,
+                                    .deleting = r->deleting,
+                                    .labels_cut = r->labels_cut};
+    return arena_str(a, &out->uid) && arena_str(a, &out->ns) && arena_str(a, &out->name) &&
+           arena_str(a, &out->labels);
+}
+
+static bool gather_node(struct cache *c, const struct snapshot_impl *s, struct str name,
+                        struct arena *a, struct cache_node_pods *out)
+{
+    const struct strmap_entry *ne = strmap_find(&c->nodes, name);
+    const struct strmap_entry *le = strmap_find(&c->on_node, name);
+    const struct pod_rec *r;
+    size_t n = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->node = cache_snapshot_find(&s->pub, name);
+    if (!out->node || !ne)
+        return true;
+    out->in_use_mask = ((const struct node_rec *)ne->value)->in_use_mask;
+    out->reserved_mask = cache_reserved_mask(c, name);
+    for (r = le ? le->value : NULL; r; r = r->node_next)
+        n++;
+    out->pods = arena_alloc(a, (n + 1) * sizeof(*out->pods));
+    if (!out->pods)
+        return false;
+    for (r = le ? le->value : NULL; r; r = r->node_next)
+        if (!copy_pod(a, r, &out->pods[out->pod_count++]))
+            return false;
+    return true;
+}
+
+struct pdb_gather {
+    struct arena *arena;
+    const struct cache_preempt_view *view;
+    struct pdb_info *out;
+    size_t n, cap;
+    bool ok;
+};
+
+static bool namespace_wanted(const struct cache_preempt_view *v, struct str ns)
+{
+    for (size_t i = 0; i < v->node_count; i++)
+        for (size_t j = 0; j < v->nodes[i].pod_count; j++)
+            if (str_eq(v->nodes[i].pods[j].ns, ns))
+                return true;
+    return false;
+}
+
+static void add_pdb(struct strmap_entry *e, void *ctx)
+{
+    struct pdb_gather *g = ctx;
+    const struct pdb_rec *r = e->value;
+    struct pdb_info *p;
+
+    if (!g->ok || g->n == g->cap || !namespace_wanted(g->view, r->info.ns))
+        return;
+    p = &g->out[g->n++];
+    *p = r->info;
+    g->ok = arena_str(g->arena, &p->ns) && arena_str(g->arena, &p->name) &&
+            arena_str(g->arena, &p->selector) && arena_str(g->arena, &p->disrupted);
+}
+
+static enum err gather_locked(struct cache *c, const struct str *names, size_t n,
+                              struct arena *arena, struct cache_preempt_view *out)
+{
+    struct pdb_gather g = {.arena = arena, .view = out, .ok = true};
+    struct snapshot_impl *s;
+
+    if (!(c->nodes_listed && c->pods_listed))
+        return ERR_UNAVAILABLE;
+    s = cache_snapshot_current(c);
+    out->snap = &s->pub;
+    out->nodes = arena_alloc(arena, (n + 1) * sizeof(*out->nodes));
+    if (!out->nodes)
+        return ERR_TOO_LARGE;
+    for (size_t i = 0; i < n; i++, out->node_count++)
+        if (!gather_node(c, s, names[i], arena, &out->nodes[i]))
+            return ERR_TOO_LARGE;
+    g.cap = c->pdbs.count;
+    g.out = out->pdbs = arena_alloc(arena, (g.cap + 1) * sizeof(*out->pdbs));
+    if (!g.out)
+        return ERR_TOO_LARGE;
+    strmap_each(&c->pdbs, add_pdb, &g);
+    out->pdb_count = g.n;
+    out->pdbs_synced = c->pdbs_listed;
+    return g.ok ? ERR_OK : ERR_TOO_LARGE;
+}
+
+enum err cache_preempt_view(struct cache *c, const struct str *names, size_t n, struct arena *arena,
+                            struct cache_preempt_view *out)
+{
+    enum err e;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&c->lock);
+    e = gather_locked(c, names, n, arena, out);
+    pthread_mutex_unlock(&c->lock);
+    if (e != ERR_OK && out->snap) {
+        cache_snapshot_release(out->snap);
+        out->snap = NULL;
+    }
+    return e;
+}
