@@ -293,6 +293,7 @@ class RoundStats:
     nominated_binds: int = 0    # pods bound to their nominated node (evaluateNominatedNode)
     preempt_notes: list = field(default_factory=list)  # odd but accepted by kube-scheduler
     dryrun_errors: list = field(default_factory=list)  # "expected at least one victim pod on node"
+    preempt_exchanges: list = field(default_factory=list)   # (preemptor, offered, replied): names
 
     def time_call(self, verb: str, seconds: float):
         rec = self.call_seconds.setdefault(verb, [0, 0.0, 0.0])
@@ -318,6 +319,9 @@ class RoundStats:
         self.victims += other.victims
         self.preempt_notes += other.preempt_notes
         self.dryrun_errors += other.dryrun_errors
+        self.preempt_exchanges += other.preempt_exchanges
+        if len(self.preempt_exchanges) > 200:   # the first ones and the latest ones
+            del self.preempt_exchanges[100:-100]
         for k, v in other.error_samples.items():
             self.error_samples[k] = self.error_samples.get(k, 0) + v
         for k, (n, t, mx) in other.call_seconds.items():
@@ -1166,8 +1170,8 @@ class Simulator:
                "gpus": pod_gpus(pod), "node": best, "time": time.monotonic(),
                "num_pdb_violations": npdb,
                "victims": [(pod_ref(v), pod_uid(v), pod_gpus(v), pod_priority(v)) for v in victims],
-               "offered": {node: [pod_uid(p) for p in vs] for node, vs, _ in candidates},
-               "chosen": {k: [pod_uid(p) for p in v[0]] for k, v in chosen.items()}}
+               "offered": {node: [pod_ref(p) for p in vs] for node, vs, _ in candidates},
+               "chosen": {k: [pod_ref(p) for p in v[0]] for k, v in chosen.items()}}
         for v in victims:
             if not self._evict(pod, v, best, st):
                 st.preempt_notes.append(f"{pname}: evicting {pod_ref(v)} failed")
@@ -1275,6 +1279,8 @@ class Simulator:
                 st.protocol_errors.append(f'{pname}: preempt: expected at least one victim pod on '
                                           f'node "{node}"')
                 return None
+        st.preempt_exchanges.append((pname, {n: [pod_ref(p) for p in v[0]] for n, v in offered.items()},
+                                     {n: [pod_ref(p) for p in v[0]] for n, v in out.items()}))
         # accepted by kube-scheduler, but worth a look
         for node, (pods, _) in out.items():
             if node not in offered:

@@ -31,6 +31,8 @@ test the daemon's cache converges to the truth (test_churn.py's checks (a) and (
     the two others are evicted instead.
   test_d_*: churn (see its docstring for the exact no-pointless-eviction check).
   test_e_*: a preemptor with preemptionPolicy: Never evicts nothing and stays pending.
+  test_f_*: two preemptors of equal priority and one node with room for both once all its
+    pods are gone: both are bound.
   test_z_*: the daemon exits 0 on SIGTERM with no sanitizer report.
 
 Environment: as test_churn.py (GX_BIN or GX_DAEMON, GX_FIXTURES, GX_SEED, GX_KEEP_TMP);
@@ -441,9 +443,26 @@ class PreemptSimTest(unittest.TestCase):
                     f"[{label}] not done after {rounds} rounds ({timeout:.0f} s): pending (name, "
                     f"nominated) {pend[:20]}; {total.line()}; errors {total.error_samples}; "
                     f"preemptions {[(r['preemptor'], r['node'], [v[0] for v in r['victims']]) for r in total.preemptions][:20]}"
+                    f"\n/preempt exchanges (preemptor, offered, replied), the first 3 and the last 3:\n  "
+                    + "\n  ".join(map(str, total.preempt_exchanges[:3] + ["..."]
+                                   + total.preempt_exchanges[-3:]))
+                    + f"\nnodes with nominated pods: {self.nominated_nodes(state)}"
                     + self.daemon_tail())
             if not (st.bound or st.preemptions):
                 time.sleep(0.05)   # only the kubelet has something to do
+
+    @staticmethod
+    def nominated_nodes(state) -> dict:
+        """node -> (allocatable, [(pod, GPUs, deleting) bound there], [(pod, GPUs) nominated])"""
+        out = {}
+        for p in state["pods"]:
+            nnn = (p.get("status") or {}).get("nominatedNodeName")
+            if nnn and not p["spec"].get("nodeName"):
+                out.setdefault(nnn, []).append((p["metadata"]["name"], sim.pod_gpus(p)))
+        nodes = {n["metadata"]["name"]: sim.node_gpus(n) for n in state["nodes"]}
+        return {n: (nodes.get(n), [(p["metadata"]["name"], sim.pod_gpus(p), bool(p["metadata"].get("deletionTimestamp")))
+                                   for p in state["pods"] if p["spec"].get("nodeName") == n], noms)
+                for n, noms in out.items()}
 
     def finish(self, s: sim.Simulator, label: str):
         state = self.c.truth()
@@ -561,7 +580,7 @@ class PreemptSimTest(unittest.TestCase):
     def test_d_churn_every_eviction_useful(self):
         """20 nodes (14 x 8 GPUs, 6 x 4 GPUs, no topology) filled with low pods (1 or 2 GPUs,
         priorities 1..100); 30 pods of priority 1000 (4 x 8, 6 x 4, 10 x 2, 10 x 1 GPUs) arrive
-        in 6 waves of 5 (the 8-GPU ones first); before each wave after the first, 3 low pods
+        in 6 waves of 5 (the 8-GPU ones first; GX_PREEMPT_WAVE=N: waves of N); before each wave after the first, 3 low pods
         leave (graceful delete; the wave comes once the kubelet has finished them). Each wave is
         scheduled until every high pod is bound. At the end every high pod is bound, and:
 
@@ -621,7 +640,8 @@ class PreemptSimTest(unittest.TestCase):
         s.post_filter = spy
         total = sim.RoundStats()
         high = []
-        for w in range(6):
+        per_wave = int(os.environ.get("GX_PREEMPT_WAVE", "5"))
+        for w in range(len(sizes) // per_wave):
             if w:
                 state = c.truth()
                 if any((p.get("status") or {}).get("nominatedNodeName") and not p["spec"].get("nodeName")
@@ -637,7 +657,7 @@ class PreemptSimTest(unittest.TestCase):
                                                          for p in st["pods"]), f"d leave {w}", timeout=10)
                 total.merge(st)
             wave = []
-            for g in sizes[w * 5:(w + 1) * 5]:
+            for g in sizes[w * per_wave:(w + 1) * per_wave]:
                 name = f"high-{len(high):02d}-{g}g"
                 self.pod(name, g, HIGH)
                 wave.append(name)
@@ -677,6 +697,30 @@ class PreemptSimTest(unittest.TestCase):
         log(f"d: {len(high)} high pods bound, {len(total.preemptions)} preemptions, "
             f"{len(total.victims)} victims ({sum(v['gpus'] for v in total.victims)} GPUs), "
             f"{total.preempt_calls} preempt calls; {total.line()}")
+
+    # ---- (f) two preemptors, one node
+
+    def test_f_two_preemptors_for_one_node_both_bound(self):
+        """A 4-GPU node with four 1-GPU pods (priority 1); two 2-GPU pods of priority 1000, the
+        only node: the first preempts two pods and is nominated; the second's dry run counts the
+        first as already there (RunFilterPluginsWithNominatedPods) and so needs the other two
+        gone as well. Both must end up bound, all four low pods evicted."""
+        self.node("f-node", 4)
+        for i in range(4):
+            self.pod(f"low-{i}", 1, 1, node="f-node")
+        s = self.make_sim()
+        self.pod("high-a", 2, HIGH)
+        self.pod("high-b", 2, HIGH)
+
+        def both(state):
+            pods = self.pods_by_name(state)
+            return pods["high-a"]["spec"].get("nodeName") and pods["high-b"]["spec"].get("nodeName")
+
+        total, state = self.drive(s, both, "f", timeout=10)
+        self.assertEqual(sorted(v["victim"] for v in total.victims if v["node"] == "f-node")[-4:],
+                         [f"default/low-{i}" for i in range(4)])
+        self.finish(s, "f")
+        log(f"f: {total.line()}; exchanges {total.preempt_exchanges}")
 
     # ---- (e) preemptionPolicy: Never
 
