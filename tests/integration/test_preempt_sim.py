@@ -440,10 +440,12 @@ class PreemptSimTest(unittest.TestCase):
             if time.monotonic() > deadline:
                 pend = [(p["metadata"]["name"], (p.get("status") or {}).get("nominatedNodeName"))
                         for p in s.pending_pods(state)]
+                done = [(r["preemptor"], r["node"], [v[0] for v in r["victims"]])
+                        for r in total.preemptions]
                 raise CheckFailure(
                     f"[{label}] not done after {rounds} rounds ({timeout:.0f} s): pending (name, "
                     f"nominated) {pend[:20]}; {total.line()}; errors {total.error_samples}; "
-                    f"preemptions {[(r['preemptor'], r['node'], [v[0] for v in r['victims']]) for r in total.preemptions][:20]}"
+                    f"preemptions {done[:20]}"
                     f"\n/preempt exchanges (preemptor, offered, replied), the first 3 and the last 3:\n  "
                     + "\n  ".join(map(str, total.preempt_exchanges[:3] + ["..."]
                                    + total.preempt_exchanges[-3:]))
@@ -461,8 +463,9 @@ class PreemptSimTest(unittest.TestCase):
             if nnn and not p["spec"].get("nodeName"):
                 out.setdefault(nnn, []).append((p["metadata"]["name"], sim.pod_gpus(p)))
         nodes = {n["metadata"]["name"]: sim.node_gpus(n) for n in state["nodes"]}
-        return {n: (nodes.get(n), [(p["metadata"]["name"], sim.pod_gpus(p), bool(p["metadata"].get("deletionTimestamp")))
-                                   for p in state["pods"] if p["spec"].get("nodeName") == n], noms)
+        return {n: (nodes.get(n),
+                    [(p["metadata"]["name"], sim.pod_gpus(p), bool(p["metadata"].get("deletionTimestamp")))
+                     for p in state["pods"] if p["spec"].get("nodeName") == n], noms)
                 for n, noms in out.items()}
 
     def finish(self, s: sim.Simulator, label: str):
@@ -581,9 +584,10 @@ class PreemptSimTest(unittest.TestCase):
     def test_d_churn_every_eviction_useful(self):
         """20 nodes (14 x 8 GPUs, 6 x 4 GPUs, no topology) filled with low pods (1 or 2 GPUs,
         priorities 1..100); 30 pods of priority 1000 (4 x 8, 6 x 4, 10 x 2, 10 x 1 GPUs) arrive
-        in 6 waves of 5 (the 8-GPU ones first; GX_PREEMPT_WAVE=N: waves of N); before each wave after the first, 3 low pods
-        leave (graceful delete; the wave comes once the kubelet has finished them). Each wave is
-        scheduled until every high pod is bound. At the end every high pod is bound, and:
+        in 6 waves of 5 (the 8-GPU ones first; GX_PREEMPT_WAVE=N: waves of N); before each wave
+        after the first, 3 low pods leave (graceful delete; the wave comes once the kubelet has
+        finished them). Each wave is scheduled until every high pod is bound. At the end every
+        high pod is bound, and:
 
         - every evicted pod was evicted by a preemption whose preemptor is bound, on the node
           where the pod was evicted;
