@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "gx/codec.h"
+#include "gx/jscan.h"
+#include "gx/objects.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -84,6 +86,28 @@ static void check_preempt_reply(const struct ext_preempt_args *a)
     arena_destroy(&ex.arena);
 }
 
+/* The budget decoder and the selector matcher (src/state/pdb.c), on any bytes: the input as a
+ * PodDisruptionBudget, and as both a selector and a labels object. */
+static void check_pdb(const char *body, size_t size)
+{
+    struct str all = {body, size};
+    struct pdb_info pdb;
+    struct arena arena;
+    struct jscan js;
+
+    arena_init(&arena, 1 << 20);
+    jscan_init(&js, body, size, 64);
+    if (obj_pdb_decode(&js, &arena, &pdb)) {
+        check_view(pdb.ns, body, size);
+        check_view(pdb.name, body, size);
+        check_view(pdb.selector, body, size);
+        check_view(pdb.disrupted, body, size);
+        (void)obj_pdb_covers(&pdb, pdb.ns, pdb.name, pdb.selector);
+    }
+    (void)obj_selector_matches(all, all);
+    arena_destroy(&arena);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct arena arena;
@@ -119,5 +143,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_preempt_reply(&preempt);
     }
     arena_destroy(&arena);
+    check_pdb(body, size);
     return 0;
 }
