@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Fake kube-apiserver (v1.26.1 behaviour) for gpu-extender tests.
 
-Standard library only.  Serves nodes and pods from memory: get, list (with
-pagination and selectors), watch (chunked NDJSON with bookmarks and 410
-expiry), create, patch, update, delete (pod graceful deletion) and the
-pods/binding subresource, all behind bearer-token or client-certificate
-auth.  Status bodies are shaped exactly like the captures in
+Standard library only.  Serves nodes, pods and policy/v1
+PodDisruptionBudgets from memory: get, list (with pagination and selectors),
+watch (chunked NDJSON with bookmarks and 410 expiry), create, patch, update,
+delete (pod graceful deletion), the status subresources and the pods/binding
+subresource, all behind bearer-token or client-certificate auth.  Status bodies are shaped exactly like the captures in
 tests/fixtures/kube-1.26/apiserver/raw/.  Faults and inspection are driven
 through the unauthenticated /_admin API; see tests/fake_apiserver.md.
 """
@@ -37,8 +37,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 NODES = "nodes"
 PODS = "pods"
-KIND = {NODES: "Node", PODS: "Pod"}
-LIST_KIND = {NODES: "NodeList", PODS: "PodList"}
+PDBS = "poddisruptionbudgets"
+RESOURCES = (NODES, PODS, PDBS)
+KIND = {NODES: "Node", PODS: "Pod", PDBS: "PodDisruptionBudget"}
+LIST_KIND = {NODES: "NodeList", PODS: "PodList", PDBS: "PodDisruptionBudgetList"}
+API_VERSION = {NODES: "v1", PODS: "v1", PDBS: "policy/v1"}
+GROUP = {NODES: "", PODS: "", PDBS: "policy"}
+NAMESPACED = (PODS, PDBS)
+KIND_RES = {v: k for k, v in KIND.items()}
+
+
+def qualified(res) -> str:
+    """The resource as kube-apiserver names it in messages: "pods", "poddisruptionbudgets.policy"."""
+    return f"{res}.{GROUP[res]}" if GROUP.get(res) else res
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
@@ -68,6 +79,17 @@ VERSION_INFO = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+
+# GET /apis/policy/v1 (discovery), as 1.26 lists it (storageVersionHash left out)
+POLICY_V1_RESOURCES = {
+    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "policy/v1",
+    "resources": [
+        {"name": "poddisruptionbudgets", "singularName": "", "namespaced": True, "kind": "PodDisruptionBudget",
+         "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+         "shortNames": ["pdb"]},
+        {"name": "poddisruptionbudgets/status", "singularName": "", "namespaced": True,
+         "kind": "PodDisruptionBudget", "verbs": ["get", "patch", "update"]},
+    ]}
 
 FLOWSCHEMA_UID = str(uuid.uuid4())
 PRIORITYLEVEL_UID = str(uuid.uuid4())
@@ -148,9 +170,18 @@ def st_unauthorized():
     return ApiError(401, status_body(401, "Unauthorized", "Unauthorized"))
 
 
+def _details(resource, name):
+    """Status details for a resource: the group appears for every group but the core one."""
+    d = {"name": name}
+    if GROUP.get(resource):
+        d["group"] = GROUP[resource]
+    d["kind"] = resource
+    return d
+
+
 def st_not_found(resource, name):
-    return ApiError(404, status_body(404, "NotFound", f'{resource} "{name}" not found',
-                                     {"name": name, "kind": resource}))
+    return ApiError(404, status_body(404, "NotFound", f'{qualified(resource)} "{name}" not found',
+                                     _details(resource, name)))
 
 
 def st_not_found_generic():
@@ -158,14 +189,14 @@ def st_not_found_generic():
 
 
 def st_already_exists(resource, name):
-    return ApiError(409, status_body(409, "AlreadyExists", f'{resource} "{name}" already exists',
-                                     {"name": name, "kind": resource}))
+    return ApiError(409, status_body(409, "AlreadyExists", f'{qualified(resource)} "{name}" already exists',
+                                     _details(resource, name)))
 
 
 def st_conflict(resource, name, err):
     return ApiError(409, status_body(409, "Conflict",
-                                     f'Operation cannot be fulfilled on {resource} "{name}": {err}',
-                                     {"name": name, "kind": resource}))
+                                     f'Operation cannot be fulfilled on {qualified(resource)} "{name}": {err}',
+                                     _details(resource, name)))
 
 
 def st_bad_request(message):
@@ -187,10 +218,14 @@ def st_invalid(kind, name, causes):
     """422 Invalid; causes = [(reason, field, message)]."""
     parts = [f"{field}: {msg}" for _, field, msg in causes]
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    group = GROUP.get(KIND_RES.get(kind, ""), "")
+    details = {"name": name}
+    if group:
+        details["group"] = group
+    details["kind"] = kind
+    details["causes"] = [{"reason": r, "message": m, "field": f} for r, f, m in causes]
     return ApiError(422, status_body(
-        422, "Invalid", f'{kind} "{name}" is invalid: {summary}',
-        {"name": name, "kind": kind,
-         "causes": [{"reason": r, "message": m, "field": f} for r, f, m in causes]}))
+        422, "Invalid", f'{kind}{"." + group if group else ""} "{name}" is invalid: {summary}', details))
 
 
 def st_internal(message):
@@ -204,9 +239,12 @@ def st_forbidden(resource, name, verb, ns, user="system:anonymous", subresource=
         return ApiError(403, status_body(403, "Forbidden", msg, {}))
     full = resource + ("/" + subresource if subresource else "")
     scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
-    why = f'User "{user}" cannot {verb} resource "{full}" in API group "" {scope}'
-    msg = f'{resource} "{name}" is forbidden: {why}' if name else f"{resource} is forbidden: {why}"
-    details = {"name": name, "kind": resource} if name else {"kind": resource}
+    group = GROUP.get(resource, "")
+    why = f'User "{user}" cannot {verb} resource "{full}" in API group "{group}" {scope}'
+    qres = qualified(resource) if resource in GROUP else resource
+    msg = f'{qres} "{name}" is forbidden: {why}' if name else f"{qres} is forbidden: {why}"
+    details = _details(resource, name) if name else {k: v for k, v in _details(resource, "").items()
+                                                     if k != "name"}
     return ApiError(403, status_body(403, "Forbidden", msg, details))
 
 
@@ -264,6 +302,9 @@ POD_STATUS_ORDER = ["phase", "conditions", "message", "reason", "nominatedNodeNa
                     "podIPs", "startTime", "initContainerStatuses", "containerStatuses", "qosClass",
                     "ephemeralContainerStatuses"]
 COND_ORDER = ["type", "status", "lastProbeTime", "lastHeartbeatTime", "lastTransitionTime", "reason", "message"]
+PDB_SPEC_ORDER = ["minAvailable", "selector", "maxUnavailable", "unhealthyPodEvictionPolicy"]
+PDB_STATUS_ORDER = ["observedGeneration", "disruptedPods", "disruptionsAllowed", "currentHealthy",
+                    "desiredHealthy", "expectedPods", "conditions"]
 
 
 def ordered(d, order):
@@ -292,6 +333,12 @@ def canonical(obj, res):
         if isinstance(st, dict):
             st = ordered(st, POD_STATUS_ORDER)
             obj["status"] = st
+    elif res == PDBS:
+        if isinstance(obj.get("spec"), dict):
+            obj["spec"] = ordered(obj["spec"], PDB_SPEC_ORDER)
+        if isinstance(st, dict):
+            st = ordered(st, PDB_STATUS_ORDER)
+            obj["status"] = st
     if isinstance(st, dict) and isinstance(st.get("conditions"), list):
         st["conditions"] = [ordered(c, COND_ORDER) for c in st["conditions"]]
     return obj
@@ -307,7 +354,7 @@ def meta(obj) -> dict:
 
 def obj_key(res, obj) -> str:
     m = obj.get("metadata") or {}
-    if res == PODS:
+    if res in NAMESPACED:
         return f'{m.get("namespace", "")}/{m.get("name", "")}'
     return m.get("name", "")
 
@@ -428,7 +475,13 @@ FIELDS = {
            "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP",
            "status.nominatedNodeName"},
     NODES: {"metadata.name", "spec.unschedulable"},
+    PDBS: {"metadata.name", "metadata.namespace"},
 }
+
+
+def _meta_field(o, path):
+    m = o.get("metadata") or {}
+    return m.get(path[len("metadata."):], "") if path.startswith("metadata.") else ""
 
 
 def parse_field_selector(s, res):
@@ -448,7 +501,7 @@ def parse_field_selector(s, res):
 
 
 def field_match(reqs, res, obj):
-    get = _pod_field if res == PODS else _node_field
+    get = {PODS: _pod_field, NODES: _node_field}.get(res, _meta_field)
     for field, eq, val in reqs:
         if (get(obj, field) == val) != eq:
             return False
@@ -691,7 +744,7 @@ class Store:
         self.cond = threading.Condition(self.lock)
         self.rv = initial_rv
         self.compacted_rv = initial_rv
-        self.objs = {NODES: {}, PODS: {}}
+        self.objs = {res: {} for res in RESOURCES}
         self.events: list[Event] = []
         self.event_rvs: list[int] = []
         self.window = max(1, window)
@@ -701,10 +754,10 @@ class Store:
     def seed(self, res, obj):
         obj = canonical(copy.deepcopy(obj), res)
         obj.setdefault("kind", KIND[res])
-        obj.setdefault("apiVersion", "v1")
+        obj.setdefault("apiVersion", API_VERSION[res])
         obj = canonical(obj, res)
         m = meta(obj)
-        if res == PODS:
+        if res in NAMESPACED:
             m.setdefault("namespace", "default")
         m.setdefault("uid", str(uuid.uuid4()))
         m.setdefault("creationTimestamp", now_ts())
@@ -855,6 +908,26 @@ def default_pod(pod):
     pod["status"] = {"phase": "Pending", "qosClass": _qos(spec)}
 
 
+def default_pdb(pdb):
+    """policy/v1 PodDisruptionBudget create strategy: generation 1, status reset (the disruption
+    controller fills it in; here tests do, through /status), and ValidatePodDisruptionBudgetSpec's
+    one rule the tests can meet: minAvailable and maxUnavailable are exclusive."""
+    spec = pdb.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        raise st_bad_request("spec must be an object")
+    name = meta(pdb).get("name", "")
+    if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
+        raise st_invalid("PodDisruptionBudget", name, [(
+            "FieldValueInvalid", "spec",
+            f'Invalid value: {json.dumps(spec, separators=(",", ":"))}: minAvailable and maxUnavailable '
+            "cannot be both set")])
+    sel = spec.get("selector")
+    if sel is not None and not isinstance(sel, dict):
+        raise st_bad_request("spec.selector must be an object")
+    meta(pdb)["generation"] = 1
+    pdb["status"] = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
+
+
 def validate_new(res, obj, ns):
     m = obj.get("metadata")
     if not isinstance(m, dict):
@@ -961,15 +1034,31 @@ class StopHandling(Exception):
 
 
 class Route:
-    def __init__(self, res, ns, name, sub, watch_prefix):
+    def __init__(self, res, ns, name, sub, watch_prefix, group=""):
         self.res, self.ns, self.name, self.sub, self.watch_prefix = res, ns, name, sub, watch_prefix
+        self.group = group
 
 
 def parse_route(path):
     segs = [unquote(s) for s in path.split("/")[1:]]
-    if len(segs) < 2 or segs[0] != "api" or segs[1] != "v1":
+    if len(segs) >= 2 and segs[0] == "api" and segs[1] == "v1":
+        group, rest = "", segs[2:]
+    elif len(segs) >= 3 and segs[0] == "apis" and segs[1] == "policy" and segs[2] == "v1":
+        group, rest = "policy", segs[3:]
+    else:
         return None
-    rest = segs[2:]
+    rt = _parse_rest(rest)
+    if rt is None:
+        return None
+    rt.group = group
+    # each resource lives in its own group: /api/v1/poddisruptionbudgets is as unknown as
+    # /apis/policy/v1/pods
+    if (group == "policy") != (rt.res == PDBS) or (group == "policy" and rt.res == "namespaces"):
+        return None
+    return rt
+
+
+def _parse_rest(rest):
     watch_prefix = False
     if rest and rest[0] == "watch":
         watch_prefix = True
@@ -985,6 +1074,8 @@ def parse_route(path):
     res, name = rest[0], rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None
     if res == NODES and ns is not None:
+        return None
+    if res == PDBS and name is not None and ns is None:
         return None
     if res == "bindings" and (ns is None or name is not None):
         return None
@@ -1426,7 +1517,7 @@ class Handler(BaseHTTPRequestHandler):
         rt = parse_route(path)
         method = self.command
         if user is None:  # anonymous and --anonymous-forbidden
-            if rt is None or rt.res not in (NODES, PODS, "bindings"):
+            if rt is None or rt.res not in (NODES, PODS, PDBS, "bindings"):
                 raise st_forbidden(None, None, method.lower(), None, path=path)
             raise st_forbidden(rt.res if rt.res != "bindings" else "bindings", rt.name,
                                self._verb(rt), rt.ns, subresource=rt.sub)
@@ -1437,6 +1528,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api":
             self._reply(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]})
+        if path == "/apis/policy/v1":
+            self._reply(200, POLICY_V1_RESOURCES)
         if rt is None:
             if path.startswith("/api/") or path.startswith("/apis/"):
                 raise st_not_found_generic()
@@ -1450,7 +1543,7 @@ class Handler(BaseHTTPRequestHandler):
             if method != "POST":
                 raise st_method_not_allowed()
             return self._binding(rt, legacy=True)
-        if rt.res not in (NODES, PODS):
+        if rt.res not in RESOURCES:
             raise st_not_found_generic()
         if rt.name is None:
             if method == "GET":
@@ -1462,7 +1555,7 @@ class Handler(BaseHTTPRequestHandler):
             raise st_method_not_allowed()
         if rt.watch_prefix:
             raise st_not_found_generic()
-        if rt.res == PODS and rt.ns is None:
+        if rt.res in NAMESPACED and rt.ns is None:
             raise st_not_found_generic()
         if rt.sub is None:
             if method == "GET":
@@ -1497,7 +1590,7 @@ class Handler(BaseHTTPRequestHandler):
         return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(m, m.lower())
 
     def _key(self, rt):
-        return f"{rt.ns}/{rt.name}" if rt.res == PODS else rt.name
+        return f"{rt.ns}/{rt.name}" if rt.res in NAMESPACED else rt.name
 
     def _json_body(self, accepted=None):
         ctype = (self.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip().lower()
@@ -1515,7 +1608,8 @@ class Handler(BaseHTTPRequestHandler):
                                  f"{KIND[res]}): couldn't get version/kind; json parse error")
         if obj.get("kind") not in (None, "", KIND[res]):
             raise st_bad_request(f'the object provided is unrecognized (must be of type {KIND[res]}): '
-                                 f'no kind "{obj.get("kind")}" is registered for the version "v1"')
+                                 f'no kind "{obj.get("kind")}" is registered for the version '
+                                 f'"{API_VERSION[res]}"')
         return obj
 
     def _get(self, rt):
@@ -1529,7 +1623,7 @@ class Handler(BaseHTTPRequestHandler):
     def _matcher(self, rt):
         lsel = parse_label_selector(self._param("labelSelector") or "")
         fsel = parse_field_selector(self._param("fieldSelector") or "", rt.res)
-        ns = rt.ns if rt.res == PODS else None
+        ns = rt.ns if rt.res in NAMESPACED else None
 
         def match(obj):
             if obj is None:
@@ -1550,7 +1644,7 @@ class Handler(BaseHTTPRequestHandler):
             raise st_bad_request(f'limit: Invalid value: "{self._param("limit")}"')
         cont = self._param("continue") or ""
         rvp = self._param("resourceVersion") or ""
-        prefix = f"{rt.ns}/" if (rt.res == PODS and rt.ns) else ""
+        prefix = f"{rt.ns}/" if (rt.res in NAMESPACED and rt.ns) else ""
         start = ""
         with st.lock:
             if cont:
@@ -1593,7 +1687,7 @@ class Handler(BaseHTTPRequestHandler):
             lmeta["continue"] = encode_continue(last_key, snap)
             if not has_sel:
                 lmeta["remainingItemCount"] = rest
-        self._reply(200, {"kind": LIST_KIND[rt.res], "apiVersion": "v1", "metadata": lmeta,
+        self._reply(200, {"kind": LIST_KIND[rt.res], "apiVersion": API_VERSION[rt.res], "metadata": lmeta,
                           "items": [strip_type(o) for o in items]})
 
     # ---- watch ------------------------------------------------------------
@@ -1602,6 +1696,11 @@ class Handler(BaseHTTPRequestHandler):
         m = {"resourceVersion": str(rv), "creationTimestamp": None}
         if res == PODS:
             obj = {"kind": "Pod", "apiVersion": "v1", "metadata": m, "spec": {"containers": None}, "status": {}}
+        elif res == PDBS:
+            # a zero policy/v1 PodDisruptionBudget: the status counters have no omitempty
+            obj = {"kind": "PodDisruptionBudget", "apiVersion": "policy/v1", "metadata": m, "spec": {},
+                   "status": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                              "expectedPods": 0}}
         else:
             obj = {"kind": "Node", "apiVersion": "v1", "metadata": m, "spec": {}, "status": {
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
@@ -1746,8 +1845,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _create(self, rt):
         obj = self._obj_body(rt.res)
-        validate_new(rt.res, obj, rt.ns if rt.res == PODS else None)
-        obj["kind"], obj["apiVersion"] = KIND[rt.res], "v1"
+        validate_new(rt.res, obj, rt.ns if rt.res in NAMESPACED else None)
+        obj["kind"], obj["apiVersion"] = KIND[rt.res], API_VERSION[rt.res]
         m = meta(obj)
         for k in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink",
                   "creationTimestamp"):
@@ -1756,6 +1855,8 @@ class Handler(BaseHTTPRequestHandler):
         m["creationTimestamp"] = now_ts()
         if rt.res == PODS:
             default_pod(obj)
+        elif rt.res == PDBS:
+            default_pdb(obj)
         else:
             obj.setdefault("spec", {})
             if self.server.cfg.node_taint_admission:
@@ -1848,7 +1949,7 @@ class Handler(BaseHTTPRequestHandler):
         if nm.get("name") != om.get("name"):
             raise st_bad_request(f'the name of the object ({nm.get("name")}) does not match the name on the URL '
                                  f'({om.get("name")})')
-        if res == PODS and nm.get("namespace", om.get("namespace")) != om.get("namespace"):
+        if res in NAMESPACED and nm.get("namespace", om.get("namespace")) != om.get("namespace"):
             raise st_bad_request(f'the namespace of the object ({nm.get("namespace")}) does not match the '
                                  f'namespace on the URL ({om.get("namespace")})')
         if nm.get("uid") not in (None, "", om.get("uid")):
@@ -1858,8 +1959,9 @@ class Handler(BaseHTTPRequestHandler):
         if rv not in (None, "") and rv != om.get("resourceVersion"):
             raise st_conflict(res, om.get("name"), "the object has been modified; please apply your changes to "
                                                    "the latest version and try again")
-        new["kind"], new["apiVersion"] = KIND[res], "v1"
-        for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace"):
+        new["kind"], new["apiVersion"] = KIND[res], API_VERSION[res]
+        for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace",
+                  "generation"):
             if k in om:
                 nm[k] = om[k]
             else:
@@ -1877,6 +1979,13 @@ class Handler(BaseHTTPRequestHandler):
                 new.pop("status", None)
             if res == PODS and _spec_fingerprint(new.get("spec")) != _spec_fingerprint(old.get("spec")):
                 raise st_invalid("Pod", om.get("name"), [("FieldValueForbidden", "spec", POD_SPEC_MUTABLE_MSG)])
+            if res == PDBS and new.get("spec") != old.get("spec"):
+                if (new.get("spec") or {}).get("minAvailable") is not None and \
+                        (new.get("spec") or {}).get("maxUnavailable") is not None:
+                    raise st_invalid("PodDisruptionBudget", om.get("name"), [(
+                        "FieldValueInvalid", "spec", "Invalid value: minAvailable and maxUnavailable cannot be "
+                                                     "both set")])
+                nm["generation"] = int(om.get("generation") or 1) + 1   # a spec change bumps it
         return canonical(new, res)
 
     def _store_update(self, rt, old, new):
@@ -1973,9 +2082,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise st_conflict(KIND[rt.res], rt.name, "the ResourceVersion in the precondition "
                                   f'({pre["resourceVersion"]}) does not match the ResourceVersion in record '
                                   f'({m.get("resourceVersion")}). The object might have been modified')
-            if rt.res == NODES:
-                st.commit(NODES, DELETED, prev=obj)
-                out = status_body(0, success=True, details={"name": rt.name, "kind": "nodes", "uid": m.get("uid")})
+            if rt.res in (NODES, PDBS):   # no graceful deletion: gone at once, answered with a Status
+                st.commit(rt.res, DELETED, prev=obj)
+                out = status_body(0, success=True, details={**_details(rt.res, rt.name), "uid": m.get("uid")})
             else:
                 out = pod_delete(st, obj, grace)
         self._reply(200, out)
@@ -2055,6 +2164,12 @@ def _headers_dict(headers):
 
 def _summary(res, o):
     m, s, stt = o.get("metadata") or {}, o.get("spec") or {}, o.get("status") or {}
+    if res == PDBS:
+        return {"namespace": m.get("namespace"), "name": m.get("name"), "uid": m.get("uid"),
+                "resourceVersion": m.get("resourceVersion"), "selector": s.get("selector"),
+                "minAvailable": s.get("minAvailable"), "maxUnavailable": s.get("maxUnavailable"),
+                "disruptionsAllowed": stt.get("disruptionsAllowed"),
+                "disruptedPods": stt.get("disruptedPods") or {}}
     if res == NODES:
         return {"name": m.get("name"), "uid": m.get("uid"), "resourceVersion": m.get("resourceVersion"),
                 "labels": m.get("labels") or {}, "taints": s.get("taints") or [],
@@ -2177,9 +2292,11 @@ def _admin_impl(h: Handler):
         with st.lock:
             nodes = [o for _, o in sorted(st.objs[NODES].items())]
             pods = [o for _, o in sorted(st.objs[PODS].items())]
+            pdbs = [o for _, o in sorted(st.objs[PDBS].items())]
             return 200, {"resourceVersion": st.rv, "compactedResourceVersion": st.compacted_rv,
                          "nodes": nodes if full else [_summary(NODES, o) for o in nodes],
-                         "pods": pods if full else [_summary(PODS, o) for o in pods]}
+                         "pods": pods if full else [_summary(PODS, o) for o in pods],
+                         "pdbs": pdbs if full else [_summary(PDBS, o) for o in pdbs]}
     if path == "/events":
         since = int(p("since") or 0)
         with st.lock:
@@ -2190,11 +2307,14 @@ def _admin_impl(h: Handler):
     if path == "/force-delete" and method == "POST":
         kind = body.get("kind", "Pod")
         with st.lock:
-            if kind == "Node":
-                obj = st.get(NODES, body.get("name", ""))
+            if kind in ("Node", "PodDisruptionBudget"):
+                res = KIND_RES[kind]
+                key = body.get("name", "") if res == NODES else \
+                    f'{body.get("namespace", "default")}/{body.get("name", "")}'
+                obj = st.get(res, key)
                 if obj is None:
-                    return 404, {"error": "no such node"}
-                st.commit(NODES, DELETED, prev=obj)
+                    return 404, {"error": f"no such {kind}"}
+                st.commit(res, DELETED, prev=obj)
                 return 200, {"deleted": True, "resourceVersion": st.rv}
             obj = st.get(PODS, f'{body.get("namespace", "default")}/{body.get("name", "")}')
             if obj is None:
@@ -2209,15 +2329,15 @@ def _admin_impl(h: Handler):
             return 200, {"deleted": True, "resourceVersion": st.rv}
     if path == "/upsert" and method == "POST":
         obj = body.get("object", body)
-        if not isinstance(obj, dict) or obj.get("kind") not in ("Pod", "Node"):
-            return 400, {"error": "object with kind Pod or Node required"}
-        res = PODS if obj["kind"] == "Pod" else NODES
+        if not isinstance(obj, dict) or obj.get("kind") not in ("Pod", "Node", "PodDisruptionBudget"):
+            return 400, {"error": "object with kind Pod, Node or PodDisruptionBudget required"}
+        res = KIND_RES[obj["kind"]]
         obj = copy.deepcopy(obj)
-        obj["apiVersion"] = "v1"
+        obj["apiVersion"] = API_VERSION[res]
         m = meta(obj)
         if not m.get("name"):
             return 400, {"error": "metadata.name required"}
-        if res == PODS:
+        if res in NAMESPACED:
             m.setdefault("namespace", "default")
             if body.get("defaults"):
                 default_pod(obj)
@@ -2290,7 +2410,7 @@ def build_parser():
     ap.add_argument("--client-ca", help="also accept client certificates signed by this CA")
     ap.add_argument("--seed-fixtures", metavar="DIR",
                     help="load DIR/list-nodes.200.json and DIR/list-pods-on-node.200.json")
-    ap.add_argument("--seed-json", metavar="FILE", help='load {"nodes": [...], "pods": [...]}')
+    ap.add_argument("--seed-json", metavar="FILE", help='load {"nodes": [...], "pods": [...], "pdbs": [...]}')
     ap.add_argument("--log", help="request log file (default stderr)")
     ap.add_argument("--event-window", type=int, default=1000, help="watch events retained (default 1000)")
     ap.add_argument("--bookmark-interval", type=float, default=1.0, help="seconds between BOOKMARKs")
@@ -2312,7 +2432,7 @@ def main(argv=None):
     host, port, fam = _parse_listen(args.listen)
     logf = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
 
-    seed_nodes, seed_pods, max_rv = [], [], 0
+    seed_nodes, seed_pods, seed_pdbs, max_rv = [], [], [], 0
     if args.seed_fixtures:
         items, rv = _load_list(os.path.join(args.seed_fixtures, "list-nodes.200.json"))
         seed_nodes += items
@@ -2325,7 +2445,8 @@ def main(argv=None):
             d = json.load(f)
         seed_nodes += d.get("nodes") or []
         seed_pods += d.get("pods") or []
-    for o in seed_nodes + seed_pods:
+        seed_pdbs += d.get("pdbs") or []
+    for o in seed_nodes + seed_pods + seed_pdbs:
         try:
             max_rv = max(max_rv, int((o.get("metadata") or {}).get("resourceVersion") or 0))
         except ValueError:
@@ -2338,6 +2459,8 @@ def main(argv=None):
             store.seed(NODES, o)
         for o in seed_pods:
             store.seed(PODS, o)
+        for o in seed_pdbs:
+            store.seed(PDBS, o)
 
     ssl_ctx = None
     if args.tls_cert or args.tls_key:
@@ -2363,7 +2486,7 @@ def main(argv=None):
             f.write(f"{bound}\n")
         os.replace(tmp, args.port_file)
     server.log(f"fake kube-apiserver listening on {scheme}://{host}:{bound} rv={store.rv} "
-               f"nodes={len(store.objs[NODES])} pods={len(store.objs[PODS])}")
+               f"nodes={len(store.objs[NODES])} pods={len(store.objs[PODS])} pdbs={len(store.objs[PDBS])}")
 
     stop = threading.Event()
 

@@ -90,6 +90,18 @@ set_tests_properties(integration_policy_steering PROPERTIES
   ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
   REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_policy_steering.py")
 
+# Preemption (tests/integration/test_preempt_sim.py): the simulator as kube-scheduler 1.28 with
+# ignoredByScheduler: false and preemptVerb: preempt, DefaultPreemption and a kubelet; the issue's
+# scenario in both nodeCacheCapable modes, an NVLink quad evicted whole, a PDB respected, churn
+# with no pointless eviction, preemptionPolicy: Never.
+add_test(NAME integration_preempt_sim COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_preempt_sim.py -v)
+set_tests_properties(integration_preempt_sim PROPERTIES
+  LABELS integration
+  TIMEOUT 120
+  ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
+  REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_preempt_sim.py")
+
 # Hardening (tests/integration/test_hardening.py): deadlines, connection limits, the memory
 # budget, recovery after a flood, and the operations listener, against the real daemon.
 add_test(NAME integration_hardening COMMAND ${GX_PYTHON3_EXECUTABLE} -u

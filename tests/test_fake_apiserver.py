@@ -544,6 +544,162 @@ class PlainTest(unittest.TestCase):
         self.assertEqual(len(recs), 1)
 
 
+PDBS = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
+
+
+def pdb_manifest(name, match_labels, min_available=None, max_unavailable=None, ns="default"):
+    spec = {"selector": {"matchLabels": match_labels}}
+    if min_available is not None:
+        spec["minAvailable"] = min_available
+    if max_unavailable is not None:
+        spec["maxUnavailable"] = max_unavailable
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+class PolicyAndPreemptionTest(unittest.TestCase):
+    """policy/v1 PodDisruptionBudgets, and the pod calls kube-scheduler makes when it preempts."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.f = Fake()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.stop()
+
+    def test_pdb_create_get_patch_status_delete(self):
+        f = self.f
+        st, pdb = f.json("POST", PDBS, pdb_manifest("pdb-a", {"app": "a"}, min_available=1))
+        self.assertEqual(st, 201)
+        self.assertEqual((pdb["kind"], pdb["apiVersion"]), ("PodDisruptionBudget", "policy/v1"))
+        self.assertEqual(pdb["metadata"]["generation"], 1)
+        self.assertEqual(pdb["status"], {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                                         "expectedPods": 0})
+        self.assertEqual(list(pdb["spec"]), ["minAvailable", "selector"])   # Go field order
+        st, e = f.json("POST", PDBS, pdb_manifest("pdb-a", {"app": "a"}))
+        self.assertEqual((st, e["reason"], e["message"]), (409, "AlreadyExists",
+                                                          'poddisruptionbudgets.policy "pdb-a" already exists'))
+        self.assertEqual(e["details"], {"name": "pdb-a", "group": "policy", "kind": "poddisruptionbudgets"})
+        st, e = f.json("POST", PDBS, pdb_manifest("pdb-both", {"app": "a"}, 1, 1))
+        self.assertEqual((st, e["reason"]), (422, "Invalid"))
+        st, e = f.json("GET", PDBS + "/nope")
+        self.assertEqual((st, e["message"]), (404, 'poddisruptionbudgets.policy "nope" not found'))
+        # the wrong group or no namespace: unknown paths
+        self.assertEqual(f.json("GET", "/api/v1/namespaces/default/poddisruptionbudgets")[0], 404)
+        self.assertEqual(f.json("GET", "/apis/policy/v1/pods")[0], 404)
+        self.assertEqual(f.json("GET", "/apis/policy/v1/poddisruptionbudgets/pdb-a")[0], 404)
+        st, disc = f.json("GET", "/apis/policy/v1")
+        self.assertEqual((st, disc["groupVersion"]), (200, "policy/v1"))
+        # /status takes status (what the disruption controller would write) and ignores spec
+        st, p = f.json("PATCH", PDBS + "/pdb-a/status",
+                       {"spec": {"minAvailable": 5},
+                        "status": {"disruptionsAllowed": 2, "disruptedPods": {"low-1": "2026-01-01T00:00:00Z"}}},
+                       ctype="application/merge-patch+json")
+        self.assertEqual(st, 200)
+        self.assertEqual(p["status"]["disruptionsAllowed"], 2)
+        self.assertEqual(p["status"]["disruptedPods"], {"low-1": "2026-01-01T00:00:00Z"})
+        self.assertEqual((p["spec"]["minAvailable"], p["metadata"]["generation"]), (1, 1))
+        # the main endpoint takes spec (generation +1) and ignores status
+        st, p = f.json("PATCH", PDBS + "/pdb-a", {"spec": {"minAvailable": 2}, "status": {"disruptionsAllowed": 9}},
+                       ctype="application/strategic-merge-patch+json")
+        self.assertEqual((st, p["spec"]["minAvailable"], p["metadata"]["generation"]), (200, 2, 2))
+        self.assertEqual(p["status"]["disruptionsAllowed"], 2)
+        self.assertEqual(f.json("GET", PDBS + "/pdb-a")[1], p)
+        self.assertEqual([x["name"] for x in f.admin("GET", "/state")["pdbs"]], ["pdb-a"])
+        st, out = f.json("DELETE", PDBS + "/pdb-a")
+        self.assertEqual(st, 200)
+        self.assertEqual(out, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                               "details": {"name": "pdb-a", "group": "policy", "kind": "poddisruptionbudgets",
+                                           "uid": pdb["metadata"]["uid"]}})
+        self.assertEqual(f.json("GET", PDBS + "/pdb-a")[0], 404)
+        self.assertEqual(f.json("DELETE", PDBS + "/pdb-a")[0], 404)
+
+    def test_pdb_list_pages_and_watch(self):
+        f = self.f
+        for i in range(5):
+            ns = "team-b" if i == 4 else "default"
+            path = "/apis/policy/v1/namespaces/%s/poddisruptionbudgets" % ns
+            self.assertEqual(f.json("POST", path, pdb_manifest("page-%d" % i, {"i": str(i)}, ns=ns))[0], 201)
+        st, l1 = f.json("GET", "/apis/policy/v1/poddisruptionbudgets?limit=2")
+        self.assertEqual((st, l1["kind"], l1["apiVersion"]), (200, "PodDisruptionBudgetList", "policy/v1"))
+        self.assertNotIn("kind", l1["items"][0])
+        names = [p["metadata"]["name"] for p in l1["items"]]
+        rv = l1["metadata"]["resourceVersion"]
+        tok = l1["metadata"]["continue"]
+        while tok:
+            st, more = f.json("GET", "/apis/policy/v1/poddisruptionbudgets?limit=2&continue=" + quote(tok))
+            self.assertEqual((st, more["metadata"]["resourceVersion"]), (200, rv))
+            names += [p["metadata"]["name"] for p in more["items"]]
+            tok = more["metadata"].get("continue")
+        self.assertEqual(names, ["page-0", "page-1", "page-2", "page-3", "page-4"])   # by namespace/name
+        st, nsl = f.json("GET", PDBS + "?fieldSelector=" + quote("metadata.name=page-1"))
+        self.assertEqual([p["metadata"]["name"] for p in nsl["items"]], ["page-1"])
+        st, e = f.json("GET", PDBS + "?fieldSelector=" + quote("spec.minAvailable=1"))
+        self.assertEqual(st, 400)
+        # watch from the list's RV: the changes after it, in order, typed objects; and bookmarks
+        w = Watch(f, "/apis/policy/v1/poddisruptionbudgets?watch=1&allowWatchBookmarks=true&resourceVersion=" + rv)
+        ns_w = Watch(f, "/apis/policy/v1/watch/namespaces/team-b/poddisruptionbudgets?resourceVersion=" + rv)
+        try:
+            f.json("PATCH", PDBS + "/page-0/status", {"status": {"disruptionsAllowed": 1}},
+                   ctype="application/merge-patch+json")
+            f.json("DELETE", PDBS + "/page-1")
+            f.json("DELETE", "/apis/policy/v1/namespaces/team-b/poddisruptionbudgets/page-4")
+            evs = [w.until(lambda e: e["type"] != "BOOKMARK") for _ in range(3)]
+            self.assertEqual([(e["type"], e["object"]["metadata"]["name"]) for e in evs],
+                             [("MODIFIED", "page-0"), ("DELETED", "page-1"), ("DELETED", "page-4")])
+            self.assertEqual(evs[0]["object"]["status"]["disruptionsAllowed"], 1)
+            self.assertTrue(all((e["object"]["kind"], e["object"]["apiVersion"]) ==
+                                ("PodDisruptionBudget", "policy/v1") for e in evs))
+            bm = w.until(lambda e: e["type"] == "BOOKMARK")
+            self.assertEqual((bm["object"]["kind"], bm["object"]["apiVersion"]), ("PodDisruptionBudget", "policy/v1"))
+            self.assertEqual(bm["object"]["status"]["disruptionsAllowed"], 0)
+            ev = ns_w.next()
+            self.assertEqual((ev["type"], ev["object"]["metadata"]["name"]), ("DELETED", "page-4"))
+        finally:
+            w.close()
+            ns_w.close()
+        for i in (0, 2, 3):
+            f.json("DELETE", PDBS + "/page-%d" % i)
+
+    def test_pod_calls_of_a_preemption(self):
+        """What kube-scheduler does to a victim (DisruptionTarget condition on /status, then a
+        DELETE with the default grace) and to the preemptor (status.nominatedNodeName), and the
+        kubelet's final DELETE with gracePeriodSeconds=0."""
+        f = self.f
+        f.json("POST", PODS, pod_manifest("victim", node="gpu-node-2", labels={"app": "low"}))
+        st, pre = f.json("POST", PODS, pod_manifest("preemptor"))
+        self.assertEqual(st, 201)
+        st, v = f.json("PATCH", PODS + "/victim/status",
+                       {"status": {"$setElementOrder/conditions": [{"type": "DisruptionTarget"}],
+                                   "conditions": [{"type": "DisruptionTarget", "status": "True",
+                                                   "reason": "PreemptionByScheduler",
+                                                   "message": "default-scheduler: preempting to accommodate a "
+                                                              "higher priority pod"}]}},
+                       ctype="application/strategic-merge-patch+json")
+        self.assertEqual(st, 200)
+        self.assertEqual([(c["type"], c["status"], c["reason"]) for c in v["status"]["conditions"]],
+                         [("DisruptionTarget", "True", "PreemptionByScheduler")])
+        st, v = f.json("DELETE", PODS + "/victim")              # DeleteOptions{}: the pod's own grace
+        self.assertEqual((st, v["metadata"]["deletionGracePeriodSeconds"]), (200, 30))
+        self.assertIn("deletionTimestamp", v["metadata"])
+        self.assertEqual(f.json("DELETE", PODS + "/victim", {})[0], 200)   # again, with a body: no change
+        self.assertEqual(f.json("GET", PODS + "/victim")[1]["metadata"]["resourceVersion"],
+                         v["metadata"]["resourceVersion"])
+        st, p = f.json("PATCH", PODS + "/preemptor/status", {"status": {"nominatedNodeName": "gpu-node-2"}},
+                       ctype="application/strategic-merge-patch+json")
+        self.assertEqual((st, p["status"]["nominatedNodeName"]), (200, "gpu-node-2"))
+        st, pl = f.json("GET", "/api/v1/pods?fieldSelector=" + quote("status.nominatedNodeName=gpu-node-2"))
+        self.assertEqual([x["metadata"]["name"] for x in pl["items"]], ["preemptor"])
+        self.assertEqual(f.json("DELETE", PODS + "/victim?gracePeriodSeconds=0")[0], 200)   # the kubelet
+        self.assertEqual(f.json("GET", PODS + "/victim")[0], 404)
+        st, p = f.json("PATCH", PODS + "/preemptor/status", {"status": {"nominatedNodeName": None}},
+                       ctype="application/merge-patch+json")
+        self.assertEqual((st, "nominatedNodeName" in p["status"]), (200, False))
+        f.json("DELETE", PODS + "/preemptor")
+        self.assertEqual(f.json("GET", PODS + "/preemptor")[0], 404)   # unbound: gone at once
+
+
 class IsolatedTest(unittest.TestCase):
     """Tests that change global server state get their own process."""
 
