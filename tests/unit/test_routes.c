@@ -381,6 +381,20 @@ static void test_preempt(struct policy_store *pol)
     expect(r, "POST", "/preempt", meta, 200,
            "{\"NodeNameToMetaVictims\":{\"gpu-node-3\":{\"Pods\":[{\"UID\":"
            "\"5cb0c899-8d4b-4ca5-acc3-d448cad469dc\"}],\"NumPDBViolations\":0}}}");
+    /* Explain shows what preemption would do for the pending preemptor. */
+    {
+        struct ext_preempt_args args;
+        struct arena arena;
+        arena_init(&arena, 64u << 20);
+        CHECK_EQ(codec_decode_preempt(&arena, full, strlen(full), &args, &eb), ERR_OK);
+        cache_pod_upsert(c, &args.pod);
+        arena_destroy(&arena);
+    }
+    expect(r, "GET", "/debug/explain/default/high-1", NULL, 200,
+           "\"preemption\":{\"mayPreempt\":true,\"priority\":1000000,\"node\":\"gpu-node-3\"");
+    expect(r, "GET", "/debug/explain/default/high-1", NULL, 200,
+           "\"victims\":[{\"namespace\":\"default\",\"name\":\"low-c\",\"priority\":0,"
+           "\"gpus\":4,\"leaving\":false}]");
     /* Malformed bodies are 400s, like every verb. */
     expect(r, "POST", "/preempt", "{\"Pod\":", 400, "Error");
     expect(r, "POST", "/preempt", "{\"Pod\":{},\"NodeNameToMetaVictims\":{\"n\":{\"Pods\":7}}}",
