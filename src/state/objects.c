@@ -8,17 +8,16 @@
 #include <stdint.h>
 #include <string.h>
 
-/* A string value, decoded; null leaves *out as it was. */
-static bool read_string(struct jscan *js, struct arena *arena, struct str *out)
+#include "objects_internal.h"
+
+bool obj_read_string(struct jscan *js, struct arena *arena, struct str *out)
 {
     if (jscan_peek(js) == JSON_NULL)
         return jscan_skip(js, NULL);
     return jscan_string_decoded(js, arena, out);
 }
 
-/* Fails on a value that should have been an object. At the end of the input, skipping yields
- * the precise syntax error ("unexpected end of input") instead of a type complaint. */
-static bool not_object(struct jscan *js, const char *msg)
+bool obj_not_object(struct jscan *js, const char *msg)
 {
     if (jscan_peek(js) == JSON_NONE && !jscan_failed(js))
         return jscan_skip(js, NULL) && jscan_fail(js, msg);
@@ -33,12 +32,32 @@ static int enter_array_or_null(struct jscan *js)
     return jscan_enter_array(js) ? 1 : -1;
 }
 
-/* Walks one object level: fn sees every member, with -1 for keys not in names. A null in
- * place of the object reads as an empty one; a repeated wanted key fails the scan. */
-static bool walk_object(struct jscan *js, const char *const *names, size_t n, jscan_member_fn *fn,
-                        void *ctx)
+bool obj_walk(struct jscan *js, const char *const *names, size_t n, jscan_member_fn *fn, void *ctx)
 {
     return jscan_walk_object(js, names, n, JSCAN_WALK_OR_NULL | JSCAN_WALK_ALL_KEYS, fn, ctx);
+}
+
+static const char *const part_names[] = {"metadata", "spec", "status"};
+
+struct parts_walk {
+    const struct obj_parts *parts;
+    void *ctx;
+};
+
+static bool part_member(struct jscan *js, int idx, void *ctx)
+{
+    const struct parts_walk *w = ctx;
+
+    if (idx < 0 || !w->parts->fns[idx])
+        return jscan_skip(js, NULL);
+    return obj_walk(js, w->parts->names[idx], w->parts->counts[idx], w->parts->fns[idx], w->ctx);
+}
+
+bool obj_walk_parts(struct jscan *js, const struct obj_parts *parts, void *ctx)
+{
+    struct parts_walk w = {parts, ctx};
+
+    return obj_walk(js, part_names, GX_ARRAY_LEN(part_names), part_member, &w);
 }
 
 static bool is_digit(char c)
@@ -110,7 +129,7 @@ static bool gpu_qty_member(struct jscan *js, int idx, void *ctx)
 
     if (idx < 0)
         return jscan_skip(js, NULL);
-    if (!read_string(js, q->arena, &text))
+    if (!obj_read_string(js, q->arena, &text))
         return false;
     if (!obj_parse_whole_quantity(text, OBJ_MAX_GPUS, q->value))
         return jscan_fail(js, "nvidia.com/gpu quantity is not a whole number in range");
@@ -122,7 +141,7 @@ static bool read_gpu_quantity(struct jscan *js, struct arena *arena, int64_t *va
 {
     struct gpu_qty q = {arena, value, present};
 
-    return walk_object(js, resource_names, 1, gpu_qty_member, &q);
+    return obj_walk(js, resource_names, 1, gpu_qty_member, &q);
 }
 
 /* ---- Nodes ---- */
@@ -143,16 +162,16 @@ static bool node_label(struct jscan *js, int idx, void *ctx)
 
     switch (idx) {
     case 0:
-        if (!read_string(js, c->arena, &c->node->product))
+        if (!obj_read_string(js, c->arena, &c->node->product))
             return false;
         c->node->model = obj_model_from_product(c->node->product);
         return true;
     case 1:
-        return read_string(js, c->arena, &c->node->family);
+        return obj_read_string(js, c->arena, &c->node->family);
     case 2:
         /* A label we cannot read as MiB is treated as absent, never as an error: labels
          * are free text and other tools write them (KAI #706). */
-        if (!read_string(js, c->arena, &memory))
+        if (!obj_read_string(js, c->arena, &memory))
             return false;
         if (str_to_i64(memory, 0, INT64_MAX, &mib) == ERR_OK)
             c->node->gpu_memory_mib = mib;
@@ -173,7 +192,7 @@ static bool node_annotation(struct jscan *js, int idx, void *ctx)
 
     if (idx < 0)
         return jscan_skip(js, NULL);
-    return read_string(js, c->arena, slots[idx]);
+    return obj_read_string(js, c->arena, slots[idx]);
 }
 
 static const char *const node_meta_names[] = {"name", "labels", "annotations"};
@@ -184,19 +203,17 @@ static bool node_meta(struct jscan *js, int idx, void *ctx)
 
     switch (idx) {
     case 0:
-        return read_string(js, c->arena, &c->node->name);
+        return obj_read_string(js, c->arena, &c->node->name);
     case 1:
-        return walk_object(js, node_label_names, GX_ARRAY_LEN(node_label_names), node_label, c);
+        return obj_walk(js, node_label_names, GX_ARRAY_LEN(node_label_names), node_label, c);
     case 2:
-        return walk_object(js, node_ann_names, GX_ARRAY_LEN(node_ann_names), node_annotation, c);
+        return obj_walk(js, node_ann_names, GX_ARRAY_LEN(node_ann_names), node_annotation, c);
     default:
         return jscan_skip(js, NULL);
     }
 }
 
-/* A value kept as its raw JSON text (taints, labels): null and empty containers leave out
- * empty; any other type than want fails. */
-static bool read_raw(struct jscan *js, enum jtype want, const char *msg, struct str *out)
+bool obj_read_raw(struct jscan *js, enum jtype want, const char *msg, struct str *out)
 {
     enum jtype t = jscan_peek(js);
     struct str span;
@@ -221,7 +238,7 @@ static bool node_spec(struct jscan *js, int idx, void *ctx)
     if (idx == 0 && jscan_peek(js) != JSON_NULL)
         return jscan_bool(js, &c->node->unschedulable);
     if (idx == 1)
-        return read_raw(js, JSON_ARRAY, "node spec.taints is not an array", &c->node->taints);
+        return obj_read_raw(js, JSON_ARRAY, "node spec.taints is not an array", &c->node->taints);
     return jscan_skip(js, NULL);
 }
 
@@ -238,9 +255,9 @@ static bool condition_member(struct jscan *js, int idx, void *ctx)
     struct condition *cond = ctx;
 
     if (idx == 0)
-        return read_string(js, cond->arena, &cond->type);
+        return obj_read_string(js, cond->arena, &cond->type);
     if (idx == 1)
-        return read_string(js, cond->arena, &cond->status);
+        return obj_read_string(js, cond->arena, &cond->status);
     return jscan_skip(js, NULL);
 }
 
@@ -255,7 +272,7 @@ static bool read_conditions(struct jscan *js, struct node_ctx *c)
 
         if (jscan_peek(js) != JSON_OBJECT)
             return jscan_fail(js, "node condition is not an object");
-        if (!walk_object(js, condition_names, 2, condition_member, &cond))
+        if (!obj_walk(js, condition_names, 2, condition_member, &cond))
             return false;
         if (str_eq_cstr(cond.type, "Ready"))
             c->node->ready = str_eq_cstr(cond.status, "True");
@@ -277,22 +294,11 @@ static bool node_status(struct jscan *js, int idx, void *ctx)
     return jscan_skip(js, NULL);
 }
 
-static const char *const node_names[] = {"metadata", "spec", "status"};
-
-static bool node_member(struct jscan *js, int idx, void *ctx)
-{
-    switch (idx) {
-    case 0:
-        return walk_object(js, node_meta_names, GX_ARRAY_LEN(node_meta_names), node_meta, ctx);
-    case 1:
-        return walk_object(js, node_spec_names, GX_ARRAY_LEN(node_spec_names), node_spec, ctx);
-    case 2:
-        return walk_object(js, node_status_names, GX_ARRAY_LEN(node_status_names), node_status,
-                           ctx);
-    default:
-        return jscan_skip(js, NULL);
-    }
-}
+static const struct obj_parts node_parts = {
+    .names = {node_meta_names, node_spec_names, node_status_names},
+    .counts = {GX_ARRAY_LEN(node_meta_names), GX_ARRAY_LEN(node_spec_names),
+               GX_ARRAY_LEN(node_status_names)},
+    .fns = {node_meta, node_spec, node_status}};
 
 bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *out)
 {
@@ -301,9 +307,9 @@ bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *ou
 
     memset(out, 0, sizeof(*out));
     if (jscan_peek(js) != JSON_OBJECT)
-        return not_object(js, "node is not an object");
+        return obj_not_object(js, "node is not an object");
     start = js->pos;
-    if (!walk_object(js, node_names, GX_ARRAY_LEN(node_names), node_member, &c))
+    if (!obj_walk_parts(js, &node_parts, &c))
         return false;
     out->raw = (struct str){js->buf + start, js->pos - start};
     if (out->name.len == 0)
@@ -349,9 +355,9 @@ static bool container_member(struct jscan *js, int idx, void *ctx)
     struct str policy = STR_NULL;
 
     if (idx == 0)
-        return walk_object(js, resources_names, 2, resources_member, c);
+        return obj_walk(js, resources_names, 2, resources_member, c);
     if (idx == 1) {
-        if (!read_string(js, c->arena, &policy))
+        if (!obj_read_string(js, c->arena, &policy))
             return false;
         c->restartable = str_eq_cstr(policy, "Always");
         return true;
@@ -373,7 +379,7 @@ static bool read_containers(struct jscan *js, struct arena *arena, bool init,
 
         if (jscan_peek(js) != JSON_OBJECT)
             return jscan_fail(js, "container is not an object");
-        if (!walk_object(js, container_names, 2, container_member, &c))
+        if (!obj_walk(js, container_names, 2, container_member, &c))
             return false;
         /* Extended resources must have requests equal to limits; requests win if both. */
         gpus = c.has_req ? c.req : (c.has_lim ? c.lim : 0);
@@ -412,7 +418,7 @@ static bool pod_annotation(struct jscan *js, int idx, void *ctx)
 
     if (idx < 0)
         return jscan_skip(js, NULL);
-    return read_string(js, c->arena, slots[idx]);
+    return obj_read_string(js, c->arena, slots[idx]);
 }
 
 static const char *const pod_meta_names[] = {"name",        "namespace",         "uid",
@@ -424,18 +430,19 @@ static bool pod_meta(struct jscan *js, int idx, void *ctx)
 
     switch (idx) {
     case 0:
-        return read_string(js, c->arena, &c->pod->name);
+        return obj_read_string(js, c->arena, &c->pod->name);
     case 1:
-        return read_string(js, c->arena, &c->pod->ns);
+        return obj_read_string(js, c->arena, &c->pod->ns);
     case 2:
-        return read_string(js, c->arena, &c->pod->uid);
+        return obj_read_string(js, c->arena, &c->pod->uid);
     case 3:
-        return walk_object(js, pod_ann_names, GX_ARRAY_LEN(pod_ann_names), pod_annotation, c);
+        return obj_walk(js, pod_ann_names, GX_ARRAY_LEN(pod_ann_names), pod_annotation, c);
     case 4:
         c->pod->deleting = jscan_peek(js) != JSON_NULL;
         return jscan_skip(js, NULL);
     case 5:
-        return read_raw(js, JSON_OBJECT, "pod metadata.labels is not an object", &c->pod->labels);
+        return obj_read_raw(js, JSON_OBJECT, "pod metadata.labels is not an object",
+                            &c->pod->labels);
     default:
         return jscan_skip(js, NULL);
     }
@@ -475,13 +482,13 @@ static bool pod_spec(struct jscan *js, int idx, void *ctx)
     case 1:
         return read_containers(js, c->arena, true, &c->acc);
     case 2:
-        return read_string(js, c->arena, &c->pod->node_name);
+        return obj_read_string(js, c->arena, &c->pod->node_name);
     case 3:
-        return read_string(js, c->arena, &c->pod->priority_class);
+        return obj_read_string(js, c->arena, &c->pod->priority_class);
     case 4:
         return read_priority(js, &c->pod->priority);
     case 5:
-        if (!read_string(js, c->arena, &policy))
+        if (!obj_read_string(js, c->arena, &policy))
             return false;
         c->pod->preempt_never = str_eq_cstr(policy, "Never");
         return true;
@@ -497,27 +504,17 @@ static bool pod_status(struct jscan *js, int idx, void *ctx)
     struct pod_ctx *c = ctx;
 
     if (idx == 0)
-        return read_string(js, c->arena, &c->pod->phase);
+        return obj_read_string(js, c->arena, &c->pod->phase);
     if (idx == 1)
-        return read_string(js, c->arena, &c->pod->nominated_node);
+        return obj_read_string(js, c->arena, &c->pod->nominated_node);
     return jscan_skip(js, NULL);
 }
 
-static const char *const pod_names[] = {"metadata", "spec", "status"};
-
-static bool pod_member(struct jscan *js, int idx, void *ctx)
-{
-    switch (idx) {
-    case 0:
-        return walk_object(js, pod_meta_names, GX_ARRAY_LEN(pod_meta_names), pod_meta, ctx);
-    case 1:
-        return walk_object(js, pod_spec_names, GX_ARRAY_LEN(pod_spec_names), pod_spec, ctx);
-    case 2:
-        return walk_object(js, pod_status_names, GX_ARRAY_LEN(pod_status_names), pod_status, ctx);
-    default:
-        return jscan_skip(js, NULL);
-    }
-}
+static const struct obj_parts pod_parts = {
+    .names = {pod_meta_names, pod_spec_names, pod_status_names},
+    .counts = {GX_ARRAY_LEN(pod_meta_names), GX_ARRAY_LEN(pod_spec_names),
+               GX_ARRAY_LEN(pod_status_names)},
+    .fns = {pod_meta, pod_spec, pod_status}};
 
 bool obj_pod_decode(struct jscan *js, struct arena *arena, struct pod_info *out)
 {
@@ -525,8 +522,8 @@ bool obj_pod_decode(struct jscan *js, struct arena *arena, struct pod_info *out)
 
     memset(out, 0, sizeof(*out));
     if (jscan_peek(js) != JSON_OBJECT)
-        return not_object(js, "pod is not an object");
-    if (!walk_object(js, pod_names, GX_ARRAY_LEN(pod_names), pod_member, &c))
+        return obj_not_object(js, "pod is not an object");
+    if (!obj_walk_parts(js, &pod_parts, &c))
         return false;
     out->gpus = c.acc.app_sum > c.acc.init_max ? c.acc.app_sum : c.acc.init_max;
     return true;

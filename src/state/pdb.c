@@ -6,44 +6,16 @@
 
 #include "gx/objects.h"
 
+#include "objects_internal.h"
+
 /* Room for a decoded label key (prefix 253 + '/' + name 63) or value (63): more never
  * matches, since the API server refuses longer ones. */
 #define LABEL_TEXT_MAX 320
-
-static bool read_string(struct jscan *js, struct arena *arena, struct str *out)
-{
-    if (jscan_peek(js) == JSON_NULL)
-        return jscan_skip(js, NULL);
-    return jscan_string_decoded(js, arena, out);
-}
-
-/* An object or array value kept as its raw bytes; null or an empty one leaves *out empty. */
-static bool read_raw(struct jscan *js, enum jtype want, const char *msg, struct str *out)
-{
-    enum jtype t = jscan_peek(js);
-    struct str span;
-
-    if (t == JSON_NULL)
-        return jscan_skip(js, NULL);
-    if (t != want)
-        return jscan_fail(js, msg);
-    if (!jscan_skip(js, &span))
-        return false;
-    if (span.len > 2)
-        *out = span;
-    return true;
-}
 
 struct pdb_ctx {
     struct arena *arena;
     struct pdb_info *pdb;
 };
-
-static bool walk(struct jscan *js, const char *const *names, size_t n, jscan_member_fn *fn,
-                 void *ctx)
-{
-    return jscan_walk_object(js, names, n, JSCAN_WALK_OR_NULL | JSCAN_WALK_ALL_KEYS, fn, ctx);
-}
 
 static const char *const pdb_meta_names[] = {"name", "namespace"};
 
@@ -52,9 +24,9 @@ static bool pdb_meta(struct jscan *js, int idx, void *ctx)
     struct pdb_ctx *c = ctx;
 
     if (idx == 0)
-        return read_string(js, c->arena, &c->pdb->name);
+        return obj_read_string(js, c->arena, &c->pdb->name);
     if (idx == 1)
-        return read_string(js, c->arena, &c->pdb->ns);
+        return obj_read_string(js, c->arena, &c->pdb->ns);
     return jscan_skip(js, NULL);
 }
 
@@ -66,7 +38,8 @@ static bool pdb_spec(struct jscan *js, int idx, void *ctx)
 
     if (idx == 0) {
         /* null and "{}" both leave it empty: a selector that covers no pod. */
-        return read_raw(js, JSON_OBJECT, "pdb spec.selector is not an object", &c->pdb->selector);
+        return obj_read_raw(js, JSON_OBJECT, "pdb spec.selector is not an object",
+                            &c->pdb->selector);
     }
     return jscan_skip(js, NULL);
 }
@@ -89,26 +62,16 @@ static bool pdb_status(struct jscan *js, int idx, void *ctx)
         return true;
     }
     if (idx == 1)
-        return read_raw(js, JSON_OBJECT, "pdb status.disruptedPods is not an object",
-                        &c->pdb->disrupted);
+        return obj_read_raw(js, JSON_OBJECT, "pdb status.disruptedPods is not an object",
+                            &c->pdb->disrupted);
     return jscan_skip(js, NULL);
 }
 
-static const char *const pdb_names[] = {"metadata", "spec", "status"};
-
-static bool pdb_member(struct jscan *js, int idx, void *ctx)
-{
-    switch (idx) {
-    case 0:
-        return walk(js, pdb_meta_names, GX_ARRAY_LEN(pdb_meta_names), pdb_meta, ctx);
-    case 1:
-        return walk(js, pdb_spec_names, GX_ARRAY_LEN(pdb_spec_names), pdb_spec, ctx);
-    case 2:
-        return walk(js, pdb_status_names, GX_ARRAY_LEN(pdb_status_names), pdb_status, ctx);
-    default:
-        return jscan_skip(js, NULL);
-    }
-}
+static const struct obj_parts pdb_parts = {
+    .names = {pdb_meta_names, pdb_spec_names, pdb_status_names},
+    .counts = {GX_ARRAY_LEN(pdb_meta_names), GX_ARRAY_LEN(pdb_spec_names),
+               GX_ARRAY_LEN(pdb_status_names)},
+    .fns = {pdb_meta, pdb_spec, pdb_status}};
 
 bool obj_pdb_decode(struct jscan *js, struct arena *arena, struct pdb_info *out)
 {
@@ -116,8 +79,8 @@ bool obj_pdb_decode(struct jscan *js, struct arena *arena, struct pdb_info *out)
 
     memset(out, 0, sizeof(*out));
     if (jscan_peek(js) != JSON_OBJECT)
-        return jscan_fail(js, "pdb is not an object");
-    return walk(js, pdb_names, GX_ARRAY_LEN(pdb_names), pdb_member, &c);
+        return obj_not_object(js, "pdb is not an object");
+    return obj_walk_parts(js, &pdb_parts, &c);
 }
 
 /* ---- label selectors ---- */
