@@ -1,8 +1,10 @@
-/* test_concurrency.c -- filter, prioritize and reservations racing against watch updates.
+/* test_concurrency.c -- filter, prioritize, preempt and reservations racing against watch
+ * updates (nodes, pods bound, pending and nominated, disruption budgets).
  * Run under ThreadSanitizer as its own CI step (ctest -L tsan); under ASan with the rest. */
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "gx/log.h"
 #include "gx/routes.h"
 
 #include "check.h"
@@ -13,6 +15,7 @@
 static struct cache *cache;
 static struct routes *routes;
 static char *names_body;
+static char *preempt_body;
 static atomic_bool stop;
 static atomic_long requests;
 
@@ -53,6 +56,20 @@ static void *writer(void *arg)
         cache_pod_upsert(cache, &p);
         if (round % 3 == 0)
             cache_pod_delete(cache, &p);
+        if (round % 5 == 0) {
+            /* A pending pod an earlier preemption nominated to this node, and a budget. */
+            static const char pdb[] = "{\"metadata\":{\"name\":\"b\",\"namespace\":\"ns\"},"
+                                      "\"spec\":{\"selector\":{\"matchLabels\":{\"a\":\"b\"}}}}";
+            struct pod_info nom = {.gpus = 2, .priority = 7, .phase = STR_LIT("Pending")};
+            snprintf(uid, sizeof(uid), "n%u-%d", seed % 7, round);
+            nom.uid = str_from_cstr(uid);
+            nom.nominated_node = n.name;
+            cache_pod_upsert(cache, &nom);
+            if (round % 10 == 0)
+                cache_pod_delete(cache, &nom);
+            CHECK_EQ(cache_pdb_apply_json(cache, round % 10 == 0, pdb, sizeof(pdb) - 1, NULL),
+                     ERR_OK);
+        }
         cache_contact(cache);
     }
     return NULL;
@@ -62,14 +79,15 @@ static void *reader(void *arg)
 {
     (void)arg;
     while (!atomic_load(&stop)) {
-        for (int v = 0; v < 2; v++) {
+        for (int v = 0; v < 3; v++) {
+            static const char *const paths[] = {"/filter", "/prioritize", "/preempt"};
             struct exchange ex;
             memset(&ex, 0, sizeof(ex));
             arena_init(&ex.arena, 16u << 20);
             ex.method = "POST";
-            ex.path = v ? "/prioritize" : "/filter";
-            ex.body = names_body;
-            ex.body_len = strlen(names_body);
+            ex.path = paths[v];
+            ex.body = v == 2 ? preempt_body : names_body;
+            ex.body_len = strlen(ex.body);
             routes_handle(routes, &ex);
             CHECK_EQ(ex.status, 200);
             arena_destroy(&ex.arena);
@@ -128,7 +146,11 @@ int main(void)
 
     snprintf(path, sizeof(path), "%s/extender/raw/filter.args.nodecache-true.json",
              getenv("GX_FIXTURES"));
+    log_set_level(LOG_WARN); /* one info line per preempt call is noise here */
     names_body = check_read_file(path, NULL);
+    snprintf(path, sizeof(path), "%s/extender/raw/preempt.args.nodecache-true.json",
+             getenv("GX_FIXTURES"));
+    preempt_body = check_read_file(path, NULL);
     cache = cache_new();
     rc.cache = cache;
     routes = routes_new(&rc);
@@ -158,6 +180,7 @@ int main(void)
     cache_free(cache);
     policy_store_free(policies);
     free(names_body);
+    free(preempt_body);
     printf("test_concurrency: ok (%ld requests)\n", atomic_load(&requests));
     return 0;
 }
