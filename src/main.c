@@ -34,7 +34,19 @@ struct watch_feed {
     enum feed_kind kind;
     bool pods;
     uint64_t bad_objects;
+    struct kube_watch *const *pods_watch; /* budgets' feed: where to ask for a pod relist */
 };
+
+/* A namespace got its first budget: list the pods again, so that the cache keeps their labels
+ * (it keeps them only where a budget may need them). */
+static void relist_pods_if_wanted(struct watch_feed *f)
+{
+    if (f->kind == FEED_PDBS && cache_pods_relist_wanted(f->cache)) {
+        log_info("main", "a namespace got its first PodDisruptionBudget; listing pods again", "%s",
+                 "");
+        kube_watch_relist(*f->pods_watch);
+    }
+}
 
 struct listener {
     struct routes *routes;
@@ -123,9 +135,10 @@ static void feed_list_end(void *ctx, const char *rv)
 {
     struct watch_feed *f = ctx;
 
-    if (f->kind == FEED_PDBS)
+    if (f->kind == FEED_PDBS) {
         cache_pdbs_relist_end(f->cache);
-    else if (f->pods)
+        relist_pods_if_wanted(f);
+    } else if (f->pods)
         cache_pods_relist_end(f->cache);
     else
         cache_nodes_relist_end(f->cache);
@@ -155,6 +168,7 @@ static void feed_flush(void *ctx)
 
     if (f->kind != FEED_PDBS)
         cache_contact(f->cache);
+    relist_pods_if_wanted(f);
 }
 
 /* The budgets' watch is apart: without it (say, RBAC does not grant list on
@@ -186,8 +200,10 @@ static void start_watches(struct daemon *d)
             .flush = feed_flush,
             .disconnected = feed_disconnected,
         };
-        d->feeds[i] = (struct watch_feed){
-            .cache = d->cache, .kind = (enum feed_kind)i, .pods = i == FEED_PODS};
+        d->feeds[i] = (struct watch_feed){.cache = d->cache,
+                                          .kind = (enum feed_kind)i,
+                                          .pods = i == FEED_PODS,
+                                          .pods_watch = &d->watches[FEED_PODS]};
         d->watches[i] = kube_watch_start(d->kube, &wc, &h);
     }
 }

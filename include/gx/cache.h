@@ -100,6 +100,9 @@ void cache_disconnected(struct cache *c, const char *why);
  * violations (the view says so). */
 void cache_pdbs_relist_begin(struct cache *c);
 void cache_pdbs_relist_end(struct cache *c);
+/* True once after a namespace got its first budget while the cache held pods whose labels it
+ * had no reason to keep: the caller should list the pods again (kube_watch_relist()). */
+bool cache_pods_relist_wanted(struct cache *c);
 /* One PodDisruptionBudget object, applied (or removed when deleted). ERR_PARSE as for
  * cache_apply_json(). */
 enum err cache_pdb_apply_json(struct cache *c, bool deleted, const char *json, size_t len,
@@ -139,12 +142,14 @@ void cache_status_get(struct cache *c, struct cache_status *out);
 /* A GPU pod counted on a node, as preemption weighs it. Strings live in the view's arena. */
 struct cache_bound_pod {
     struct str uid, ns, name;
-    struct str labels; /* raw JSON object; empty when none (or when cut) */
+    struct str labels; /* raw JSON object; empty when none (or not kept) */
     int64_t gpus;
     uint32_t mask; /* the GPU indices it holds, when gpu-extender.io/gpus names them; else 0 */
     int32_t priority;
-    bool deleting;   /* already leaving */
-    bool labels_cut; /* labels too long to keep: assume every budget of its namespace covers it */
+    bool deleting; /* already leaving */
+    /* Its labels were not kept (too long, or no budget in its namespace when it was last seen):
+     * assume every budget of its namespace covers it. */
+    bool labels_unknown;
 };
 
 /* One node and every GPU pod counted there, at one moment. */

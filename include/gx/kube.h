@@ -163,5 +163,9 @@ struct kube_watch;
  * ERROR event), and re-reads the token on 401 (kube_request's rule). Never gives up. */
 struct kube_watch *kube_watch_start(struct kube_client *kc, const struct kube_watch_config *cfg,
                                     const struct kube_watch_handler *h);
+/* Asks the thread to end its watch and list again (objects it no longer sees are then gone, as
+ * after any list), within about a poll interval; a list in progress is followed by another.
+ * Thread-safe; NULL: no-op. */
+void kube_watch_relist(struct kube_watch *w);
 /* Stops the thread (interrupting a blocked read within about a second) and frees. NULL: no-op. */
 void kube_watch_stop(struct kube_watch *w);

@@ -58,14 +58,14 @@ static bool pod_known(const struct cache_node_pods *np, struct str uid)
 /* Which of the plan's budgets cover the pod. Labels too long to keep: every budget of its
  * namespace with a selector is assumed to. */
 static uint64_t budgets_of(const struct plan *pl, struct str ns, struct str name, struct str labels,
-                           bool labels_cut)
+                           bool labels_unknown)
 {
     uint64_t bits = 0;
 
     for (size_t b = 0; b < pl->pdb_count; b++) {
         const struct pdb_info *pdb = &pl->view.pdbs[b];
-        bool covers = labels_cut ? str_eq(pdb->ns, ns) && pdb->selector.len > 0
-                                 : obj_pdb_covers(pdb, ns, name, labels);
+        bool covers = labels_unknown ? str_eq(pdb->ns, ns) && pdb->selector.len > 0
+                                     : obj_pdb_covers(pdb, ns, name, labels);
         bits |= covers ? UINT64_C(1) << b : 0;
     }
     return bits;
@@ -153,7 +153,7 @@ static bool plan_node(struct plan *pl, const struct sched_pod *sp, struct plan_n
             .deleting = b->deleting,
             .offered = has_uid(pn->offer, b->uid),
             .pdbs = b->priority < sp->pod->priority
-                        ? budgets_of(pl, b->ns, b->name, b->labels, b->labels_cut)
+                        ? budgets_of(pl, b->ns, b->name, b->labels, b->labels_unknown)
                         : 0};
     }
     preempt_choose(sp, &in, pn->chosen, &pn->choice);

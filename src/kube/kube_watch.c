@@ -427,6 +427,10 @@ static void *watch_main(void *arg)
         enum step s;
 
         errbuf_clear(&why);
+        if (atomic_exchange(&w->relist, false)) {
+            log_debug("kube", "listing again on request", "path=%s", w->path);
+            w->rv[0] = '\0';
+        }
         s = w->rv[0] ? watch_once(w, &why) : list_all(w, &why);
         after_step(w, s, why.msg);
     }
@@ -501,6 +505,7 @@ struct kube_watch *kube_watch_start(struct kube_client *kc, const struct kube_wa
     w->path = xstrdup(cfg->path);
     apply_config(w, cfg);
     atomic_init(&w->stop, false);
+    atomic_init(&w->relist, false);
     w->rng = seed_random(w);
     w->curl = curl_easy_init();
     w->multi = curl_multi_init();
@@ -521,6 +526,12 @@ out_free:
     log_error("kube", "cannot start a watch", "path=%s", cfg->path);
     free_handles(w);
     return NULL;
+}
+
+void kube_watch_relist(struct kube_watch *w)
+{
+    if (w)
+        atomic_store(&w->relist, true);
 }
 
 void kube_watch_stop(struct kube_watch *w)

@@ -46,6 +46,7 @@ struct kube_watch {
     pthread_mutex_t lock; /* with cond: the interruptible backoff sleep */
     pthread_cond_t cond;
     atomic_bool stop;
+    atomic_bool relist; /* kube_watch_relist(): end the watch and list again */
 
     /* Only the watch thread touches what follows. */
     uint64_t rng;

@@ -342,7 +342,7 @@ static CURLcode drive(struct kube_watch *w, struct xfer *x)
     for (;;) {
         if (curl_multi_perform(w->multi, &running) != CURLM_OK || !running)
             break;
-        if (kube_watch_is_stopping(w))
+        if (kube_watch_is_stopping(w) || (x->is_watch && atomic_load(&w->relist)))
             break;
         if (clock_mono_ms() - x->last_byte_ms >= stall_ms) {
             x->stalled = true;
@@ -415,6 +415,8 @@ enum step kube_watch_classify(struct xfer *x, CURLcode rc, bool resumable, struc
 
     if (kube_watch_is_stopping(x->w))
         return STEP_STOP;
+    if (x->is_watch && atomic_load(&x->w->relist))
+        return STEP_NEXT; /* ended on purpose: the thread lists again */
     if (x->verdict != STEP_NEXT) {
         errbuf_set(why, "%s", x->why.msg);
         return x->verdict;

@@ -510,8 +510,8 @@ static void pod_account(struct cache *c, struct pod_rec *p, int delta)
     if (!p->counted)
         return;
     usage_add(c, p->text, delta * p->gpus);
-    cache_index_add(c, str_from_cstr(p->text), p->mask, delta);
-    list_update(&c->on_node, str_from_cstr(p->text), p, delta);
+    cache_index_add(c, pod_rec_node(p), p->mask, delta);
+    list_update(&c->on_node, pod_rec_node(p), p, delta);
 }
 
 /* Removes a pod and its GPUs from the books; the caller holds the lock. */
@@ -604,26 +604,38 @@ static uint32_t pod_mask(const struct pod_info *p)
     return m;
 }
 
-static struct pod_rec *pod_rec_new(const struct pod_info *p)
+static void put_bytes(char **p, struct str s)
+{
+    if (s.len)
+        memcpy(*p, s.ptr, s.len);
+    *p += s.len;
+}
+
+/* The caller holds the lock (labels depend on the budgets). */
+static struct pod_rec *pod_rec_new(struct cache *c, const struct pod_info *p)
 {
     bool bound = p->node_name.len > 0;
-    struct str labels = bound && p->labels.len <= CACHE_LABELS_MAX ? p->labels : STR_NULL;
-    size_t len = p->node_name.len + p->uid.len + 4;
+    bool fits = p->ns.len <= UINT8_MAX && p->name.len <= UINT8_MAX;
+    bool keep = bound && fits && p->labels.len <= CACHE_LABELS_MAX && cache_ns_has_pdb(c, p->ns);
+    struct str labels = keep ? p->labels : STR_NULL;
+    size_t len = p->node_name.len + 1;
     struct pod_rec *r;
     char *t;
 
-    if (bound)
+    if (bound && fits)
         len += p->ns.len + p->name.len + labels.len;
     r = xcalloc(1, sizeof(*r) + len);
     t = r->text;
     (void)cache_put_string(&t, p->node_name);
-    r->uid = cache_put_string(&t, p->uid);
-    if (bound) {
-        r->ns = cache_put_string(&t, p->ns);
-        r->name = cache_put_string(&t, p->name);
-        r->labels = cache_put_string(&t, labels);
-        r->labels_cut = p->labels.len > CACHE_LABELS_MAX;
+    if (bound && fits) {
+        put_bytes(&t, p->ns);
+        put_bytes(&t, p->name);
+        put_bytes(&t, labels);
+        r->ns_len = (uint8_t)p->ns.len;
+        r->name_len = (uint8_t)p->name.len;
+        r->labels_len = (uint16_t)labels.len;
     }
+    r->labels_unknown = bound && !keep && p->labels.len > 0;
     r->gpus = p->gpus;
     r->mask = pod_mask(p);
     r->priority = p->priority;
@@ -642,8 +654,8 @@ void cache_pod_upsert(struct cache *c, const struct pod_info *p)
 
     if (p->uid.len == 0 || p->node_name.len > K8S_NAME_MAX)
         return;
-    r = p->gpus > 0 ? pod_rec_new(p) : NULL;
     pthread_mutex_lock(&c->lock);
+    r = p->gpus > 0 ? pod_rec_new(c, p) : NULL;
     c->events++;
     if (!r) {
         /* GPU requests cannot change on a live pod, so this one was never ours to track. */
@@ -658,6 +670,7 @@ void cache_pod_upsert(struct cache *c, const struct pod_info *p)
         pod_rec_free(e->value);
     }
     e->value = r;
+    r->uid = e->key;
     pod_account(c, r, 1);
     if (r->counted) {
         char key[400];

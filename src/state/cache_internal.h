@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "gx/cache.h"
 #include "gx/k8s.h"
@@ -33,24 +34,55 @@ struct node_rec {
 };
 
 /* One GPU pod. A bound one also keeps what preemption weighs: its priority, whether it is
- * already leaving, and its name and labels for PodDisruptionBudgets. */
+ * already leaving, its namespace and name, and its labels where disruption budgets need them.
+ * Kept small: there is one per GPU pod in the cluster. */
 struct pod_rec {
     int64_t gpus;
-    uint32_t mask; /* gpu-extender.io/gpus when it names exactly gpus indices */
-    int32_t priority;
-    bool counted; /* bound and not terminal: its GPUs are in use */
-    bool seen;
-    bool deleting;            /* metadata.deletionTimestamp is set */
-    bool labels_cut;          /* its labels were longer than CACHE_LABELS_MAX and are not kept */
     struct pod_info *pending; /* unbound pods only: what explain needs; NULL otherwise */
     /* Counted pods of the same node, a list headed in c->on_node; or, for a pending pod with
      * status.nominatedNodeName, the pods nominated to that node (c->nominated_on). */
     struct pod_rec *node_prev, *node_next;
-    struct str uid, ns, name, labels; /* in text; ns, name and labels only for bound pods */
-    char text[];                      /* node name first, then the strings above */
+    const char *uid; /* the key of its entry in c->pods, which lives as long as the record */
+    uint32_t mask;   /* gpu-extender.io/gpus when it names exactly gpus indices */
+    int32_t priority;
+    uint16_t labels_len;
+    uint8_t ns_len, name_len;
+    bool counted;        /* bound and not terminal: its GPUs are in use */
+    bool seen;           /* during a relist */
+    bool deleting;       /* metadata.deletionTimestamp is set */
+    bool labels_unknown; /* bound, but its labels were not kept (see cache_pod_labels_kept) */
+    /* The node name and a NUL; then, for bound pods, namespace, name and labels, unterminated. */
+    char text[];
 };
 
-/* Longer labels are not kept: such a pod counts as covered by every budget of its namespace. */
+static inline struct str pod_rec_node(const struct pod_rec *r)
+{
+    return str_from_cstr(r->text);
+}
+
+static inline struct str pod_rec_ns(const struct pod_rec *r)
+{
+    return (struct str){r->text + strlen(r->text) + 1, r->ns_len};
+}
+
+static inline struct str pod_rec_name(const struct pod_rec *r)
+{
+    struct str ns = pod_rec_ns(r);
+
+    return (struct str){ns.ptr + ns.len, r->name_len};
+}
+
+static inline struct str pod_rec_labels(const struct pod_rec *r)
+{
+    struct str name = pod_rec_name(r);
+
+    return (struct str){name.ptr + name.len, r->labels_len};
+}
+
+/* Labels are kept only for bound pods in namespaces that have a disruption budget (the only
+ * use of them), and only this long. A pod whose labels were not kept counts as covered by every
+ * budget of its namespace; when a namespace gets its first budget, the cache asks for the pods
+ * to be listed again (cache_pods_relist_wanted), which brings their labels. */
 #define CACHE_LABELS_MAX 4096
 
 struct resv {
@@ -87,7 +119,9 @@ struct cache {
     struct strmap on_node;      /* node name -> struct pod_rec *: the first counted pod there */
     struct strmap nominated_on; /* node name -> struct pod_rec *: the first pod nominated there */
     struct strmap pdbs;         /* "<namespace>/<name>" -> struct pdb_rec * */
+    struct strmap pdb_ns;       /* namespace -> num: budgets there */
     bool pdbs_listed;
+    bool relist_pods; /* a namespace got its first budget after the pods were listed */
     uint64_t pdb_events;
     bool nodes_listed, pods_listed;
     bool dirty;
@@ -138,4 +172,6 @@ uint32_t cache_reserved_mask(struct cache *c, struct str node);
 /* ---- cache_pdb.c ---- */
 
 void cache_pdbs_init(struct cache *c);
+/* Does the namespace have a disruption budget? */
+bool cache_ns_has_pdb(struct cache *c, struct str ns);
 void cache_pdbs_free(struct cache *c);

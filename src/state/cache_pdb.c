@@ -20,11 +20,53 @@
 void cache_pdbs_init(struct cache *c)
 {
     strmap_init(&c->pdbs);
+    strmap_init(&c->pdb_ns);
 }
 
 void cache_pdbs_free(struct cache *c)
 {
     strmap_destroy(&c->pdbs, free);
+    strmap_destroy(&c->pdb_ns, NULL);
+}
+
+bool cache_ns_has_pdb(struct cache *c, struct str ns)
+{
+    return c->pdb_ns.count && strmap_find(&c->pdb_ns, ns) != NULL;
+}
+
+/* One budget more (delta 1) or fewer (-1) in its namespace. A namespace's first budget after
+ * the pods were listed means their labels were not kept there: list them again. */
+static void ns_count(struct cache *c, struct str ns, int delta)
+{
+    struct strmap_entry *e = strmap_upsert(&c->pdb_ns, ns, NULL);
+
+    e->num += delta;
+    if (e->num == 1 && delta > 0 && c->pods_listed)
+        c->relist_pods = true;
+    if (e->num <= 0)
+        strmap_remove(&c->pdb_ns, ns);
+}
+
+/* Drops the budget at key; the caller holds the lock. */
+static void pdb_drop(struct cache *c, struct str key)
+{
+    struct pdb_rec *r = strmap_find(&c->pdbs, key) ? strmap_find(&c->pdbs, key)->value : NULL;
+
+    if (!r)
+        return;
+    ns_count(c, r->info.ns, -1);
+    free(strmap_remove(&c->pdbs, key));
+}
+
+bool cache_pods_relist_wanted(struct cache *c)
+{
+    bool want;
+
+    pthread_mutex_lock(&c->lock);
+    want = c->relist_pods;
+    c->relist_pods = false;
+    pthread_mutex_unlock(&c->lock);
+    return want;
 }
 
 static struct pdb_rec *pdb_rec_new(const struct pdb_info *p)
@@ -86,7 +128,7 @@ void cache_pdbs_relist_end(struct cache *c)
         sw->n = 0;
         strmap_each(&c->pdbs, pdb_find_unseen, sw);
         for (size_t i = 0; i < sw->n; i++)
-            free(strmap_remove(&c->pdbs, str_from_cstr(sw->keys[i])));
+            pdb_drop(c, str_from_cstr(sw->keys[i]));
     } while (sw->n == 64);
     c->pdbs_listed = true;
     pthread_mutex_unlock(&c->lock);
@@ -103,11 +145,14 @@ static void pdb_apply(struct cache *c, bool deleted, const struct pdb_info *p)
     pthread_mutex_lock(&c->lock);
     c->pdb_events++;
     if (deleted) {
-        free(strmap_remove(&c->pdbs, key));
+        pdb_drop(c, key);
     } else {
-        e = strmap_upsert(&c->pdbs, key, NULL);
+        bool created = false;
+        e = strmap_upsert(&c->pdbs, key, &created);
         free(e->value);
         e->value = r;
+        if (created)
+            ns_count(c, r->info.ns, 1);
     }
     pthread_mutex_unlock(&c->lock);
 }

@@ -56,15 +56,15 @@ bool cache_pending_pod(struct cache *c, struct str ns, struct str name, struct a
 
 static bool copy_pod(struct arena *a, const struct pod_rec *r, struct cache_bound_pod *out)
 {
-    *out = (struct cache_bound_pod){.uid = r->uid,
-                                    .ns = r->ns,
-                                    .name = r->name,
-                                    .labels = r->labels,
+    *out = (struct cache_bound_pod){.uid = str_from_cstr(r->uid),
+                                    .ns = pod_rec_ns(r),
+                                    .name = pod_rec_name(r),
+                                    .labels = pod_rec_labels(r),
                                     .gpus = r->gpus,
                                     .mask = r->mask,
                                     .priority = r->priority,
                                     .deleting = r->deleting,
-                                    .labels_cut = r->labels_cut};
+                                    .labels_unknown = r->labels_unknown};
     return arena_str(a, &out->uid) && arena_str(a, &out->ns) && arena_str(a, &out->name) &&
            arena_str(a, &out->labels);
 }

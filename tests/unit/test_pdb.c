@@ -119,6 +119,8 @@ static void test_view(void)
 
     arena_init(&a, 1 << 20);
     CHECK_EQ(cache_preempt_view(c, names, 2, &a, &v), ERR_UNAVAILABLE);
+    /* A budget in ml before any pod: ml's pods keep their labels. */
+    CHECK_EQ(cache_pdb_apply_json(c, false, pdb, strlen(pdb), &eb), ERR_OK);
     cache_nodes_relist_begin(c);
     CHECK_EQ(cache_apply_json(c, false, false, node, strlen(node), &eb), ERR_OK);
     cache_nodes_relist_end(c);
@@ -143,9 +145,18 @@ static void test_view(void)
                  "{\"nvidia.com/gpu\":\"1\"}}}]},\"status\":{\"phase\":\"Succeeded\"}}");
     apply_pod(c, "{\"metadata\":{\"name\":\"cpu\",\"namespace\":\"ml\",\"uid\":\"u4\"},\"spec\":"
                  "{\"nodeName\":\"n1\",\"containers\":[{}]}}");
+    /* In web, without a budget, a pod's labels are not kept. */
+    apply_pod(c, "{\"metadata\":{\"name\":\"w\",\"namespace\":\"web\",\"uid\":\"u6\",\"labels\":"
+                 "{\"app\":\"web\"}},\"spec\":{\"nodeName\":\"n1\",\"priority\":3,\"containers\":"
+                 "[{\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"1\"}}}]}}");
     cache_pods_relist_end(c);
+    CHECK(!cache_pods_relist_wanted(c));
     CHECK_EQ(cache_pdb_apply_json(c, false, pdb, strlen(pdb), &eb), ERR_OK);
+    CHECK(!cache_pods_relist_wanted(c)); /* ml had one already */
+    /* web's first budget after the pods were listed: they must be listed again. */
     CHECK_EQ(cache_pdb_apply_json(c, false, pdb_elsewhere, strlen(pdb_elsewhere), &eb), ERR_OK);
+    CHECK(cache_pods_relist_wanted(c));
+    CHECK(!cache_pods_relist_wanted(c)); /* once */
     CHECK_EQ(cache_pdb_apply_json(c, false, "{\"metadata\":{}}", 15, &eb), ERR_PARSE);
     CHECK_EQ(cache_pdb_apply_json(c, false, "{", 1, &eb), ERR_PARSE);
     CHECK_EQ(cache_reserve(c, STR_LIT("r"), STR_LIT("n1"), 1, NULL, NULL, &mask, &eb), ERR_OK);
@@ -154,22 +165,27 @@ static void test_view(void)
     CHECK_EQ(v.node_count, 2);
     CHECK(v.nodes[1].node == NULL);
     CHECK(v.nodes[0].node != NULL);
-    CHECK_EQ(v.nodes[0].node->gpus_used, 3);
+    CHECK_EQ(v.nodes[0].node->gpus_used, 4); /* t-0 2, t-1 1, w 1 */
     CHECK_EQ(v.nodes[0].node->gpus_reserved, 1);
-    CHECK_EQ(v.nodes[0].pod_count, 2);
+    CHECK_EQ(v.nodes[0].pod_count, 3);
     CHECK_EQ(v.nodes[0].nominated_count, 1);
     CHECK(str_eq_cstr(v.nodes[0].nominated[0].uid, "u5"));
     CHECK_EQ(v.nodes[0].nominated[0].gpus, 4);
     CHECK_EQ(v.nodes[0].nominated[0].priority, 500);
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         const struct cache_bound_pod *p = &v.nodes[0].pods[i];
-        if (str_eq_cstr(p->uid, "u0")) {
+        if (str_eq_cstr(p->uid, "u6")) {
+            CHECK(str_eq_cstr(p->name, "w") && str_eq_cstr(p->ns, "web"));
+            CHECK(p->labels_unknown);
+            CHECK_EQ(p->labels.len, 0);
+        } else if (str_eq_cstr(p->uid, "u0")) {
             CHECK(str_eq_cstr(p->name, "t-0") && str_eq_cstr(p->ns, "ml"));
             CHECK_EQ(p->priority, 10);
             CHECK_EQ(p->mask, 0x3);
             CHECK_EQ(p->gpus, 2);
             CHECK(!p->deleting);
             CHECK(str_eq_cstr(p->labels, "{\"app\":\"train\"}"));
+            CHECK(!p->labels_unknown);
         } else {
             CHECK(str_eq_cstr(p->uid, "u1"));
             CHECK_EQ(p->priority, -5);
@@ -177,9 +193,8 @@ static void test_view(void)
             CHECK_EQ(p->labels.len, 0);
         }
     }
-    /* Only budgets in the pods' namespaces come along. */
-    CHECK_EQ(v.pdb_count, 1);
-    CHECK(str_eq_cstr(v.pdbs[0].ns, "ml"));
+    /* Only budgets in the pods' namespaces come along: ml's and web's. */
+    CHECK_EQ(v.pdb_count, 2);
     CHECK(!v.pdbs_synced);
     cache_snapshot_release(v.snap);
     /* A relist drops budgets it does not see again; a delete drops one. */
@@ -196,9 +211,9 @@ static void test_view(void)
         CHECK_EQ(cache_apply_json(c, true, true, gone, strlen(gone), &eb), ERR_OK);
     }
     CHECK_EQ(cache_preempt_view(c, names, 1, &a, &v), ERR_OK);
-    CHECK_EQ(v.nodes[0].pod_count, 0);
+    CHECK_EQ(v.nodes[0].pod_count, 1); /* w */
     CHECK_EQ(v.nodes[0].nominated_count, 1);
-    CHECK_EQ(v.pdb_count, 0);
+    CHECK_EQ(v.pdb_count, 0); /* the relist did not see web's, and ml's was deleted */
     CHECK(v.pdbs_synced);
     cache_snapshot_release(v.snap);
     /* Bound at last: no longer nominated. */
@@ -208,7 +223,7 @@ static void test_view(void)
                  "\"nominatedNodeName\":\"n1\"}}");
     CHECK_EQ(cache_preempt_view(c, names, 1, &a, &v), ERR_OK);
     CHECK_EQ(v.nodes[0].nominated_count, 0);
-    CHECK_EQ(v.nodes[0].pod_count, 1);
+    CHECK_EQ(v.nodes[0].pod_count, 2);
     cache_snapshot_release(v.snap);
     arena_destroy(&a);
     cache_free(c);
