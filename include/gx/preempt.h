@@ -87,7 +87,7 @@ void preempt_choose(const struct sched_pod *sp, const struct preempt_node *node,
                     struct preempt_choice *out);
 
 /* The node as it would be with the pods in gone[] (node->pod_count entries) evicted. */
-struct sched_node preempt_node_after(const struct preempt_node *node, const bool *gone);
+struct sched_node preempt_node_after(const struct preempt_node *in, const bool *gone);
 
 /* <0 when a is the better (cheaper) choice, >0 when b is, 0 when they tie. */
 int preempt_cost_cmp(const struct preempt_cost *a, const struct preempt_cost *b);
