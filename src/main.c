@@ -19,6 +19,7 @@
 #include "gx/policy.h"
 #include "gx/policy_store.h"
 #include "gx/routes.h"
+#include "gx/sim.h"
 
 extern char **environ;
 
@@ -429,6 +430,8 @@ int main(int argc, char **argv)
     int rc = 1;
 
     memset(&d, 0, sizeof(d));
+    if (argc > 1 && strcmp(argv[1], "simulate") == 0)
+        return sim_main(argc - 1, argv + 1);
     if (config_parse(argc, argv, environ, &d.cfg, &eb) != ERR_OK) {
         fprintf(stderr, "gpu-extender: %s\n", eb.msg);
         return 2;

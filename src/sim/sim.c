@@ -1,0 +1,521 @@
+/* sim.c -- the discrete-event replay (see sim.h).
+ *
+ * Every decision goes through sched.h as the daemon's do: sched_pod_prepare() once per pod,
+ * sched_filter_node() on every node, sched_score_node() on the feasible ones (SIM_POLICY), and
+ * sched_choose_gpus() for the GPU set on a node that publishes a topology. A node's facts are
+ * a node_info like the cache's, and its state (GPUs used, indices taken) is what the cache
+ * would hold after the binds.
+ *
+ * Waiting pods are retried when GPUs are freed. Only the node that freed them can have become
+ * feasible for a pod that fit nowhere before (placements only take GPUs), so a departure
+ * retries the waiting pods, in arrival order, on that node alone: the same outcome as trying
+ * every node, at a fraction of the cost. */
+#include "gx/sim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gx/alloc.h"
+#include "gx/bits.h"
+#include "gx/clock.h"
+#include "gx/sched.h"
+
+struct nstate {
+    struct node_info info;
+    const struct topo *topo;
+    int64_t used;
+    uint32_t taken; /* indices taken (topology nodes) */
+    int model;      /* index into run.models */
+};
+
+struct placed {
+    int node; /* -1: not placed */
+    uint32_t set;
+    double t_start;
+};
+
+struct departure {
+    double t;
+    size_t pod;
+};
+
+struct run {
+    const struct sim_cluster *c;
+    const struct sim_workload *w;
+    const struct sim_run_spec *spec;
+    const struct sim_options *opt;
+    struct sim_result *out;
+    struct nstate *nodes;
+    struct placed *pl;
+    struct sched_pod *sp;
+    bool *prepared;
+    struct pod_info *pods;
+    uint64_t rng;
+    int64_t used_total;
+    /* departures: a binary min-heap by time */
+    struct departure *heap;
+    size_t heap_len;
+    /* waiting pods, by arrival */
+    size_t *queue;
+    size_t queue_len;
+    /* per model: GPUs, GPUs used, GPU-seconds used */
+    int64_t model_gpus[16], model_used[16];
+    double model_busy[16];
+    double last_t, busy_total; /* for the time-averaged allocation */
+    double t_end, next_sample;
+    /* waiting times per bucket */
+    double *waits[SIM_GPU_BUCKETS];
+    size_t wait_len[SIM_GPU_BUCKETS];
+    /* scratch */
+    int *cand;
+};
+
+/* ---- helpers ---- */
+
+static uint64_t next_random(uint64_t *s)
+{
+    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static int bucket_of(int64_t gpus)
+{
+    return gpus >= 8 ? 3 : gpus >= 4 ? 2 : gpus >= 2 ? 1 : 0;
+}
+
+static double alloc_now(const struct run *r)
+{
+    return r->out->gpus_total ? (double)r->used_total / (double)r->out->gpus_total : 0.0;
+}
+
+static struct sched_node view(const struct nstate *n)
+{
+    struct sched_node v = {.info = &n->info, .used = n->used, .topo = n->topo};
+
+    if (n->topo)
+        v.free_mask = topo_healthy_mask(n->topo) & ~n->taken;
+    return v;
+}
+
+/* ---- the decision ---- */
+
+static bool feasible(const struct run *r, size_t pod, int node)
+{
+    const struct nstate *n = &r->nodes[node];
+    struct sched_node v;
+
+    if (n->info.gpu_allocatable - n->used < r->pods[pod].gpus)
+        return false; /* filter's own first capacity check, without the call */
+    v = view(n);
+    return sched_filter_node(&r->sp[pod], &v).verdict == SCHED_PASS;
+}
+
+/* GPUs left free as a fraction of the node's, after the pod. */
+static double free_after(const struct nstate *n, int64_t k)
+{
+    return (double)(n->info.gpu_allocatable - n->used - k) / (double)n->info.gpu_allocatable;
+}
+
+/* Picks among the feasible nodes cand[0..n) by the run's strategy. */
+static int pick(struct run *r, size_t pod, const int *cand, size_t n)
+{
+    int64_t k = r->pods[pod].gpus;
+    size_t ties = 0, chosen = 0;
+    double best = -INFINITY;
+
+    if (n == 0)
+        return -1;
+    switch (r->spec->strategy) {
+    case SIM_FIRST_FIT:
+        return cand[0];
+    case SIM_RANDOM:
+        return cand[next_random(&r->rng) % n];
+    default:
+        break;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct nstate *nd = &r->nodes[cand[i]];
+        double s;
+        if (r->spec->strategy == SIM_POLICY) {
+            struct sched_node v = view(nd);
+            s = sched_score_node(&r->sp[pod], &v).score;
+        } else if (r->spec->strategy == SIM_BEST_FIT) {
+            s = -(double)(nd->info.gpu_allocatable - nd->used - k);
+        } else {
+            s = free_after(nd, k);
+        }
+        if (s > best) {
+            best = s;
+            ties = 1;
+            chosen = i;
+        } else if (s == best && next_random(&r->rng) % ++ties == 0) {
+            chosen = i; /* reservoir: each tied node equally likely */
+        }
+    }
+    /* Best fit keeps cluster order among equals, as classic best fit does. */
+    if (r->spec->strategy == SIM_BEST_FIT) {
+        for (size_t i = 0; i < n; i++) {
+            const struct nstate *nd = &r->nodes[cand[i]];
+            if (-(double)(nd->info.gpu_allocatable - nd->used - k) == best)
+                return cand[i];
+        }
+    }
+    return cand[chosen];
+}
+
+static void heap_push(struct run *r, double t, size_t pod)
+{
+    size_t i = r->heap_len++;
+
+    while (i > 0 && r->heap[(i - 1) / 2].t > t) {
+        r->heap[i] = r->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    r->heap[i] = (struct departure){t, pod};
+}
+
+static struct departure heap_pop(struct run *r)
+{
+    struct departure top = r->heap[0], last = r->heap[--r->heap_len];
+    size_t i = 0;
+
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= r->heap_len)
+            break;
+        if (c + 1 < r->heap_len && r->heap[c + 1].t < r->heap[c].t)
+            c++;
+        if (r->heap[c].t >= last.t)
+            break;
+        r->heap[i] = r->heap[c];
+        i = c;
+    }
+    if (r->heap_len)
+        r->heap[i] = last;
+    return top;
+}
+
+/* Advances the clock: GPU-seconds per model and in total. */
+static void advance(struct run *r, double t)
+{
+    double dt = t - r->last_t;
+
+    if (dt > 0) {
+        for (size_t m = 0; m < r->out->model_count; m++)
+            r->model_busy[m] += dt * (double)r->model_used[m];
+        r->busy_total += dt * (double)r->used_total;
+        r->last_t = t;
+    }
+    while (r->opt->mode == SIM_REPLAY && r->t_end > 0 && t >= r->next_sample &&
+           r->out->series_len < SIM_SERIES_MAX) {
+        r->out->series_x[r->out->series_len] = r->next_sample;
+        r->out->series_y[r->out->series_len++] = alloc_now(r);
+        r->next_sample += r->t_end / SIM_SERIES_MAX;
+    }
+}
+
+/* The best interconnect a node could give k GPUs when empty. */
+static void note_topology(struct run *r, const struct nstate *n, int64_t k, uint32_t set)
+{
+    struct topo_pick best;
+
+    if (!n->topo || k < 2 || k > TOPO_MAX_GPUS)
+        return;
+    r->out->topo_pods++;
+    best = topo_choose(n->topo, topo_healthy_mask(n->topo), (unsigned)k, TOPO_SYS);
+    if (set && best.ok && topo_set_score(n->topo, set) >= best.score)
+        r->out->topo_best++;
+}
+
+static void place(struct run *r, size_t pod, int node, double t)
+{
+    struct nstate *n = &r->nodes[node];
+    int64_t k = r->pods[pod].gpus;
+    struct sched_node v = view(n);
+    uint32_t set = n->topo ? sched_choose_gpus(&r->sp[pod], &v) : 0;
+    const struct sched_pod *sp = &r->sp[pod];
+    int b = bucket_of(k);
+
+    if (r->opt->on_place)
+        r->opt->on_place(r->opt->on_place_ctx, pod, (size_t)node);
+    if (n->topo && !set) {
+        /* No set chosen (more GPUs than topology tracks): take the lowest free indices. */
+        uint32_t free = v.free_mask;
+        for (int64_t i = 0; i < k && free; i++) {
+            set |= free & (~free + 1);
+            free &= free - 1;
+        }
+    }
+    n->used += k;
+    n->taken |= set;
+    r->used_total += k;
+    r->model_used[n->model] += k;
+    r->pl[pod] = (struct placed){node, set, t};
+    r->out->placed++;
+    r->out->bucket_placed[b]++;
+    r->out->demand_placed += k;
+    note_topology(r, n, k, set);
+    if (r->spec->strategy == SIM_POLICY) {
+        size_t ri = sp->rule == &sp->pol->default_rule ? sp->pol->rule_count
+                                                       : (size_t)(sp->rule - sp->pol->rules);
+        r->out->decided_by_rule[ri < 63 ? ri : 63]++;
+    }
+    r->waits[b][r->wait_len[b]++] = t - r->w->pods[pod].t_create / r->opt->speedup;
+    if (r->opt->mode == SIM_REPLAY)
+        heap_push(r, t + r->w->pods[pod].duration / r->opt->speedup, pod);
+    r->out->events++;
+}
+
+static void unplace(struct run *r, size_t pod)
+{
+    struct nstate *n = &r->nodes[r->pl[pod].node];
+    int64_t k = r->pods[pod].gpus;
+
+    n->used -= k;
+    n->taken &= ~r->pl[pod].set;
+    r->used_total -= k;
+    r->model_used[n->model] -= k;
+    r->out->events++;
+}
+
+/* Tries every node; places the pod and returns true when one fits. */
+static bool try_all(struct run *r, size_t pod, double t)
+{
+    size_t n = 0;
+    int node;
+
+    if (!r->prepared[pod])
+        return false;
+    for (size_t i = 0; i < r->c->node_count; i++)
+        if (feasible(r, pod, (int)i))
+            r->cand[n++] = (int)i;
+    node = pick(r, pod, r->cand, n);
+    if (node < 0)
+        return false;
+    place(r, pod, node, t);
+    return true;
+}
+
+/* GPUs were freed on node: the waiting pods, in arrival order, may now fit there. */
+static void retry_on(struct run *r, int node, double t)
+{
+    size_t keep = 0;
+
+    for (size_t i = 0; i < r->queue_len; i++) {
+        size_t pod = r->queue[i];
+        double del = r->w->pods[pod].t_delete;
+        if (del >= 0 && del / r->opt->speedup <= t) {
+            r->out->never_placed++; /* withdrawn while waiting */
+            continue;
+        }
+        if (feasible(r, pod, node)) {
+            place(r, pod, node, t);
+            continue;
+        }
+        r->queue[keep++] = pod;
+    }
+    r->queue_len = keep;
+}
+
+static void depart_until(struct run *r, double t)
+{
+    while (r->heap_len && r->heap[0].t <= t) {
+        struct departure d = heap_pop(r);
+        int node = r->pl[d.pod].node;
+        advance(r, d.t);
+        unplace(r, d.pod);
+        retry_on(r, node, d.t);
+    }
+}
+
+/* ---- measures ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+static double percentile(const double *v, size_t n, double p)
+{
+    size_t i;
+
+    if (n == 0)
+        return 0;
+    i = (size_t)ceil(p * (double)n) - 1;
+    return v[i < n ? i : n - 1];
+}
+
+static void finish(struct run *r)
+{
+    struct sim_result *o = r->out;
+
+    for (int b = 0; b < SIM_GPU_BUCKETS; b++) {
+        qsort(r->waits[b], r->wait_len[b], sizeof(double), cmp_double);
+        o->wait_p50[b] = percentile(r->waits[b], r->wait_len[b], 0.50);
+        o->wait_p95[b] = percentile(r->waits[b], r->wait_len[b], 0.95);
+        o->wait_p99[b] = percentile(r->waits[b], r->wait_len[b], 0.99);
+    }
+    if (r->opt->mode == SIM_REPLAY) {
+        o->never_placed += r->queue_len;
+        o->alloc_mean = r->last_t > 0 && o->gpus_total
+                            ? r->busy_total / (r->last_t * (double)o->gpus_total)
+                            : 0;
+        for (size_t m = 0; m < o->model_count; m++)
+            o->model_util[m] = r->last_t > 0 && r->model_gpus[m]
+                                   ? r->model_busy[m] / (r->last_t * (double)r->model_gpus[m])
+                                   : 0;
+    } else {
+        o->alloc_final = alloc_now(r);
+        o->never_placed = o->pods - o->placed;
+    }
+}
+
+/* ---- set-up ---- */
+
+static int model_index(struct run *r, const char *model)
+{
+    struct sim_result *o = r->out;
+
+    for (size_t m = 0; m < o->model_count; m++)
+        if (strcmp(o->models[m], model) == 0)
+            return (int)m;
+    if (o->model_count == 16)
+        return 15; /* more models than the report lists: the last row holds the rest */
+    snprintf(o->models[o->model_count], sizeof(o->models[0]), "%s", model);
+    return (int)o->model_count++;
+}
+
+static void setup(struct run *r)
+{
+    const struct sim_cluster *c = r->c;
+    const struct sim_workload *w = r->w;
+
+    r->nodes = xcalloc(c->node_count + 1, sizeof(*r->nodes));
+    r->cand = xcalloc(c->node_count + 1, sizeof(*r->cand));
+    for (size_t i = 0; i < c->node_count; i++) {
+        struct nstate *n = &r->nodes[i];
+        n->info.name = str_from_cstr(c->nodes[i].name);
+        n->info.product = str_from_cstr(c->nodes[i].model);
+        n->info.model = obj_model_from_product(n->info.product);
+        n->info.gpu_allocatable = c->nodes[i].gpus;
+        n->info.ready = true;
+        n->topo = c->nodes[i].topo;
+        n->model = model_index(r, c->nodes[i].model);
+        r->model_gpus[n->model] += c->nodes[i].gpus;
+        r->out->gpus_total += c->nodes[i].gpus;
+    }
+    r->pl = xcalloc(w->pod_count + 1, sizeof(*r->pl));
+    r->sp = xcalloc(w->pod_count + 1, sizeof(*r->sp));
+    r->pods = xcalloc(w->pod_count + 1, sizeof(*r->pods));
+    r->prepared = xcalloc(w->pod_count + 1, sizeof(*r->prepared));
+    r->heap = xcalloc(w->pod_count + 1, sizeof(*r->heap));
+    r->queue = xcalloc(w->pod_count + 1, sizeof(*r->queue));
+    for (int b = 0; b < SIM_GPU_BUCKETS; b++)
+        r->waits[b] = xcalloc(w->pod_count + 1, sizeof(double));
+    for (size_t i = 0; i < w->pod_count; i++) {
+        struct errbuf eb = ERRBUF_INIT;
+        struct pod_info *p = &r->pods[i];
+        p->ns = STR_LIT("sim");
+        p->name = str_from_cstr(w->pods[i].name);
+        p->uid = p->name;
+        p->gpus = w->pods[i].gpus;
+        p->ann_gpu_model = str_from_cstr(w->pods[i].models);
+        r->pl[i].node = -1;
+        r->prepared[i] = sched_pod_prepare(&r->sp[i], p, r->spec->pol, &eb);
+        r->out->bucket_pods[bucket_of(p->gpus)]++;
+        if (w->pods[i].t_create / r->opt->speedup + w->pods[i].duration / r->opt->speedup >
+            r->t_end)
+            r->t_end =
+                w->pods[i].t_create / r->opt->speedup + w->pods[i].duration / r->opt->speedup;
+    }
+}
+
+static void teardown(struct run *r)
+{
+    free(r->nodes);
+    free(r->cand);
+    free(r->pl);
+    free(r->sp);
+    free(r->pods);
+    free(r->prepared);
+    free(r->heap);
+    free(r->queue);
+    for (int b = 0; b < SIM_GPU_BUCKETS; b++)
+        free(r->waits[b]);
+}
+
+/* ---- the two modes ---- */
+
+static void replay(struct run *r)
+{
+    for (size_t i = 0; i < r->w->pod_count; i++) {
+        double t = r->w->pods[i].t_create / r->opt->speedup;
+        depart_until(r, t);
+        advance(r, t);
+        r->out->events++;
+        r->out->demand_arrived += r->pods[i].gpus;
+        if (!try_all(r, i, t))
+            r->queue[r->queue_len++] = i;
+    }
+    depart_until(r, INFINITY);
+}
+
+static void fill(struct run *r)
+{
+    static const double thresholds[SIM_THRESHOLDS] = {0.70, 0.85, 0.95};
+    bool failed = false;
+
+    for (size_t i = 0; i < r->w->pod_count; i++) {
+        double a = alloc_now(r);
+        int b = bucket_of(r->pods[i].gpus);
+        bool ok;
+        r->out->events++;
+        r->out->demand_arrived += r->pods[i].gpus;
+        ok = try_all(r, i, r->w->pods[i].t_create / r->opt->speedup);
+        if (!ok && !failed) {
+            failed = true;
+            r->out->alloc_first_fail = a;
+        }
+        for (int th = 0; th < SIM_THRESHOLDS; th++) {
+            if (a < thresholds[th])
+                continue;
+            r->out->after_tried[b][th]++;
+            r->out->after_placed[b][th] += ok;
+        }
+        if (r->out->series_len < SIM_SERIES_MAX &&
+            (i % (r->w->pod_count / SIM_SERIES_MAX + 1) == 0 || i + 1 == r->w->pod_count)) {
+            r->out->series_x[r->out->series_len] = (double)r->out->demand_arrived;
+            r->out->series_y[r->out->series_len++] = (double)r->out->demand_placed;
+        }
+    }
+    if (!failed)
+        r->out->alloc_first_fail = alloc_now(r);
+}
+
+void sim_run(const struct sim_cluster *c, const struct sim_workload *w,
+             const struct sim_run_spec *spec, const struct sim_options *opt, struct sim_result *out)
+{
+    struct run r = {.c = c, .w = w, .spec = spec, .opt = opt, .out = out, .rng = opt->seed};
+    uint64_t t0 = clock_mono_ns();
+    double secs;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(out->label, sizeof(out->label), "%s", spec->label);
+    out->pods = w->pod_count;
+    setup(&r);
+    if (opt->mode == SIM_FILL)
+        fill(&r);
+    else
+        replay(&r);
+    finish(&r);
+    teardown(&r);
+    secs = (double)(clock_mono_ns() - t0) / 1e9;
+    out->events_per_s = secs > 0 ? (double)out->events / secs : 0;
+}
