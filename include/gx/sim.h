@@ -81,7 +81,8 @@ enum sim_mode {
 struct sim_options {
     enum sim_mode mode;
     uint64_t seed;
-    double speedup; /* divide every time and duration by this (1: the trace's own) */
+    double speedup;  /* divide every time and duration by this (1: the trace's own) */
+    double compress; /* also divide arrival times by this: X times the load (1: none) */
     /* Called at each placement, before the GPUs are taken (may be NULL): for tests that check
      * each decision against the daemon's answers on the same state. */
     void (*on_place)(void *ctx, size_t pod, size_t node);
@@ -119,7 +120,7 @@ struct sim_result {
     /* Allocation over time: (time, allocation) samples; fill: (demand arrived, placed). */
     size_t series_len;
     double series_x[SIM_SERIES_MAX], series_y[SIM_SERIES_MAX];
-    /* Per model: GPU-seconds used over GPU-seconds available (replay). */
+    /* Per model: GPU-seconds used over GPU-seconds available, until the last arrival. */
     size_t model_count;
     char models[16][32];
     double model_util[16];

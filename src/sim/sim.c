@@ -74,6 +74,25 @@ struct run {
 
 /* ---- helpers ---- */
 
+/* When pod arrives in the simulation: its trace time, over speedup and compress. */
+static double arrival(const struct run *r, size_t pod)
+{
+    return r->w->pods[pod].t_create / (r->opt->speedup * r->opt->compress);
+}
+
+/* How long it runs, and how long it is willing to wait (< 0: for ever). */
+static double run_time(const struct run *r, size_t pod)
+{
+    return r->w->pods[pod].duration / r->opt->speedup;
+}
+
+static double patience(const struct run *r, size_t pod)
+{
+    const struct sim_pod *p = &r->w->pods[pod];
+
+    return p->t_delete < 0 ? -1 : (p->t_delete - p->t_create) / r->opt->speedup;
+}
+
 static uint64_t next_random(uint64_t *s)
 {
     uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
@@ -265,9 +284,9 @@ static void place(struct run *r, size_t pod, int node, double t)
                                                        : (size_t)(sp->rule - sp->pol->rules);
         r->out->decided_by_rule[ri < 63 ? ri : 63]++;
     }
-    r->waits[b][r->wait_len[b]++] = t - r->w->pods[pod].t_create / r->opt->speedup;
+    r->waits[b][r->wait_len[b]++] = t - arrival(r, pod);
     if (r->opt->mode == SIM_REPLAY)
-        heap_push(r, t + r->w->pods[pod].duration / r->opt->speedup, pod);
+        heap_push(r, t + run_time(r, pod), pod);
     r->out->events++;
 }
 
@@ -308,8 +327,8 @@ static void retry_on(struct run *r, int node, double t)
 
     for (size_t i = 0; i < r->queue_len; i++) {
         size_t pod = r->queue[i];
-        double del = r->w->pods[pod].t_delete;
-        if (del >= 0 && del / r->opt->speedup <= t) {
+        double wait = patience(r, pod);
+        if (wait >= 0 && arrival(r, pod) + wait <= t) {
             r->out->never_placed++; /* withdrawn while waiting */
             continue;
         }
@@ -364,13 +383,6 @@ static void finish(struct run *r)
     }
     if (r->opt->mode == SIM_REPLAY) {
         o->never_placed += r->queue_len;
-        o->alloc_mean = r->last_t > 0 && o->gpus_total
-                            ? r->busy_total / (r->last_t * (double)o->gpus_total)
-                            : 0;
-        for (size_t m = 0; m < o->model_count; m++)
-            o->model_util[m] = r->last_t > 0 && r->model_gpus[m]
-                                   ? r->model_busy[m] / (r->last_t * (double)r->model_gpus[m])
-                                   : 0;
     } else {
         o->alloc_final = alloc_now(r);
         o->never_placed = o->pods - o->placed;
@@ -453,10 +465,24 @@ static void teardown(struct run *r)
 
 /* ---- the two modes ---- */
 
+/* Means over the arrival window (the first arrival to the last), where the workload is: the
+ * traces' last pods run on for weeks in an emptying cluster, which says nothing of a policy. */
+static void window_means(struct run *r)
+{
+    struct sim_result *o = r->out;
+
+    o->alloc_mean =
+        r->last_t > 0 && o->gpus_total ? r->busy_total / (r->last_t * (double)o->gpus_total) : 0;
+    for (size_t m = 0; m < o->model_count; m++)
+        o->model_util[m] = r->last_t > 0 && r->model_gpus[m]
+                               ? r->model_busy[m] / (r->last_t * (double)r->model_gpus[m])
+                               : 0;
+}
+
 static void replay(struct run *r)
 {
     for (size_t i = 0; i < r->w->pod_count; i++) {
-        double t = r->w->pods[i].t_create / r->opt->speedup;
+        double t = arrival(r, i);
         depart_until(r, t);
         advance(r, t);
         r->out->events++;
@@ -464,6 +490,7 @@ static void replay(struct run *r)
         if (!try_all(r, i, t))
             r->queue[r->queue_len++] = i;
     }
+    window_means(r);
     depart_until(r, INFINITY);
 }
 
@@ -478,7 +505,7 @@ static void fill(struct run *r)
         bool ok;
         r->out->events++;
         r->out->demand_arrived += r->pods[i].gpus;
-        ok = try_all(r, i, r->w->pods[i].t_create / r->opt->speedup);
+        ok = try_all(r, i, arrival(r, i));
         if (!ok && !failed) {
             failed = true;
             r->out->alloc_first_fail = a;
@@ -502,15 +529,20 @@ static void fill(struct run *r)
 void sim_run(const struct sim_cluster *c, const struct sim_workload *w,
              const struct sim_run_spec *spec, const struct sim_options *opt, struct sim_result *out)
 {
-    struct run r = {.c = c, .w = w, .spec = spec, .opt = opt, .out = out, .rng = opt->seed};
+    struct sim_options o = *opt;
+    struct run r = {.c = c, .w = w, .spec = spec, .opt = &o, .out = out, .rng = opt->seed};
     uint64_t t0 = clock_mono_ns();
     double secs;
 
+    if (!(o.speedup > 0))
+        o.speedup = 1;
+    if (!(o.compress > 0))
+        o.compress = 1;
     memset(out, 0, sizeof(*out));
     snprintf(out->label, sizeof(out->label), "%s", spec->label);
     out->pods = w->pod_count;
     setup(&r);
-    if (opt->mode == SIM_FILL)
+    if (o.mode == SIM_FILL)
         fill(&r);
     else
         replay(&r);

@@ -26,7 +26,8 @@ static const char usage[] =
     "  --policy FILE     a policy file to compare (repeatable, up to 8)\n"
     "  --topology        give 2-, 4- and 8-GPU nodes a generated topology (DGX-1, HGX, PCIe)\n"
     "  --skip-sharing    leave out pods that ask part of a GPU (default: one whole GPU each)\n"
-    "  --speedup X       divide the trace's times by X (default 1)\n"
+    "  --speedup X       divide the trace's times and durations by X (default 1)\n"
+    "  --compress X      divide arrival times by X, durations unchanged: X times the load\n"
     "  --seed N          the random choices (ties, random fit); default 1\n"
     "  --no-baselines    only binpack, spread and the policies\n"
     "  --json            print the results as JSON instead of the markdown report\n"
@@ -42,7 +43,7 @@ struct args {
     const char *policies[MAX_POLICIES];
     size_t policy_count;
     bool topology, skip_sharing, json, baselines;
-    double speedup;
+    double speedup, compress;
     uint64_t seed;
 };
 
@@ -54,7 +55,7 @@ static int bad_usage(const char *msg)
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    *a = (struct args){.speedup = 1, .seed = 1, .baselines = true};
+    *a = (struct args){.speedup = 1, .compress = 1, .seed = 1, .baselines = true};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = true;
@@ -86,6 +87,11 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->speedup = strtod(v, &end);
             if (*end || !(a->speedup > 0))
                 return bad_usage("--speedup must be a positive number");
+        } else if (strcmp(f, "--compress") == 0) {
+            char *end;
+            a->compress = strtod(v, &end);
+            if (*end || !(a->compress > 0))
+                return bad_usage("--compress must be a positive number");
         } else if (strcmp(f, "--seed") == 0) {
             char *end;
             a->seed = strtoull(v, &end, 10);
@@ -146,9 +152,9 @@ static void markdown(FILE *f, const struct args *a, const struct sim_cluster *c,
             a->topology ? ", generated topologies" : "", a->pods, w->pod_count);
     fprintf(f,
             " (%zu asking no GPU left out; GPU-sharing pods: %zu counted as one whole GPU, "
-            "%zu left out). Seed %llu, speedup %g.\n\n",
+            "%zu left out). Seed %llu, speedup %g, arrivals compressed %gx.\n\n",
             w->skipped_cpu_only, w->sharing_as_whole, w->skipped_sharing,
-            (unsigned long long)a->seed, a->speedup);
+            (unsigned long long)a->seed, a->speedup, a->compress);
     fprintf(f, "|  |");
     for (size_t i = 0; i < n; i++)
         fprintf(f, " %s |", cols[i].spec.label);
@@ -431,8 +437,10 @@ int sim_main(int argc, char **argv)
         n = add(cols, n, a.policies[i], SIM_POLICY, owned[npol++]);
     }
     for (size_t i = 0; i < n; i++) {
-        struct sim_options fill = {.mode = SIM_FILL, .seed = a.seed, .speedup = a.speedup};
-        struct sim_options replay = {.mode = SIM_REPLAY, .seed = a.seed, .speedup = a.speedup};
+        struct sim_options fill = {
+            .mode = SIM_FILL, .seed = a.seed, .speedup = a.speedup, .compress = a.compress};
+        struct sim_options replay = {
+            .mode = SIM_REPLAY, .seed = a.seed, .speedup = a.speedup, .compress = a.compress};
         sim_run(&cluster, &work, &cols[i].spec, &fill, &cols[i].fill);
         if (work.has_times)
             sim_run(&cluster, &work, &cols[i].spec, &replay, &cols[i].replay);

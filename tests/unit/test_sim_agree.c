@@ -138,8 +138,12 @@ int main(void)
     for (int strategy = 0; strategy < 2; strategy++) {
         struct policy *pol = policy_new_default();
         struct sim_run_spec spec = {.strategy = SIM_POLICY, .pol = pol, .label = "agree"};
-        struct sim_options opt = {
-            .mode = SIM_FILL, .seed = 3, .speedup = 1, .on_place = on_place, .on_place_ctx = &a};
+        struct sim_options opt = {.mode = SIM_FILL,
+                                  .seed = 3,
+                                  .speedup = 1,
+                                  .compress = 1,
+                                  .on_place = on_place,
+                                  .on_place_ctx = &a};
         struct sim_result r;
 
         pol->strategy = pol->default_rule.strategy = strategy ? POLICY_SPREAD : POLICY_BINPACK;
