@@ -327,6 +327,22 @@ static bool write_series(const char *dir, const char *name, const struct column 
     return fclose(f) == 0;
 }
 
+/* One plot of the series in dat, a line per column. Labels lose any quote. */
+static void plot(FILE *f, const char *dir, const char *png, const char *title, const char *xlabel,
+                 const char *ylabel, const char *dat, const struct column *cols, size_t n)
+{
+    fprintf(f, "set output '%s/%s'\nset title '%s'\nset xlabel '%s'\nset ylabel '%s'\nplot ", dir,
+            png, title, xlabel, ylabel);
+    for (size_t i = 0; i < n; i++) {
+        char label[64];
+        snprintf(label, sizeof(label), "%s", cols[i].spec.label);
+        for (char *q = label; *q; q++)
+            *q = *q == '\'' ? '_' : *q;
+        fprintf(f, "%s'%s/%s' index %zu with lines title '%s'", i ? ", " : "", dir, dat, i, label);
+    }
+    fprintf(f, "\n");
+}
+
 static void plots(const char *dir, const struct column *cols, size_t n)
 {
     char path[4096], cmd[8192];
@@ -344,20 +360,10 @@ static void plots(const char *dir, const struct column *cols, size_t n)
     if (!f)
         return;
     fprintf(f, "set terminal pngcairo size 1000,600\nset key outside right\nset grid\n");
-    fprintf(f,
-            "set output '%s/allocation.png'\nset title 'GPU allocation over time (replay)'\n"
-            "set xlabel 'days'\nset ylabel '%% of GPUs allocated'\nplot ",
-            dir);
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s'%s/alloc.dat' index %zu with lines title '%s'", i ? ", " : "", dir, i,
-                cols[i].spec.label);
-    fprintf(f,
-            "\nset output '%s/placed.png'\nset title 'GPU demand placed as the cluster fills'\n"
-            "set xlabel 'GPUs asked (arrival order)'\nset ylabel 'GPUs placed'\nplot ",
-            dir);
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s'%s/placed.dat' index %zu with lines title '%s'", i ? ", " : "", dir, i,
-                cols[i].spec.label);
+    plot(f, dir, "allocation.png", "GPU allocation over time (replay)", "days",
+         "% of GPUs allocated", "alloc.dat", cols, n);
+    plot(f, dir, "placed.png", "GPU demand placed as the cluster fills",
+         "GPUs asked (arrival order)", "GPUs placed", "placed.dat", cols, n);
     fprintf(f, "\n");
     fclose(f);
     snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>/dev/null", path);
