@@ -22,6 +22,8 @@
 #include "gx/clock.h"
 #include "gx/sched.h"
 
+#include "groups.h"
+
 struct nstate {
     struct node_info info;
     const struct topo *topo;
@@ -68,8 +70,9 @@ struct run {
     /* waiting times per bucket */
     double *waits[SIM_GPU_BUCKETS];
     size_t wait_len[SIM_GPU_BUCKETS];
-    /* scratch */
-    int *cand;
+    /* nodes by decision state */
+    struct groups *groups;
+    int *cls; /* per node: its class (model, GPU count, topology) */
 };
 
 /* ---- helpers ---- */
@@ -123,9 +126,8 @@ static struct sched_node view(const struct nstate *n)
 
 /* ---- the decision ---- */
 
-static bool feasible(const struct run *r, size_t pod, int node)
+static bool feasible(const struct run *r, size_t pod, const struct nstate *n)
 {
-    const struct nstate *n = &r->nodes[node];
     struct sched_node v;
 
     if (n->info.gpu_allocatable - n->used < r->pods[pod].gpus)
@@ -140,51 +142,73 @@ static double free_after(const struct nstate *n, int64_t k)
     return (double)(n->info.gpu_allocatable - n->used - k) / (double)n->info.gpu_allocatable;
 }
 
-/* Picks among the feasible nodes cand[0..n) by the run's strategy. */
-static int pick(struct run *r, size_t pod, const int *cand, size_t n)
+/* How the run's strategy rates a feasible node (higher is better). */
+static double rate(struct run *r, size_t pod, const struct nstate *n)
 {
     int64_t k = r->pods[pod].gpus;
-    size_t ties = 0, chosen = 0;
+    struct sched_node v;
+
+    switch (r->spec->strategy) {
+    case SIM_POLICY:
+        v = view(n);
+        return sched_score_node(&r->sp[pod], &v).score;
+    case SIM_BEST_FIT:
+        return -(double)(n->info.gpu_allocatable - n->used - k);
+    default:
+        return free_after(n, k);
+    }
+}
+
+/* The node for pod, or SIZE_MAX: every group of nodes in the same state is decided once, by
+ * one of its nodes, and the choice is then made among nodes: first fit and best fit take the
+ * lowest index among the best, the others a uniform random node among the best (a weighted
+ * reservoir over the groups). */
+static size_t choose(struct run *r, size_t pod)
+{
+    enum sim_strategy st = r->spec->strategy;
+    size_t ng = groups_count(r->groups), total = 0, chosen = SIZE_MAX, lowest = SIZE_MAX;
     double best = -INFINITY;
 
-    if (n == 0)
-        return -1;
-    switch (r->spec->strategy) {
-    case SIM_FIRST_FIT:
-        return cand[0];
-    case SIM_RANDOM:
-        return cand[next_random(&r->rng) % n];
-    default:
-        break;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct nstate *nd = &r->nodes[cand[i]];
+    for (size_t i = 0; i < ng; i++) {
+        struct group_view gv = groups_at(r->groups, i);
+        const struct nstate *n = &r->nodes[groups_node_at(r->groups, gv.id, 0)];
         double s;
-        if (r->spec->strategy == SIM_POLICY) {
-            struct sched_node v = view(nd);
-            s = sched_score_node(&r->sp[pod], &v).score;
-        } else if (r->spec->strategy == SIM_BEST_FIT) {
-            s = -(double)(nd->info.gpu_allocatable - nd->used - k);
-        } else {
-            s = free_after(nd, k);
+        if (!feasible(r, pod, n))
+            continue;
+        if (st == SIM_FIRST_FIT) {
+            size_t m = groups_min_node(r->groups, gv.id);
+            lowest = m < lowest ? m : lowest;
+            continue;
         }
+        s = st == SIM_RANDOM ? 0 : rate(r, pod, n);
         if (s > best) {
             best = s;
-            ties = 1;
-            chosen = i;
-        } else if (s == best && next_random(&r->rng) % ++ties == 0) {
-            chosen = i; /* reservoir: each tied node equally likely */
+            total = 0;
+            lowest = SIZE_MAX;
+        } else if (s < best) {
+            continue;
+        }
+        total += gv.size;
+        if (st == SIM_BEST_FIT) {
+            size_t m = groups_min_node(r->groups, gv.id);
+            lowest = m < lowest ? m : lowest;
+        } else if (next_random(&r->rng) % total < gv.size) {
+            chosen = gv.id;
         }
     }
-    /* Best fit keeps cluster order among equals, as classic best fit does. */
-    if (r->spec->strategy == SIM_BEST_FIT) {
-        for (size_t i = 0; i < n; i++) {
-            const struct nstate *nd = &r->nodes[cand[i]];
-            if (-(double)(nd->info.gpu_allocatable - nd->used - k) == best)
-                return cand[i];
+    if (st == SIM_FIRST_FIT || st == SIM_BEST_FIT)
+        return lowest;
+    if (chosen == SIZE_MAX)
+        return SIZE_MAX;
+    {
+        struct group_view gv;
+        for (size_t i = 0; i < ng; i++) {
+            gv = groups_at(r->groups, i);
+            if (gv.id == chosen)
+                return groups_node_at(r->groups, chosen, next_random(&r->rng) % gv.size);
         }
     }
-    return cand[chosen];
+    return SIZE_MAX;
 }
 
 static void heap_push(struct run *r, double t, size_t pod)
@@ -272,6 +296,7 @@ static void place(struct run *r, size_t pod, int node, double t)
     }
     n->used += k;
     n->taken |= set;
+    groups_set(r->groups, (size_t)node, (uint32_t)r->cls[node], n->used, n->taken);
     r->used_total += k;
     r->model_used[n->model] += k;
     r->pl[pod] = (struct placed){node, set, t};
@@ -297,6 +322,8 @@ static void unplace(struct run *r, size_t pod)
 
     n->used -= k;
     n->taken &= ~r->pl[pod].set;
+    groups_set(r->groups, (size_t)r->pl[pod].node, (uint32_t)r->cls[r->pl[pod].node], n->used,
+               n->taken);
     r->used_total -= k;
     r->model_used[n->model] -= k;
     r->out->events++;
@@ -305,18 +332,14 @@ static void unplace(struct run *r, size_t pod)
 /* Tries every node; places the pod and returns true when one fits. */
 static bool try_all(struct run *r, size_t pod, double t)
 {
-    size_t n = 0;
-    int node;
+    size_t node;
 
     if (!r->prepared[pod])
         return false;
-    for (size_t i = 0; i < r->c->node_count; i++)
-        if (feasible(r, pod, (int)i))
-            r->cand[n++] = (int)i;
-    node = pick(r, pod, r->cand, n);
-    if (node < 0)
+    node = choose(r, pod);
+    if (node == SIZE_MAX)
         return false;
-    place(r, pod, node, t);
+    place(r, pod, (int)node, t);
     return true;
 }
 
@@ -332,7 +355,7 @@ static void retry_on(struct run *r, int node, double t)
             r->out->never_placed++; /* withdrawn while waiting */
             continue;
         }
-        if (feasible(r, pod, node)) {
+        if (feasible(r, pod, &r->nodes[node])) {
             place(r, pod, node, t);
             continue;
         }
@@ -404,13 +427,29 @@ static int model_index(struct run *r, const char *model)
     return (int)o->model_count++;
 }
 
+/* Node i's class: the first node with the same model, GPU count and topology (reps holds one
+ * node per class seen so far). */
+static int class_of(const struct sim_cluster *c, size_t *reps, size_t *nreps, size_t i)
+{
+    for (size_t k = 0; k < *nreps; k++) {
+        const struct sim_node *x = &c->nodes[reps[k]];
+        if (x->gpus == c->nodes[i].gpus && x->topo == c->nodes[i].topo &&
+            strcmp(x->model, c->nodes[i].model) == 0)
+            return (int)k;
+    }
+    reps[(*nreps)++] = i;
+    return (int)(*nreps - 1);
+}
+
 static void setup(struct run *r)
 {
     const struct sim_cluster *c = r->c;
     const struct sim_workload *w = r->w;
+    size_t *reps = xcalloc(c->node_count + 1, sizeof(*reps)), nreps = 0;
 
     r->nodes = xcalloc(c->node_count + 1, sizeof(*r->nodes));
-    r->cand = xcalloc(c->node_count + 1, sizeof(*r->cand));
+    r->cls = xcalloc(c->node_count + 1, sizeof(*r->cls));
+    r->groups = groups_new(c->node_count);
     for (size_t i = 0; i < c->node_count; i++) {
         struct nstate *n = &r->nodes[i];
         n->info.name = str_from_cstr(c->nodes[i].name);
@@ -422,7 +461,10 @@ static void setup(struct run *r)
         n->model = model_index(r, c->nodes[i].model);
         r->model_gpus[n->model] += c->nodes[i].gpus;
         r->out->gpus_total += c->nodes[i].gpus;
+        r->cls[i] = class_of(c, reps, &nreps, i);
+        groups_set(r->groups, i, (uint32_t)r->cls[i], 0, 0);
     }
+    free(reps);
     r->pl = xcalloc(w->pod_count + 1, sizeof(*r->pl));
     r->sp = xcalloc(w->pod_count + 1, sizeof(*r->sp));
     r->pods = xcalloc(w->pod_count + 1, sizeof(*r->pods));
@@ -452,7 +494,8 @@ static void setup(struct run *r)
 static void teardown(struct run *r)
 {
     free(r->nodes);
-    free(r->cand);
+    free(r->cls);
+    groups_free(r->groups);
     free(r->pl);
     free(r->sp);
     free(r->pods);

@@ -323,6 +323,10 @@ static const char *link_of(int shape, unsigned n, unsigned a, unsigned b)
 
 void sim_add_topologies(struct sim_cluster *c)
 {
+    /* One topology per shape, shared by its nodes (as the daemon's cache shares identical
+     * annotations): [shape][n / 2 - 1] for n = 2, 4, 8. */
+    struct topo *made[3][4] = {{0}};
+
     for (size_t i = 0; i < c->node_count; i++) {
         struct sim_node *node = &c->nodes[i];
         unsigned n = (unsigned)node->gpus;
@@ -335,9 +339,16 @@ void sim_add_topologies(struct sim_cluster *c)
             continue;
         /* V100 and P100 generations were DGX-1 shaped; the rest of the 8-GPU nodes split
          * between HGX and PCIe servers by name, deterministically. */
-        shape = strstr(node->model, "V100") || strstr(node->model, "P100")                     ? 0
-                : (strlen(node->name) + (unsigned char)node->name[strlen(node->name) - 1]) % 2 ? 1
-                                                                                               : 2;
+        if (n != 8 || strstr(node->model, "V100") || strstr(node->model, "P100"))
+            shape = 0; /* 2- and 4-GPU nodes have one shape each */
+        else
+            shape = (strlen(node->name) + (unsigned char)node->name[strlen(node->name) - 1]) % 2
+                        ? 1
+                        : 2;
+        if (made[shape][n / 2 - 1]) {
+            node->topo = topo_acquire(made[shape][n / 2 - 1]);
+            continue;
+        }
         len = (size_t)snprintf(doc, sizeof(doc), "{\"gpus\":[");
         for (unsigned g = 0; g < n; g++)
             len +=
@@ -349,5 +360,6 @@ void sim_add_topologies(struct sim_cluster *c)
         len += (size_t)snprintf(doc + len, sizeof(doc) - len, "]}");
         if (topo_parse(doc, len, &node->topo, &eb) != ERR_OK)
             node->topo = NULL; /* cannot happen for these shapes; count-only then */
+        made[shape][n / 2 - 1] = node->topo;
     }
 }

@@ -51,10 +51,11 @@ sim --nodes "$S/nodes.csv" --pods "$S/pods.csv" --json --no-baselines --skip-sha
 assert_eq "exit 0" 0 "$RC"
 assert_json "two columns" '[c["label"] for c in d["columns"]]' '["binpack", "spread"]' "$S/out"
 assert_json "pods (sharing pod left out)" 'd["columns"][0]["fill"]["pods"]' 10 "$S/out"
-# Pods that accept any model take the scarce T4 node (binpack first, as one GPU fills half of
-# it; spread once the A100s are half full), so the pod that may only use T4 waits and is
-# withdrawn at its deletion time, under both: the problem the placement issue sets out to fix.
-assert_json "the T4-only pod is never placed" '[c["replay"]["neverPlaced"] for c in d["columns"]]' '[1, 1]' "$S/out"
+# Under binpack, pods that accept any model take the scarce T4 node first (one GPU fills half
+# of it: score 5 against 1 on an A100), so the pod that may only use T4 waits and is withdrawn
+# at its deletion time: the problem the placement issue sets out to fix. (Spread's outcome
+# turns on seeded ties between equal scores, so it is not checked.)
+assert_json "binpack: the T4-only pod is never placed" 'd["columns"][0]["replay"]["neverPlaced"]' 1 "$S/out"
 assert_json "8-GPU requests placed in the fill: binpack 1, spread 0" '[c["fill"]["buckets"][3]["placed"] for c in d["columns"]]' '[1, 0]' "$S/out"
 
 begin "--out DIR: report.md and results.json (and plots when gnuplot is there)"
