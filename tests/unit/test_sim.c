@@ -13,6 +13,7 @@
 #include "gx/sim.h"
 
 #include "check.h"
+#include "sim/groups.h"
 
 static struct sim_cluster cluster(size_t n, const char *const *models, const int64_t *gpus)
 {
@@ -240,8 +241,49 @@ static void test_loaders(void)
     free(bad);
 }
 
+/* The grouping the simulator decides by: members, lowest index, moves, emptied groups. */
+static void test_groups(void)
+{
+    struct groups *g = groups_new(200);
+    struct group_view v;
+    size_t seen = 0;
+
+    for (size_t i = 0; i < 200; i++)
+        groups_set(g, i, (uint32_t)(i % 2), 0, 0);
+    CHECK_EQ(groups_count(g), 2);
+    for (size_t k = 0; k < groups_count(g); k++) {
+        v = groups_at(g, k);
+        CHECK_EQ(v.size, 100);
+        CHECK_EQ(groups_min_node(g, v.id), v.cls); /* 0 for the even class, 1 for the odd */
+        for (size_t j = 0; j < v.size; j++)
+            seen += groups_node_at(g, v.id, j) % 2 == v.cls;
+    }
+    CHECK_EQ(seen, 200);
+    /* Nodes 0 and 2 take GPUs: a new group; the even group's lowest is now 4. */
+    groups_set(g, 0, 0, 1, 0x1);
+    groups_set(g, 2, 0, 1, 0x1);
+    CHECK_EQ(groups_count(g), 3);
+    for (size_t k = 0; k < groups_count(g); k++) {
+        v = groups_at(g, k);
+        if (v.cls == 0 && v.used == 0)
+            CHECK_EQ(groups_min_node(g, v.id), 4);
+        if (v.used == 1)
+            CHECK(v.size == 2 && groups_min_node(g, v.id) == 0);
+    }
+    /* Back: the used group empties and drops out of the iteration. */
+    groups_set(g, 0, 0, 0, 0);
+    groups_set(g, 2, 0, 0, 0);
+    CHECK_EQ(groups_count(g), 2);
+    for (size_t k = 0; k < groups_count(g); k++) {
+        v = groups_at(g, k);
+        CHECK_EQ(groups_min_node(g, v.id), v.cls);
+    }
+    groups_free(g);
+}
+
 int main(void)
 {
+    test_groups();
     test_fragmentation();
     test_model_constraint();
     test_wait_and_retry();
