@@ -108,6 +108,7 @@ struct sim_result {
     /* Per GPU bucket: waiting time percentiles (replay, seconds), pods, and (fill) the share of
      * requests placed once allocation had passed each threshold. */
     double wait_p50[SIM_GPU_BUCKETS], wait_p95[SIM_GPU_BUCKETS], wait_p99[SIM_GPU_BUCKETS];
+    double wait_cdf[101]; /* replay: the wait at each percentile 0..100, every pod placed */
     size_t bucket_pods[SIM_GPU_BUCKETS];
     size_t bucket_placed[SIM_GPU_BUCKETS]; /* placed at least once */
     size_t after_tried[SIM_GPU_BUCKETS][SIM_THRESHOLDS];

@@ -394,10 +394,33 @@ static double percentile(const double *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
+/* The waits of every placed pod, as 101 percentiles. */
+static void wait_cdf(struct run *r)
+{
+    size_t n = 0;
+    double *all;
+
+    for (int b = 0; b < SIM_GPU_BUCKETS; b++)
+        n += r->wait_len[b];
+    if (n == 0)
+        return;
+    all = xmalloc(n * sizeof(*all));
+    n = 0;
+    for (int b = 0; b < SIM_GPU_BUCKETS; b++) {
+        memcpy(all + n, r->waits[b], r->wait_len[b] * sizeof(*all));
+        n += r->wait_len[b];
+    }
+    qsort(all, n, sizeof(*all), cmp_double);
+    for (int p = 0; p <= 100; p++)
+        r->out->wait_cdf[p] = p == 0 ? all[0] : percentile(all, n, (double)p / 100.0);
+    free(all);
+}
+
 static void finish(struct run *r)
 {
     struct sim_result *o = r->out;
 
+    wait_cdf(r);
     for (int b = 0; b < SIM_GPU_BUCKETS; b++) {
         qsort(r->waits[b], r->wait_len[b], sizeof(double), cmp_double);
         o->wait_p50[b] = percentile(r->waits[b], r->wait_len[b], 0.50);

@@ -327,6 +327,26 @@ static bool write_series(const char *dir, const char *name, const struct column 
     return fclose(f) == 0;
 }
 
+/* The replay's wait CDF per column: (seconds, percent) points. */
+static bool write_cdf(const char *dir, const struct column *cols, size_t n)
+{
+    char path[4096];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/waits.dat", dir);
+    f = fopen(path, "w");
+    if (!f)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "# %s\n", cols[i].spec.label);
+        for (int p = 0; p <= 100; p++)
+            fprintf(f, "%.6g %d\n",
+                    cols[i].replay.wait_cdf[p] > 0.1 ? cols[i].replay.wait_cdf[p] : 0.1, p);
+        fprintf(f, "\n\n");
+    }
+    return fclose(f) == 0;
+}
+
 /* One plot of the series in dat, a line per column. Labels lose any quote. */
 static void plot(FILE *f, const char *dir, const char *png, const char *title, const char *xlabel,
                  const char *ylabel, const char *dat, const struct column *cols, size_t n)
@@ -353,7 +373,7 @@ static void plots(const char *dir, const struct column *cols, size_t n)
         return;
     }
     if (!write_series(dir, "alloc.dat", cols, n, false) ||
-        !write_series(dir, "placed.dat", cols, n, true))
+        !write_series(dir, "placed.dat", cols, n, true) || !write_cdf(dir, cols, n))
         return;
     snprintf(path, sizeof(path), "%s/plots.gp", dir);
     f = fopen(path, "w");
@@ -364,6 +384,9 @@ static void plots(const char *dir, const struct column *cols, size_t n)
          "% of GPUs allocated", "alloc.dat", cols, n);
     plot(f, dir, "placed.png", "GPU demand placed as the cluster fills",
          "GPUs asked (arrival order)", "GPUs placed", "placed.dat", cols, n);
+    fprintf(f, "set logscale x\n");
+    plot(f, dir, "waits.png", "Waiting time, every pod placed (replay; CDF)",
+         "seconds waited (log scale; 0 drawn at 0.1)", "% of pods", "waits.dat", cols, n);
     fprintf(f, "\n");
     fclose(f);
     snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>/dev/null", path);

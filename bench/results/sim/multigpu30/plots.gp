@@ -11,4 +11,10 @@ set title 'GPU demand placed as the cluster fills'
 set xlabel 'GPUs asked (arrival order)'
 set ylabel 'GPUs placed'
 plot 'bench/results/sim/multigpu30/placed.dat' index 0 with lines title 'random', 'bench/results/sim/multigpu30/placed.dat' index 1 with lines title 'first fit', 'bench/results/sim/multigpu30/placed.dat' index 2 with lines title 'best fit', 'bench/results/sim/multigpu30/placed.dat' index 3 with lines title 'worst fit', 'bench/results/sim/multigpu30/placed.dat' index 4 with lines title 'binpack', 'bench/results/sim/multigpu30/placed.dat' index 5 with lines title 'spread'
+set logscale x
+set output 'bench/results/sim/multigpu30/waits.png'
+set title 'Waiting time, every pod placed (replay; CDF)'
+set xlabel 'seconds waited (log scale; 0 drawn at 0.1)'
+set ylabel '% of pods'
+plot 'bench/results/sim/multigpu30/waits.dat' index 0 with lines title 'random', 'bench/results/sim/multigpu30/waits.dat' index 1 with lines title 'first fit', 'bench/results/sim/multigpu30/waits.dat' index 2 with lines title 'best fit', 'bench/results/sim/multigpu30/waits.dat' index 3 with lines title 'worst fit', 'bench/results/sim/multigpu30/waits.dat' index 4 with lines title 'binpack', 'bench/results/sim/multigpu30/waits.dat' index 5 with lines title 'spread'
 
