@@ -10,6 +10,7 @@
 
 #include "gx/alloc.h"
 #include "gx/bind_choice.h"
+#include "gx/buf.h"
 #include "gx/cache.h"
 #include "gx/config.h"
 #include "gx/httpd.h"
@@ -207,6 +208,68 @@ static void start_watches(struct daemon *d)
                                           .pods_watch = &d->watches[FEED_PODS]};
         d->watches[i] = kube_watch_start(d->kube, &wc, &h);
     }
+}
+
+/* ---- gpu-extender snapshot ---- */
+
+/* Lists and watches like the daemon, waits for the cache to sync, writes what it holds for
+ * `gpu-extender simulate` (sim.h) on stdout, and exits. Takes the daemon's flags. */
+static int snapshot_main(int argc, char **argv)
+{
+    struct daemon d;
+    struct kubeconfig_creds creds = {0};
+    struct errbuf eb = ERRBUF_INIT;
+    struct cache_status st;
+    struct buf out;
+    enum err e;
+    int waited_ms = 0, rc = 1;
+
+    memset(&d, 0, sizeof(d));
+    if (config_parse(argc, argv, environ, &d.cfg, &eb) != ERR_OK) {
+        fprintf(stderr, "gpu-extender snapshot: %s\n", eb.msg);
+        return 2;
+    }
+    log_set_level(LOG_WARN);
+    e = d.cfg.kubeconfig[0] ? kubeconfig_load(d.cfg.kubeconfig, NULL, &creds, &eb)
+                            : kubeconfig_in_cluster(d.cfg.serviceaccount_dir, &creds, &eb);
+    if (e == ERR_OK)
+        e = kube_client_new(&creds, &d.kube, &eb);
+    kubeconfig_creds_destroy(&creds);
+    if (e != ERR_OK) {
+        fprintf(stderr,
+                "gpu-extender snapshot: needs an API server (--kubeconfig, or run in a "
+                "cluster): %s\n",
+                eb.msg[0] ? eb.msg : err_str(e));
+        return 1;
+    }
+    d.cache = cache_new();
+    start_watches(&d);
+    for (;;) {
+        cache_status_get(d.cache, &st);
+        if (st.synced || waited_ms >= 120000)
+            break;
+        usleep(50 * 1000);
+        waited_ms += 50;
+    }
+    if (!st.synced) {
+        fprintf(stderr, "gpu-extender snapshot: the cache did not sync within 120 s\n");
+    } else {
+        buf_init(&out, (size_t)1 << 30);
+        if (sim_snapshot_write(d.cache, &out) == ERR_OK &&
+            fwrite(out.ptr, 1, out.len, stdout) == out.len && fflush(stdout) == 0) {
+            fprintf(stderr, "gpu-extender snapshot: %zu nodes, %zu GPU pods\n", st.nodes,
+                    st.gpu_pods);
+            rc = 0;
+        } else {
+            fprintf(stderr, "gpu-extender snapshot: cannot write the snapshot\n");
+        }
+        buf_destroy(&out);
+    }
+    for (int i = 0; i < FEED_COUNT; i++)
+        kube_watch_stop(d.watches[i]);
+    cache_free(d.cache);
+    kube_client_free(d.kube);
+    return rc;
 }
 
 /* ---- start-up ---- */
@@ -432,6 +495,8 @@ int main(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     if (argc > 1 && strcmp(argv[1], "simulate") == 0)
         return sim_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "snapshot") == 0)
+        return snapshot_main(argc - 1, argv + 1);
     if (config_parse(argc, argv, environ, &d.cfg, &eb) != ERR_OK) {
         fprintf(stderr, "gpu-extender: %s\n", eb.msg);
         return 2;

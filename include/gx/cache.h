@@ -137,6 +137,24 @@ void cache_release(struct cache *c, struct str pod_uid, struct str node);
 
 void cache_status_get(struct cache *c, struct cache_status *out);
 
+/* ---- every GPU pod, for snapshots ---- */
+
+/* A GPU pod the cache holds: bound (node set; its GPU indices in mask when known) or pending
+ * (node empty; models is its gpu-extender.io/gpu-model). Strings are valid during the call. */
+struct cache_pod_facts {
+    struct str uid, ns, name, node, models;
+    int64_t gpus;
+    uint32_t mask;
+    int32_t priority;
+    bool deleting;
+};
+
+typedef void cache_pod_fn(void *ctx, const struct cache_pod_facts *p);
+
+/* Calls fn on every pod bound and holding GPUs, and every pending GPU pod, under the lock (fn
+ * must not call into the cache). Scans every GPU pod: for snapshots, not for requests. */
+void cache_each_gpu_pod(struct cache *c, cache_pod_fn *fn, void *ctx);
+
 /* ---- what preemption reads ---- */
 
 /* A GPU pod counted on a node, as preemption weighs it. Strings live in the view's arena. */

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gx/buf.h"
+#include "gx/cache.h"
 #include "gx/compiler.h"
 #include "gx/err.h"
 #include "gx/policy.h"
@@ -41,6 +43,8 @@ struct sim_pod {
     double t_create; /* arrival */
     double duration; /* how long it runs once placed */
     double t_delete; /* withdrawn if still waiting then; < 0: never */
+    char *node;      /* a snapshot's bound pod: already on this node (NULL: it arrives) */
+    uint32_t mask;   /* and the GPU indices it holds there, when known */
 };
 
 struct sim_cluster {
@@ -136,6 +140,12 @@ struct sim_result {
 enum err sim_load_nodes_csv(const char *path, struct sim_cluster *out,
                             struct errbuf *eb) GX_MUST_CHECK;
 enum err sim_load_pods_csv(const char *path, bool skip_sharing, struct sim_workload *out,
+                           struct errbuf *eb) GX_MUST_CHECK;
+/* A live cluster: `gpu-extender snapshot` writes the nodes (with their topology) and GPU pods
+ * the cache holds; read back, bound pods stay where they are and pending ones arrive at once. */
+enum err sim_snapshot_write(struct cache *c, struct buf *out) GX_MUST_CHECK;
+bool sim_is_snapshot(const char *path);
+enum err sim_load_snapshot(const char *path, struct sim_cluster *c, struct sim_workload *w,
                            struct errbuf *eb) GX_MUST_CHECK;
 void sim_cluster_free(struct sim_cluster *c);
 void sim_workload_free(struct sim_workload *w);

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gx/buf.h"
 #include "gx/compiler.h"
 #include "gx/err.h"
 #include "gx/str.h"
@@ -150,6 +151,12 @@ enum topo_class topo_best_min_class(const struct topo *t, uint32_t free_mask, un
 struct topo_pick topo_choose_guaranteed(const struct topo *t, uint32_t free_mask,
                                         unsigned unknown_used, unsigned k, enum topo_class required,
                                         bool *conservative);
+
+/* Writes t as a gpu-extender.io/topology annotation that topo_parse() reads back to the same
+ * GPUs, health, NUMA nodes, UUIDs and pair classes (NVLink pairs as NV<score / 100>; HAMi
+ * scores between the PCIe steps come back as their class's score). ERR_TOO_LARGE past out's
+ * cap. */
+enum err topo_format(const struct topo *t, struct buf *out) GX_MUST_CHECK;
 
 /* "NVLink", "PIX", "PXB", "PHB", "NODE", "SYS"; "?" for values out of range. */
 const char *topo_class_name(enum topo_class c);

@@ -21,6 +21,7 @@
 #include "gx/bits.h"
 #include "gx/clock.h"
 #include "gx/sched.h"
+#include "gx/strmap.h"
 
 #include "groups.h"
 
@@ -506,7 +507,10 @@ static void setup(struct run *r)
         p->ann_gpu_model = str_from_cstr(w->pods[i].models);
         r->pl[i].node = -1;
         r->prepared[i] = sched_pod_prepare(&r->sp[i], p, r->spec->pol, &eb);
-        r->out->bucket_pods[bucket_of(p->gpus)]++;
+        if (!w->pods[i].node) {
+            r->out->bucket_pods[bucket_of(p->gpus)]++;
+            r->out->pods++;
+        }
         if (w->pods[i].t_create / r->opt->speedup + w->pods[i].duration / r->opt->speedup >
             r->t_end)
             r->t_end =
@@ -529,6 +533,38 @@ static void teardown(struct run *r)
         free(r->waits[b]);
 }
 
+/* A snapshot's bound pods are the cluster's state: they take their GPUs before anything
+ * arrives, stay, and count in no measure of the workload. */
+static void preplace(struct run *r)
+{
+    struct strmap by_name;
+
+    strmap_init(&by_name);
+    for (size_t i = 0; i < r->c->node_count; i++)
+        strmap_upsert(&by_name, str_from_cstr(r->c->nodes[i].name), NULL)->num = (int64_t)i;
+    for (size_t i = 0; i < r->w->pod_count; i++) {
+        const struct sim_pod *p = &r->w->pods[i];
+        const struct strmap_entry *e =
+            p->node ? strmap_find(&by_name, str_from_cstr(p->node)) : NULL;
+        struct nstate *n;
+        if (!e)
+            continue;
+        n = &r->nodes[e->num];
+        n->used += p->gpus;
+        n->taken |= p->mask;
+        r->used_total += p->gpus;
+        r->model_used[n->model] += p->gpus;
+        r->pl[i] = (struct placed){(int)e->num, p->mask, 0};
+        groups_set(r->groups, (size_t)e->num, (uint32_t)r->cls[e->num], n->used, n->taken);
+    }
+    strmap_destroy(&by_name, NULL);
+}
+
+static bool arrives(const struct run *r, size_t i)
+{
+    return !r->w->pods[i].node;
+}
+
 /* ---- the two modes ---- */
 
 /* Means over the arrival window (the first arrival to the last), where the workload is: the
@@ -547,8 +583,11 @@ static void window_means(struct run *r)
 
 static void replay(struct run *r)
 {
+    preplace(r);
     for (size_t i = 0; i < r->w->pod_count; i++) {
         double t = arrival(r, i);
+        if (!arrives(r, i))
+            continue;
         depart_until(r, t);
         advance(r, t);
         r->out->events++;
@@ -565,8 +604,11 @@ static void fill(struct run *r)
     static const double thresholds[SIM_THRESHOLDS] = {0.70, 0.85, 0.95};
     bool failed = false;
 
+    preplace(r);
     for (size_t i = 0; i < r->w->pod_count; i++) {
         double a = alloc_now(r);
+        if (!arrives(r, i))
+            continue;
         int b = bucket_of(r->pods[i].gpus);
         bool ok;
         r->out->events++;
@@ -606,7 +648,6 @@ void sim_run(const struct sim_cluster *c, const struct sim_workload *w,
         o.compress = 1;
     memset(out, 0, sizeof(*out));
     snprintf(out->label, sizeof(out->label), "%s", spec->label);
-    out->pods = w->pod_count;
     setup(&r);
     if (o.mode == SIM_FILL)
         fill(&r);

@@ -20,9 +20,11 @@ static const char usage[] =
     "Replays a workload on a cluster through gpu-extender's own filter and score, next to\n"
     "baselines (random, first fit, best fit, worst fit), binpack and spread.\n"
     "\n"
-    "  --nodes FILE      the cluster: a node CSV (columns sn, gpu, model)\n"
+    "  --nodes FILE      the cluster: a node CSV (columns sn, gpu, model), or a snapshot\n"
+    "                    (gpu-extender snapshot --kubeconfig F > cluster.json)\n"
     "  --pods FILE       the workload: a pod CSV (name, num_gpu, gpu_milli, gpu_spec,\n"
-    "                    creation_time, scheduled_time, deletion_time)\n"
+    "                    creation_time, scheduled_time, deletion_time), or a snapshot: its\n"
+    "                    bound pods stay where they are, its pending pods arrive at once\n"
     "  --policy FILE     a policy file to compare (repeatable, up to 8)\n"
     "  --topology        give 2-, 4- and 8-GPU nodes a generated topology (DGX-1, HGX, PCIe)\n"
     "  --skip-sharing    leave out pods that ask part of a GPU (default: one whole GPU each)\n"
@@ -417,6 +419,34 @@ static bool write_file(const char *dir, const char *name, const struct args *a,
 
 /* ---- main ---- */
 
+/* --nodes and --pods: the trace's CSVs, or a snapshot (the same file, or either one). */
+static bool load_inputs(const struct args *a, struct sim_cluster *c, struct sim_workload *w,
+                        struct errbuf *eb)
+{
+    struct sim_cluster spare_c;
+    bool same = strcmp(a->nodes, a->pods) == 0;
+
+    if (sim_is_snapshot(a->nodes)) {
+        if (sim_load_snapshot(a->nodes, c, w, eb) != ERR_OK)
+            return false;
+        if (same)
+            return true;
+        sim_workload_free(w);
+    } else if (sim_load_nodes_csv(a->nodes, c, eb) != ERR_OK) {
+        return false;
+    }
+    if (sim_is_snapshot(a->pods)) {
+        if (sim_load_snapshot(a->pods, &spare_c, w, eb) == ERR_OK) {
+            sim_cluster_free(&spare_c);
+            return true;
+        }
+    } else if (sim_load_pods_csv(a->pods, a->skip_sharing, w, eb) == ERR_OK) {
+        return true;
+    }
+    sim_cluster_free(c);
+    return false;
+}
+
 int sim_main(int argc, char **argv)
 {
     struct policy *owned[MAX_POLICIES + 2] = {0};
@@ -432,14 +462,8 @@ int sim_main(int argc, char **argv)
         free(cols);
         return rc;
     }
-    if (sim_load_nodes_csv(a.nodes, &cluster, &eb) != ERR_OK) {
+    if (!load_inputs(&a, &cluster, &work, &eb)) {
         fprintf(stderr, "gpu-extender simulate: %s\n", eb.msg);
-        free(cols);
-        return 1;
-    }
-    if (sim_load_pods_csv(a.pods, a.skip_sharing, &work, &eb) != ERR_OK) {
-        fprintf(stderr, "gpu-extender simulate: %s\n", eb.msg);
-        sim_cluster_free(&cluster);
         free(cols);
         return 1;
     }

@@ -280,6 +280,7 @@ void sim_workload_free(struct sim_workload *w)
     for (size_t i = 0; i < w->pod_count; i++) {
         free(w->pods[i].name);
         free(w->pods[i].models);
+        free(w->pods[i].node);
     }
     free(w->pods);
     memset(w, 0, sizeof(*w));

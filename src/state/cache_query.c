@@ -4,6 +4,11 @@
 
 #include "cache_internal.h"
 
+static struct str entry_str(const struct strmap_entry *e)
+{
+    return (struct str){e->key, e->key_len};
+}
+
 struct pending_scan {
     struct str ns, name;
     const struct pod_info *hit;
@@ -194,4 +199,42 @@ enum err cache_preempt_view(struct cache *c, const struct str *names, size_t n, 
         out->snap = NULL;
     }
     return e;
+}
+
+/* ---- every GPU pod, for snapshots ---- */
+
+struct each_pod {
+    cache_pod_fn *fn;
+    void *ctx;
+};
+
+static void visit_pod(struct strmap_entry *e, void *ctx)
+{
+    const struct each_pod *ep = ctx;
+    const struct pod_rec *r = e->value;
+    struct cache_pod_facts f = {
+        .uid = entry_str(e), .gpus = r->gpus, .priority = r->priority, .deleting = r->deleting};
+
+    if (r->pending) {
+        f.ns = r->pending->ns;
+        f.name = r->pending->name;
+        f.models = r->pending->ann_gpu_model;
+    } else if (r->counted) {
+        f.ns = pod_rec_ns(r);
+        f.name = pod_rec_name(r);
+        f.node = pod_rec_node(r);
+        f.mask = r->mask;
+    } else {
+        return; /* finished, or being deleted before it was bound: holds nothing */
+    }
+    ep->fn(ep->ctx, &f);
+}
+
+void cache_each_gpu_pod(struct cache *c, cache_pod_fn *fn, void *ctx)
+{
+    struct each_pod ep = {fn, ctx};
+
+    pthread_mutex_lock(&c->lock);
+    strmap_each(&c->pods, visit_pod, &ep);
+    pthread_mutex_unlock(&c->lock);
 }

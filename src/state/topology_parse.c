@@ -529,3 +529,42 @@ enum err topo_parse_hami(const char *text, size_t len, struct topo **out, struct
 {
     return run_parser("hami score", parse_hami, text, len, out, eb);
 }
+
+/* ---- back to text ---- */
+
+enum err topo_format(const struct topo *t, struct buf *out)
+{
+    unsigned n = topo_gpu_count(t);
+    uint32_t healthy = topo_healthy_mask(t);
+    bool first = true;
+    enum err e = buf_append_str(out, "{\"gpus\":[");
+
+    for (unsigned i = 0; i < n && e == ERR_OK; i++) {
+        const char *uuid = topo_gpu_uuid(t, i);
+        e = buf_printf(out, "%s{\"index\":%u,\"numa\":%d", i ? "," : "", i, topo_gpu_numa(t, i));
+        if (e == ERR_OK && uuid[0]) {
+            e = buf_append_str(out, ",\"uuid\":");
+            if (e == ERR_OK)
+                e = buf_append_json_str(out, uuid, strlen(uuid));
+        }
+        if (e == ERR_OK)
+            e = buf_append_str(out, healthy & (UINT32_C(1) << i) ? "}" : ",\"healthy\":false}");
+    }
+    if (e == ERR_OK)
+        e = buf_append_str(out, "],\"links\":[");
+    for (unsigned a = 0; a < n && e == ERR_OK; a++) {
+        for (unsigned b = a + 1; b < n && e == ERR_OK; b++) {
+            enum topo_class c = topo_pair_class(t, a, b);
+            unsigned links = topo_pair_score(t, a, b) / NV_SCORE_PER_LINK;
+            if (c == TOPO_SYS)
+                continue; /* the meaning of a pair left out */
+            if (c == TOPO_NVLINK)
+                e = buf_printf(out, "%s[%u,%u,\"NV%u\"]", first ? "" : ",", a, b,
+                               links ? (links > NV_MAX_LINKS ? NV_MAX_LINKS : links) : 1);
+            else
+                e = buf_printf(out, "%s[%u,%u,\"%s\"]", first ? "" : ",", a, b, topo_class_name(c));
+            first = false;
+        }
+    }
+    return e == ERR_OK ? buf_append_str(out, "]}") : e;
+}

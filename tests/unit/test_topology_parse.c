@@ -3,6 +3,7 @@
  * of malformed one and with the messages they give, and the link class names and GPU index
  * masks that round-trip through text. Set choice is in test_topology.c; the fixtures both use
  * are in ../topology_fixtures.h. */
+#include "gx/buf.h"
 #include "gx/topology.h"
 
 #include "check.h"
@@ -374,8 +375,42 @@ static void test_masks(void)
     }
 }
 
+/* topo_format() writes what topo_parse() reads back: the same GPUs, UUIDs, NUMA nodes,
+ * health and pair classes and scores. */
+static void test_format_round_trip(void)
+{
+    static const char unhealthy[] =
+        "{\"gpus\":[{\"index\":0,\"uuid\":\"GPU-\\\"q\\\"\"},{\"index\":1,\"healthy\":false,"
+        "\"numa\":1}],\"links\":[[0,1,\"PXB\"]]}";
+    struct topo *in[] = {parse_ok(DGX1, sizeof(DGX1) - 1), hgx_h100(),
+                         parse_ok(unhealthy, sizeof(unhealthy) - 1)};
+
+    for (size_t k = 0; k < GX_ARRAY_LEN(in); k++) {
+        struct buf b;
+        struct topo *out;
+        unsigned n = topo_gpu_count(in[k]);
+        buf_init(&b, 1 << 20);
+        CHECK_EQ(topo_format(in[k], &b), ERR_OK);
+        out = parse_ok(b.ptr, b.len);
+        CHECK_EQ(topo_gpu_count(out), n);
+        CHECK_EQ(topo_healthy_mask(out), topo_healthy_mask(in[k]));
+        for (unsigned a = 0; a < n; a++) {
+            CHECK_STR_EQ(topo_gpu_uuid(out, a), topo_gpu_uuid(in[k], a));
+            CHECK_EQ(topo_gpu_numa(out, a), topo_gpu_numa(in[k], a));
+            for (unsigned c = 0; c < n; c++) {
+                CHECK_EQ(topo_pair_class(out, a, c), topo_pair_class(in[k], a, c));
+                CHECK_EQ(topo_pair_score(out, a, c), topo_pair_score(in[k], a, c));
+            }
+        }
+        buf_destroy(&b);
+        topo_release(out);
+        topo_release(in[k]);
+    }
+}
+
 int main(void)
 {
+    test_format_round_trip();
     test_parse_valid();
     test_parse_fixtures();
     test_parse_malformed();
