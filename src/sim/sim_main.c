@@ -1,6 +1,7 @@
 /* sim_main.c -- `gpu-extender simulate`: flags, the columns (baselines, binpack, spread, each
  * policy file), both modes per column, and the report (markdown, JSON, gnuplot plots). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,20 @@ static double pct(double x)
     return 100.0 * x;
 }
 
+/* A row of percentages: the double at offset in each column's fill or replay result. */
+static void row_share(FILE *f, const char *name, const struct column *cols, size_t n, bool fill,
+                      size_t offset)
+{
+    row_head(f, name);
+    for (size_t i = 0; i < n; i++) {
+        const struct sim_result *r = fill ? &cols[i].fill : &cols[i].replay;
+        double v;
+        memcpy(&v, (const char *)r + offset, sizeof(v));
+        fprintf(f, " %.1f%% |", pct(v));
+    }
+    fprintf(f, "\n");
+}
+
 static void markdown(FILE *f, const struct args *a, const struct sim_cluster *c,
                      const struct sim_workload *w, const struct column *cols, size_t n)
 {
@@ -164,14 +179,10 @@ static void markdown(FILE *f, const struct args *a, const struct sim_cluster *c,
     for (size_t i = 0; i < n; i++)
         fprintf(f, "---:|");
     fprintf(f, "\n");
-    row_head(f, "**fill** (arrival order, nothing leaves): GPU allocation at the first failure");
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, " %.1f%% |", pct(cols[i].fill.alloc_first_fail));
-    fprintf(f, "\n");
-    row_head(f, "fill: GPU allocation at the end");
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, " %.1f%% |", pct(cols[i].fill.alloc_final));
-    fprintf(f, "\n");
+    row_share(f, "**fill** (arrival order, nothing leaves): GPU allocation at the first failure",
+              cols, n, true, offsetof(struct sim_result, alloc_first_fail));
+    row_share(f, "fill: GPU allocation at the end", cols, n, true,
+              offsetof(struct sim_result, alloc_final));
     row_head(f, "fill: GPU demand placed");
     for (size_t i = 0; i < n; i++)
         fprintf(f, " %.1f%% |",
@@ -212,10 +223,8 @@ static void markdown(FILE *f, const struct args *a, const struct sim_cluster *c,
         fprintf(f, "\nThe workload gives no creation times: only the fill experiment applies.\n\n");
         return;
     }
-    row_head(f, "**replay** (the trace's times): mean GPU allocation");
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, " %.1f%% |", pct(cols[i].replay.alloc_mean));
-    fprintf(f, "\n");
+    row_share(f, "**replay** (the trace's times): mean GPU allocation", cols, n, false,
+              offsetof(struct sim_result, alloc_mean));
     row_head(f, "replay: pods never placed");
     for (size_t i = 0; i < n; i++)
         fprintf(f, " %zu |", cols[i].replay.never_placed);
