@@ -110,7 +110,7 @@ set_tests_properties(integration_hardening PROPERTIES
   LABELS integration
   TIMEOUT 180
   ENVIRONMENT "${GX_INTEGRATION_ENV}"
-  REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_hardening.py")
+  REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_hardening.py;${CMAKE_CURRENT_SOURCE_DIR}/integration/daemon_proc.py")
 
 # Soak (tests/integration/test_soak.py): about a minute of churn with API server outages,
 # watch drops, relists and policy reloads, under a flood of idle and slow connections on
@@ -134,7 +134,7 @@ set_tests_properties(integration_tls PROPERTIES
   LABELS integration
   TIMEOUT 120
   ENVIRONMENT "${GX_INTEGRATION_ENV}"
-  REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_tls.py;${CMAKE_CURRENT_SOURCE_DIR}/gen_certs.sh")
+  REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_tls.py;${CMAKE_CURRENT_SOURCE_DIR}/gen_certs.sh;${CMAKE_CURRENT_SOURCE_DIR}/integration/daemon_proc.py")
 
 # Preemption end to end (tests/integration/test_preempt_e2e.py): a real kube-apiserver and
 # kube-scheduler from the loopback harness beside the checkout (../shared/harness), the daemon

@@ -32,6 +32,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_proc import log_text, read_port_file  # noqa: E402
+
 DAEMON = os.environ.get("GX_DAEMON", "build/gpu-extender")
 
 HEADER_MS, BODY_MS, IDLE_MS = 1000, 1500, 2500
@@ -104,21 +107,10 @@ class Daemon:
         self.ops_port = self._read_port(ops_file) if ops else 0
 
     def _read_port(self, path: str) -> int:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("daemon exited: " + self.stderr())
-            try:
-                with open(path) as f:
-                    return int(f.read())
-            except (OSError, ValueError):
-                time.sleep(0.05)
-        raise AssertionError("no port file: " + self.stderr())
+        return read_port_file(self.proc, path, self.stderr)
 
     def stderr(self) -> str:
-        self.log.flush()
-        with open(self.log.name) as f:
-            return f.read()
+        return log_text(self.log)
 
     def get(self, path: str, port: int | None = None, timeout: float = 3.0):
         c = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)

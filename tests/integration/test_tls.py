@@ -32,11 +32,15 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import unittest
 import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_proc import log_text, read_port_file  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
@@ -123,21 +127,10 @@ class Daemon:
         self.ops_port = self._read_port(ops_file)
 
     def _read_port(self, path: str) -> int:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("daemon exited: " + self.stderr())
-            try:
-                with open(path) as f:
-                    return int(f.read())
-            except (OSError, ValueError):
-                time.sleep(0.05)
-        raise AssertionError("no port file: " + self.stderr())
+        return read_port_file(self.proc, path, self.stderr)
 
     def stderr(self) -> str:
-        self.log.flush()
-        with open(self.log.name) as f:
-            return f.read()
+        return log_text(self.log)
 
     def metric(self, name: str) -> float:
         c = http.client.HTTPConnection("127.0.0.1", self.ops_port, timeout=5)

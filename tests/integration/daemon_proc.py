@@ -1,0 +1,34 @@
+"""daemon_proc.py -- what the integration tests that start the daemon themselves share: the
+wait for a port file the daemon writes once it listens, and its stderr as text.
+
+Python 3.11 standard library only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Callable, IO
+
+
+def read_port_file(proc: subprocess.Popen, path: str, stderr: Callable[[], str],
+                   timeout: float = 15.0) -> int:
+    """The port in path, once the daemon (proc) has written it; fails if it exits or never
+    writes it within timeout seconds, quoting its stderr."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError("daemon exited: " + stderr())
+        try:
+            with open(path) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    raise AssertionError("no port file: " + stderr())
+
+
+def log_text(log: IO[str]) -> str:
+    """Everything written so far to the open log file (the daemon's stderr)."""
+    log.flush()
+    with open(log.name) as f:
+        return f.read()
