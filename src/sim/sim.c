@@ -592,8 +592,12 @@ static void replay(struct run *r)
         advance(r, t);
         r->out->events++;
         r->out->demand_arrived += r->pods[i].gpus;
-        if (!try_all(r, i, t))
+        if (try_all(r, i, t))
+            continue;
+        if (r->prepared[i])
             r->queue[r->queue_len++] = i;
+        else
+            r->out->never_placed++; /* its policy refuses it (an Error from filter): no retry */
     }
     window_means(r);
     depart_until(r, INFINITY);

@@ -281,8 +281,33 @@ static void test_groups(void)
     groups_free(g);
 }
 
+/* A pod the policy refuses (its model annotation where the rule lets pods set none) is never
+ * placed, and never retried. */
+static void test_refused_pod(void)
+{
+    static const char *const models[] = {"T4"};
+    static const int64_t gpus[] = {1};
+    static const struct pod_spec p[] = {
+        {1, NULL, 0, 100, -1}, {1, "T4", 1, 10, -1}, {1, NULL, 2, 10, -1}};
+    struct sim_cluster c = cluster(1, models, gpus);
+    struct sim_workload w = workload(p, 3);
+    struct policy *pol = with_strategy(POLICY_BINPACK);
+    struct sim_result r;
+
+    pol->default_rule.overrides.models = false;
+    run(&c, &w, SIM_POLICY, pol, SIM_REPLAY, &r);
+    CHECK_EQ(r.placed, 2);
+    CHECK_EQ(r.never_placed, 1);
+    run(&c, &w, SIM_POLICY, pol, SIM_FILL, &r);
+    CHECK_EQ(r.placed, 1);
+    sim_workload_free(&w);
+    sim_cluster_free(&c);
+    policy_unref(pol);
+}
+
 int main(void)
 {
+    test_refused_pod();
     test_groups();
     test_fragmentation();
     test_model_constraint();
