@@ -51,8 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fixed.nodes = xcalloc(2, sizeof(*fixed.nodes));
     fixed.node_count = 2;
     for (size_t i = 0; i < 2; i++)
-        fixed.nodes[i] = (struct sim_node){.name = xstrdup(models[i]), .model = xstrdup(models[i]),
-                                           .gpus = i ? 2 : 8};
+        fixed.nodes[i] = (struct sim_node){
+            .name = xstrdup(models[i]), .model = xstrdup(models[i]), .gpus = i ? 2 : 8};
     if (sim_load_nodes_csv(path, &c, &eb) == ERR_OK) {
         for (size_t i = 0; i < c.node_count; i++)
             if (c.nodes[i].gpus <= 0 || c.nodes[i].gpus > 4096 || !c.nodes[i].name)
