@@ -50,11 +50,11 @@ static void ns_count(struct cache *c, struct str ns, int delta)
 /* Drops the budget at key; the caller holds the lock. */
 static void pdb_drop(struct cache *c, struct str key)
 {
-    struct pdb_rec *r = strmap_find(&c->pdbs, key) ? strmap_find(&c->pdbs, key)->value : NULL;
+    struct strmap_entry *e = strmap_find(&c->pdbs, key);
 
-    if (!r)
+    if (!e)
         return;
-    ns_count(c, r->info.ns, -1);
+    ns_count(c, ((struct pdb_rec *)e->value)->info.ns, -1);
     free(strmap_remove(&c->pdbs, key));
 }
 
