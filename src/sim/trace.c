@@ -147,6 +147,11 @@ enum err sim_load_nodes_csv(const char *path, struct sim_cluster *out, struct er
         }
         if (gpus == 0)
             continue;
+        if (!*cell(&c, name_col)) {
+            errbuf_set(eb, "%s:%zu: sn (the node's name) is empty", path, c.line_no);
+            r = -1;
+            break;
+        }
         out->nodes = grow(out->nodes, &cap, out->node_count, sizeof(*out->nodes));
         n = &out->nodes[out->node_count++];
         *n = (struct sim_node){.name = xstrdup(cell(&c, name_col)),
@@ -322,6 +327,14 @@ static const char *link_of(int shape, unsigned n, unsigned a, unsigned b)
     return "PIX";
 }
 
+/* A stable bit of a node's name: how generated 8-GPU nodes split between HGX and PCIe. */
+static unsigned name_parity(const char *name)
+{
+    size_t n = strlen(name);
+
+    return (unsigned)(n + (n ? (unsigned char)name[n - 1] : 0)) % 2;
+}
+
 void sim_add_topologies(struct sim_cluster *c)
 {
     /* One topology per shape, shared by its nodes (as the daemon's cache shares identical
@@ -343,9 +356,7 @@ void sim_add_topologies(struct sim_cluster *c)
         if (n != 8 || strstr(node->model, "V100") || strstr(node->model, "P100"))
             shape = 0; /* 2- and 4-GPU nodes have one shape each */
         else
-            shape = (strlen(node->name) + (unsigned char)node->name[strlen(node->name) - 1]) % 2
-                        ? 1
-                        : 2;
+            shape = name_parity(node->name) ? 1 : 2;
         if (made[shape][n / 2 - 1]) {
             node->topo = topo_acquire(made[shape][n / 2 - 1]);
             continue;

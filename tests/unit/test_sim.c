@@ -233,6 +233,15 @@ static void test_loaders(void)
     CHECK_EQ(sim_load_pods_csv(bad, false, &w, &eb), ERR_PARSE);
     CHECK(strstr(eb.msg, ":2:") != NULL);
     CHECK_EQ(sim_load_nodes_csv("/nonexistent/nodes.csv", &c, &eb), ERR_IO);
+    {
+        /* A node without a name is refused, with its line (the fuzzer found one). */
+        char *nameless = write_temp("sn,gpu,model\nn0,2,T4\n,8,G2\n");
+        struct errbuf fresh = ERRBUF_INIT;
+        CHECK_EQ(sim_load_nodes_csv(nameless, &c, &fresh), ERR_PARSE);
+        CHECK(strstr(fresh.msg, ":3: sn (the node's name) is empty") != NULL);
+        unlink(nameless);
+        free(nameless);
+    }
     unlink(nodes);
     unlink(pods);
     unlink(bad);
