@@ -1,5 +1,6 @@
 """daemon_proc.py -- what the integration tests that start the daemon themselves share: the
-wait for a port file the daemon writes once it listens, and its stderr as text.
+wait for a port file the daemon writes once it listens, its stderr as text, one metric out of
+a /metrics page, and stopping it with a check for sanitizer reports.
 
 Python 3.11 standard library only.
 """
@@ -32,3 +33,27 @@ def log_text(log: IO[str]) -> str:
     log.flush()
     with open(log.name) as f:
         return f.read()
+
+
+def metric_value(text: str, name: str) -> float:
+    """The value of the unlabelled metric name in a Prometheus text page."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric " + name)
+
+
+def stop(proc: subprocess.Popen, log: IO[str]) -> str:
+    """SIGTERM (SIGKILL after 20 s), then the daemon's stderr, which must hold no sanitizer
+    report; closes log."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    err = log_text(log)
+    log.close()
+    assert "Sanitizer" not in err and "runtime error" not in err, err
+    return err

@@ -33,7 +33,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_proc import log_text, read_port_file  # noqa: E402
+from daemon_proc import log_text, metric_value, read_port_file, stop  # noqa: E402
 
 DAEMON = os.environ.get("GX_DAEMON", "build/gpu-extender")
 
@@ -123,22 +123,10 @@ class Daemon:
 
     def metric(self, name: str) -> float:
         _, body, _ = self.get("/metrics")
-        for line in body.decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        raise AssertionError("no metric " + name)
+        return metric_value(body.decode(), name)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        err = self.stderr()
-        self.log.close()
-        assert "Sanitizer" not in err and "runtime error" not in err, err
+        stop(self.proc, self.log)
 
 
 class HardeningTest(unittest.TestCase):

@@ -40,7 +40,7 @@ import unittest
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_proc import log_text, read_port_file  # noqa: E402
+from daemon_proc import log_text, metric_value, read_port_file, stop  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
@@ -139,22 +139,10 @@ class Daemon:
             body = c.getresponse().read().decode()
         finally:
             c.close()
-        for line in body.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        raise AssertionError("no metric " + name)
+        return metric_value(body, name)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        err = self.stderr()
-        self.log.close()
-        assert "Sanitizer" not in err and "runtime error" not in err, err
+        err = stop(self.proc, self.log)
         assert self.proc.returncode == 0, "exit code %d:\n%s" % (self.proc.returncode, err)
 
 

@@ -44,6 +44,19 @@ static char *call(struct agree *a, const char *path, const char *body)
     return reply;
 }
 
+/* Is node among the filter reply's NodeNames (before its FailedNodes)? */
+static bool passes(const char *filter, const char *node)
+{
+    const char *names = strstr(filter, "\"NodeNames\":[");
+    const char *failed = strstr(filter, "\"FailedNodes\"");
+    char quoted[96];
+    const char *at;
+
+    snprintf(quoted, sizeof(quoted), "\"%s\"", node);
+    at = names ? strstr(names, quoted) : NULL;
+    return at && failed && at < failed;
+}
+
 /* The score prioritize gave node, or -1 when it is not in the reply. */
 static int score_of(const char *reply, const char *node)
 {
@@ -59,7 +72,7 @@ static void on_place(void *ctx, size_t pod, size_t node)
 {
     struct agree *a = ctx;
     const struct sim_pod *p = &a->w->pods[pod];
-    char body[8192], passing[128];
+    char body[8192];
     char *filter, *prio;
     int best = -1, mine;
     struct pod_info bound = {0};
@@ -71,15 +84,10 @@ static void on_place(void *ctx, size_t pod, size_t node)
              "\"NodeNames\":%s}",
              p->name, p->name, p->models, (long long)p->gpus, a->names);
     filter = call(a, "/filter", body);
-    snprintf(passing, sizeof(passing), "\"%s\"", a->c->nodes[node].name);
-    CHECK(strstr(filter, "\"NodeNames\":[") != NULL);
-    CHECK(strstr(strstr(filter, "\"NodeNames\":["), passing) <
-          strstr(filter, "\"FailedNodes\"")); /* the node is among those passing */
+    CHECK(passes(filter, a->c->nodes[node].name));
     prio = call(a, "/prioritize", body);
     for (size_t i = 0; i < a->c->node_count; i++) {
-        char quoted[96];
-        snprintf(quoted, sizeof(quoted), "\"%s\"", a->c->nodes[i].name);
-        if (strstr(strstr(filter, "\"NodeNames\":["), quoted) < strstr(filter, "\"FailedNodes\"")) {
+        if (passes(filter, a->c->nodes[i].name)) {
             int s = score_of(prio, a->c->nodes[i].name);
             best = s > best ? s : best;
         }
