@@ -29,6 +29,14 @@ struct cache;
 
 struct topo;
 
+/* What the node agent (gpu-extender-agent) published on a node. */
+struct cache_agent_facts {
+    const char *meta;       /* gpu-extender.io/agent as written; "" when absent */
+    const char *changed_at; /* gpu-extender.io/agent-changed-at (RFC 3339); "" when absent */
+    bool pods_known;        /* gpu-extender.io/gpu-pods was there and readable */
+    size_t pods;            /* pods it lists as holding GPUs */
+};
+
 struct cache_node {
     struct node_info info; /* strings owned by the snapshot; raw is empty */
     int64_t gpus_used;     /* non-terminal pods bound here */
@@ -43,6 +51,10 @@ struct cache_node {
     uint32_t free_mask;     /* healthy and not known taken */
     unsigned unknown_used;  /* max(0, used + reserved - |named_mask|) */
     const char *topo_error; /* why the topology annotation was refused; "" when it was not */
+    /* The node agent's facts; NULL when no agent publishes on this node. Where it lists the
+     * node's pods (pods_known), its gpu-extender.io/gpus-in-use is the taken set for them: a
+     * listed pod's own gpu-extender.io/gpus no longer counts in named_mask. */
+    const struct cache_agent_facts *agent;
 };
 
 struct cache_snapshot {

@@ -16,16 +16,16 @@
 #define GPU_FACTS_MAX TOPO_MAX_GPUS
 
 struct gpu_fact {
-    unsigned index;                /* NVML index, 0..n-1 */
-    char uuid[TOPO_UUID_MAX + 1];  /* "GPU-8c1..." */
-    char name[96];                 /* nvmlDeviceGetName: "NVIDIA A100-SXM4-80GB" */
-    uint64_t memory_bytes;         /* total framebuffer memory */
-    char pci_bus_id[32];           /* "00000000:07:00.0" */
-    int numa;                      /* NUMA node; -1 unknown */
-    int cc_major, cc_minor;        /* CUDA compute capability; -1 unknown */
-    bool mig_enabled;              /* current MIG mode */
-    bool healthy;                  /* false after a critical XID or a double-bit ECC error */
-    unsigned long long last_xid;   /* the event that made it unhealthy (0: none, or ECC) */
+    unsigned index;               /* NVML index, 0..n-1 */
+    char uuid[TOPO_UUID_MAX + 1]; /* "GPU-8c1..." */
+    char name[96];                /* nvmlDeviceGetName: "NVIDIA A100-SXM4-80GB" */
+    uint64_t memory_bytes;        /* total framebuffer memory */
+    char pci_bus_id[32];          /* "00000000:07:00.0" */
+    int numa;                     /* NUMA node; -1 unknown */
+    int cc_major, cc_minor;       /* CUDA compute capability; -1 unknown */
+    bool mig_enabled;             /* current MIG mode */
+    bool healthy;                 /* false after a critical XID or a double-bit ECC error */
+    unsigned long long last_xid;  /* the event that made it unhealthy (0: none, or ECC) */
 };
 
 struct gpu_facts {

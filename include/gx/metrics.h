@@ -61,6 +61,13 @@ enum metrics_outcome {
       "Times the bearer token file was read again (periodic or after a 401).")                     \
     X(TOPOLOGY_INVALID, "gpu_extender_topology_invalid_total",                                     \
       "Node topology annotations that could not be read (the node is then count-only).")           \
+    X(AGENT_DISAGREE_INDICES, "gpu_extender_agent_disagreements_indices_total",                    \
+      "Pods whose GPU indices the node agent reports differently from the ones bind recorded.")    \
+    X(AGENT_DISAGREE_COUNT, "gpu_extender_agent_disagreements_count_total",                        \
+      "Pods for which the node agent reports a different number of GPUs than they requested.")     \
+    X(AGENT_INVALID, "gpu_extender_agent_invalid_total",                                           \
+      "Node agent gpu-pods annotations that could not be read (the node's pods then count by "     \
+      "their own annotations).")                                                                   \
     X(POLICY_RELOADS, "gpu_extender_policy_reloads_total",                                         \
       "Policy files loaded and swapped in after start (SIGHUP or a file change).")                 \
     X(POLICY_RELOAD_FAILURES, "gpu_extender_policy_reload_failures_total",                         \

@@ -30,6 +30,13 @@
 #define OBJ_ANN_TOPOLOGY "gpu-extender.io/topology"
 #define OBJ_ANN_HAMI_SCORE "hami.io/node-nvidia-score"
 #define OBJ_ANN_GPUS_IN_USE "gpu-extender.io/gpus-in-use"
+/* What the node agent (gpu-extender-agent) publishes besides topology and gpus-in-use: which
+ * pod holds which GPUs ({"<ns>/<pod>":"0,1",...}), who it is and how it reads the node
+ * ({"version":...,"source":...,"podResources":...,"health":...}), and when those facts last
+ * changed (RFC 3339). */
+#define OBJ_ANN_GPU_PODS "gpu-extender.io/gpu-pods"
+#define OBJ_ANN_AGENT "gpu-extender.io/agent"
+#define OBJ_ANN_AGENT_CHANGED_AT "gpu-extender.io/agent-changed-at"
 /* Annotations we write on the Binding (and so read back on bound pods). */
 #define OBJ_ANN_GPU_COUNT "gpu-extender.io/gpu-count"
 #define OBJ_ANN_GPUS "gpu-extender.io/gpus"
@@ -53,6 +60,9 @@ struct node_info {
     struct str ann_topology; /* raw annotation values; empty when absent */
     struct str ann_hami_score;
     struct str ann_gpus_in_use;
+    struct str ann_gpu_pods;
+    struct str ann_agent;
+    struct str ann_agent_changed_at;
 };
 
 struct pod_info {

@@ -47,6 +47,47 @@ static void add_mask(cJSON *obj, const char *key, uint32_t mask)
 
 /* ---- /debug/nodes ---- */
 
+/* Seconds since an RFC 3339 UTC time ("2026-12-05T12:00:00Z"); -1 when it is not one. */
+static double age_seconds(const char *rfc3339)
+{
+    struct tm tm;
+    int used = 0;
+
+    memset(&tm, 0, sizeof(tm));
+    if (!rfc3339 ||
+        sscanf(rfc3339, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
+        used == 0 || rfc3339[used] != '\0')
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return difftime(time(NULL), timegm(&tm));
+}
+
+/* Where the node's GPU facts come from: the node agent (its own line, and how old its facts
+ * are), or our own books alone. */
+static void add_source(cJSON *o, const struct cache_node *n)
+{
+    cJSON *a;
+    double age;
+
+    if (!n->agent) {
+        cJSON_AddStringToObject(o, "gpuFactsSource",
+                                n->topo ? "node annotations (no node agent)" : "none: count-only");
+        return;
+    }
+    cJSON_AddStringToObject(o, "gpuFactsSource", "node agent");
+    a = cJSON_AddObjectToObject(o, "agent");
+    if (n->agent->meta[0])
+        cJSON_AddItemToObject(a, "said", cJSON_Parse(n->agent->meta));
+    cJSON_AddStringToObject(a, "changedAt", n->agent->changed_at);
+    age = age_seconds(n->agent->changed_at);
+    if (age >= 0)
+        cJSON_AddNumberToObject(a, "ageSeconds", age);
+    cJSON_AddBoolToObject(a, "podsKnown", n->agent->pods_known);
+    cJSON_AddNumberToObject(a, "podsHoldingGPUs", (double)n->agent->pods);
+}
+
 static cJSON *node_json(const struct cache_node *n)
 {
     cJSON *o = cJSON_CreateObject();
@@ -76,6 +117,7 @@ static cJSON *node_json(const struct cache_node *n)
     } else if (n->topo_error && n->topo_error[0]) {
         cJSON_AddStringToObject(o, "topologyError", n->topo_error);
     }
+    add_source(o, n);
     return o;
 }
 
@@ -288,6 +330,7 @@ static cJSON *explain_node(const struct sched_pod *sp, const struct explained *e
     cJSON_AddNumberToObject(o, "allocatable", (double)e->cn->info.gpu_allocatable);
     cJSON_AddNumberToObject(o, "free", (double)(e->cn->info.gpu_allocatable - view.used));
     cJSON_AddStringToObject(o, "verdict", verdict_names[e->fit.verdict]);
+    add_source(o, e->cn);
     if (e->fit.verdict != SCHED_PASS) {
         cJSON_AddBoolToObject(o, "takenNow", e->fit.verdict == SCHED_FAIL);
         buf_init(&reason, 4096);

@@ -5,36 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gx/str.h"
-
-enum kind { K_STRING, K_INT, K_BOOL };
-
-struct setting {
-    const char *flag; /* without the leading "--" */
-    const char *env;
-    enum kind kind;
-    const char *def;
-    long long min, max;
-    size_t offset;
-    size_t size; /* for strings */
-    const char *help;
-};
+#include "gx/flags.h"
 
 #define STR_SETTING(flag, env, field, def, help)                                                   \
-    {                                                                                              \
-        flag, env, K_STRING, def, 0, 0, offsetof(struct config, field),                            \
-            sizeof(((struct config *)0)->field), help                                              \
-    }
+    FLAG_STR(struct config, flag, env, field, def, help)
 #define INT_SETTING(flag, env, field, def, min, max, help)                                         \
-    {                                                                                              \
-        flag, env, K_INT, def, min, max, offsetof(struct config, field), 0, help                   \
-    }
-#define BOOL_SETTING(flag, field, help)                                                            \
-    {                                                                                              \
-        flag, NULL, K_BOOL, "false", 0, 1, offsetof(struct config, field), 0, help                 \
-    }
+    FLAG_INT(struct config, flag, env, field, def, min, max, help)
+#define BOOL_SETTING(flag, field, help) FLAG_BOOL(struct config, flag, NULL, field, help)
 
-static const struct setting settings[] = {
+static const struct flag_def settings[] = {
     STR_SETTING("listen", "GPU_EXTENDER_LISTEN", listen, "127.0.0.1:8888",
                 "HOST:PORT to serve on; port 0 picks a free port"),
     STR_SETTING("port-file", "GPU_EXTENDER_PORT_FILE", port_file, "",
@@ -103,88 +82,6 @@ static const struct setting settings[] = {
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-static enum err apply(const struct setting *s, const char *value, const char *origin,
-                      struct config *cfg, struct errbuf *eb)
-{
-    char *base = (char *)cfg + s->offset;
-    int64_t v;
-
-    switch (s->kind) {
-    case K_STRING:
-        if (strlen(value) >= s->size) {
-            errbuf_set(eb, "%s: value is too long", origin);
-            return ERR_INVALID;
-        }
-        snprintf(base, s->size, "%s", value);
-        return ERR_OK;
-    case K_INT:
-        if (str_to_i64_cstr(value, s->min, s->max, &v) != ERR_OK) {
-            errbuf_set(eb, "%s: expected an integer in %lld..%lld, got \"%s\"", origin, s->min,
-                       s->max, value);
-            return ERR_INVALID;
-        }
-        *(long long *)(void *)base = v;
-        return ERR_OK;
-    default:
-        *(bool *)(void *)base = strcmp(value, "true") == 0;
-        return ERR_OK;
-    }
-}
-
-static const char *env_lookup(char **env, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (; env && *env; env++) {
-        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
-            return *env + n + 1;
-    }
-    return NULL;
-}
-
-static const struct setting *find_flag(const char *arg, const char **inline_value)
-{
-    const char *name = arg + 2;
-    const char *eq = strchr(name, '=');
-    size_t n = eq ? (size_t)(eq - name) : strlen(name);
-
-    *inline_value = eq ? eq + 1 : NULL;
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        if (strlen(settings[i].flag) == n && strncmp(settings[i].flag, name, n) == 0)
-            return &settings[i];
-    }
-    return NULL;
-}
-
-static enum err parse_args(int argc, char **argv, struct config *cfg, struct errbuf *eb)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *value;
-        const struct setting *s;
-        char origin[64];
-        enum err e;
-
-        if (strncmp(argv[i], "--", 2) != 0 || !(s = find_flag(argv[i], &value))) {
-            errbuf_set(eb, "unknown argument \"%s\" (see --help)", argv[i]);
-            return ERR_INVALID;
-        }
-        if (s->kind != K_BOOL && !value) {
-            if (i + 1 >= argc) {
-                errbuf_set(eb, "--%s needs a value", s->flag);
-                return ERR_INVALID;
-            }
-            value = argv[++i];
-        }
-        /* Errors name the flag alone: argv[i] may be the value by now, or a long --flag=value
-         * that would push the reason out of the errbuf. */
-        snprintf(origin, sizeof(origin), "--%s", s->flag);
-        e = apply(s, value ? value : "true", origin, cfg, eb);
-        if (e != ERR_OK)
-            return e;
-    }
-    return ERR_OK;
-}
-
 /* Settings that are only meaningful together. */
 static enum err check_together(const struct config *cfg, struct errbuf *eb)
 {
@@ -202,20 +99,8 @@ static enum err check_together(const struct config *cfg, struct errbuf *eb)
 
 enum err config_parse(int argc, char **argv, char **env, struct config *out, struct errbuf *eb)
 {
-    enum err e;
+    enum err e = flags_parse(settings, NSETTINGS, out, sizeof(*out), argc, argv, env, eb);
 
-    memset(out, 0, sizeof(*out));
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        const char *v = s->env ? env_lookup(env, s->env) : NULL;
-
-        e = apply(s, s->def, s->flag, out, eb);
-        if (e == ERR_OK && v && s->kind != K_BOOL)
-            e = apply(s, v, s->env, out, eb);
-        if (e != ERR_OK)
-            return e;
-    }
-    e = parse_args(argc, argv, out, eb);
     return e == ERR_OK ? check_together(out, eb) : e;
 }
 
@@ -223,13 +108,5 @@ void config_usage(FILE *out)
 {
     fprintf(out, "usage: gpu-extender [flags]\n\n"
                  "A Kubernetes scheduler extender for NVIDIA GPUs: filter, prioritize, bind.\n\n");
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        fprintf(out, "  --%s%s\n      %s", s->flag, s->kind == K_BOOL ? "" : " VALUE", s->help);
-        if (s->kind != K_BOOL && s->def[0])
-            fprintf(out, " (default %s)", s->def);
-        if (s->env)
-            fprintf(out, "\n      env: %s", s->env);
-        fputc('\n', out);
-    }
+    flags_usage(settings, NSETTINGS, out);
 }

@@ -68,6 +68,7 @@ static void node_rec_release(void *v)
 
     if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
         topo_release(r->topo);
+        free(r->agent);
         free(r);
     }
 }
@@ -116,6 +117,7 @@ void cache_node_view(struct cache *c, const struct node_rec *r, int64_t used, in
     out->gpus_reserved = reserved;
     out->topo = r->topo;
     out->topo_error = r->topo_error;
+    out->agent = r->agent ? &r->agent->pub : NULL;
     if (!r->topo)
         return;
     e = strmap_find(&c->named, r->info.name);
@@ -317,6 +319,7 @@ static void find_unseen(struct strmap_entry *e, void *ctx)
 
 static void pod_forget(struct cache *c, struct str uid);
 static void node_drop(struct cache *c, struct node_rec *r);
+static void node_remove(struct cache *c, struct str name);
 
 static void sweep(struct cache *c, bool is_node)
 {
@@ -328,7 +331,7 @@ static void sweep(struct cache *c, bool is_node)
         strmap_each(is_node ? &c->nodes : &c->pods, find_unseen, sw);
         for (size_t i = 0; i < sw->n; i++) {
             if (is_node)
-                node_drop(c, strmap_remove(&c->nodes, str_from_cstr(sw->keys[i])));
+                node_remove(c, str_from_cstr(sw->keys[i]));
             else
                 pod_forget(c, str_from_cstr(sw->keys[i]));
         }
@@ -447,17 +450,30 @@ void cache_node_upsert(struct cache *c, const struct node_info *n)
     e = strmap_upsert(&c->nodes, n->name, NULL);
     prev = e->value;
     node_rec_topology(c, r, n, prev);
+    r->agent = cache_agent_parse(n, prev ? prev->agent : NULL);
     e->value = r;
+    if (r->agent || (prev && prev->agent))
+        cache_agent_resync(c, n->name);
     node_drop(c, prev);
     c->dirty = true;
     c->events++;
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Forgets a node; its pods that the agent listed count by their own annotations again. */
+static void node_remove(struct cache *c, struct str name)
+{
+    struct node_rec *r = strmap_remove(&c->nodes, name);
+
+    if (r && r->agent)
+        cache_agent_resync(c, name);
+    node_drop(c, r);
+}
+
 void cache_node_delete(struct cache *c, struct str name)
 {
     pthread_mutex_lock(&c->lock);
-    node_drop(c, strmap_remove(&c->nodes, name));
+    node_remove(c, name);
     c->dirty = true;
     c->events++;
     pthread_mutex_unlock(&c->lock);
@@ -510,7 +526,9 @@ static void pod_account(struct cache *c, struct pod_rec *p, int delta)
     if (!p->counted)
         return;
     usage_add(c, p->text, delta * p->gpus);
-    cache_index_add(c, pod_rec_node(p), p->mask, delta);
+    if (delta > 0)
+        cache_agent_mark(c, p);
+    cache_index_add(c, pod_rec_node(p), p->agent_listed ? 0 : p->mask, delta);
     list_update(&c->on_node, pod_rec_node(p), p, delta);
 }
 
@@ -666,6 +684,10 @@ void cache_pod_upsert(struct cache *c, const struct pod_info *p)
     }
     e = strmap_upsert(&c->pods, p->uid, NULL);
     if (e->value) {
+        const struct pod_rec *old = e->value;
+
+        /* A disagreement is reported once per pod, not once per update of it. */
+        r->agent_drift = old->agent_drift && str_eq(pod_rec_node(old), pod_rec_node(r));
         pod_account(c, e->value, -1);
         pod_rec_free(e->value);
     }

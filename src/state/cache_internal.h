@@ -22,6 +22,24 @@
 /* GPU indices the books track per node: masks are 32 bits. */
 #define INDEX_SLOTS 32
 
+/* What the node agent published about a node: which pod holds which GPUs, who it is and when
+ * its facts last changed. One allocation; keys ("<ns>/<pod>") and strings live in text. */
+struct agent_pod {
+    const char *key;
+    uint32_t key_len;
+    uint32_t mask;
+};
+
+struct agent_rec {
+    struct cache_agent_facts pub; /* first: what snapshots show */
+    struct agent_pod *pods;       /* pub.pods of them, sorted by key */
+    char text[];
+};
+
+/* Longest agent annotations kept: the meta is a few dozen bytes, a node's pod list a few KiB. */
+#define AGENT_META_MAX 512
+#define AGENT_PODS_MAX (256u << 10)
+
 struct node_rec {
     atomic_int refs;
     bool seen; /* during a relist; guarded by the cache lock */
@@ -30,6 +48,7 @@ struct node_rec {
     char topo_key[TOPO_KEY_MAX];     /* of the annotation text; "" when there is none */
     char topo_error[TOPO_ERROR_MAX]; /* "" unless the annotation was refused */
     uint32_t in_use_mask;            /* gpu-extender.io/gpus-in-use */
+    struct agent_rec *agent;         /* NULL: no node agent publishes here */
     char strings[];
 };
 
@@ -47,10 +66,15 @@ struct pod_rec {
     int32_t priority;
     uint16_t labels_len;
     uint8_t ns_len, name_len;
-    bool counted;        /* bound and not terminal: its GPUs are in use */
-    bool seen;           /* during a relist */
-    bool deleting;       /* metadata.deletionTimestamp is set */
-    bool labels_unknown; /* bound, but its labels were not kept (see cache_pod_labels_kept) */
+    bool counted : 1;        /* bound and not terminal: its GPUs are in use */
+    bool seen : 1;           /* during a relist */
+    bool deleting : 1;       /* metadata.deletionTimestamp is set */
+    bool labels_unknown : 1; /* bound, but its labels were not kept (see cache_pod_labels_kept) */
+    /* The node agent lists this pod in its gpu-extender.io/gpu-pods: the node's own in-use
+     * mask covers its GPUs, so its mask is not counted in c->named (the agent is
+     * authoritative; where the two disagree, ours would mark free GPUs taken). */
+    bool agent_listed : 1;
+    bool agent_drift : 1; /* the agent's GPUs for it differ from ours (counted once) */
     /* The node name and a NUL; then, for bound pods, namespace, name and labels, unterminated. */
     char text[];
 };
@@ -175,3 +199,18 @@ void cache_pdbs_init(struct cache *c);
 /* Does the namespace have a disruption budget? */
 bool cache_ns_has_pdb(struct cache *c, struct str ns);
 void cache_pdbs_free(struct cache *c);
+
+/* ---- the node agent's facts (cache_agent.c) ---- */
+
+/* Reads what the agent published on n; NULL when it published nothing there. A gpu-pods
+ * annotation that cannot be read counts as absent (logged and counted once per change). */
+struct agent_rec *cache_agent_parse(const struct node_info *n, const struct agent_rec *prev);
+/* The GPUs the agent says the pod ns/name holds; false when it does not list the pod. */
+bool cache_agent_lookup(const struct agent_rec *a, struct str ns, struct str name, uint32_t *mask);
+/* Does the agent of p's node list p? Sets p->agent_listed, and counts and logs a
+ * disagreement with our own books the first time it appears for p. The caller holds the
+ * lock. */
+void cache_agent_mark(struct cache *c, struct pod_rec *p);
+/* The node's agent facts changed: re-marks every pod counted there, moving their masks in or
+ * out of c->named. The caller holds the lock. */
+void cache_agent_resync(struct cache *c, struct str node);

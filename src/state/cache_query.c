@@ -2,6 +2,8 @@
  * scan or gather under the lock, away from the per-request snapshot path. */
 #include <string.h>
 
+#include "gx/bits.h"
+
 #include "cache_internal.h"
 
 static struct str entry_str(const struct strmap_entry *e)
@@ -122,9 +124,17 @@ static bool gather_node(struct cache *c, const struct snapshot_impl *s, struct s
     out->pods = arena_alloc(a, (n + 1) * sizeof(*out->pods));
     if (!out->pods)
         return false;
-    for (r = le ? le->value : NULL; r; r = r->node_next)
-        if (!copy_pod(a, r, &out->pods[out->pod_count++]))
+    for (r = le ? le->value : NULL; r; r = r->node_next) {
+        struct cache_bound_pod *bp = &out->pods[out->pod_count++];
+        uint32_t m;
+
+        if (!copy_pod(a, r, bp))
             return false;
+        /* Where the node agent lists the pod, its GPUs are the ones the node reports. */
+        if (r->agent_listed &&
+            cache_agent_lookup(((const struct node_rec *)ne->value)->agent, bp->ns, bp->name, &m))
+            bp->mask = bits_popcount32(m) == (unsigned)bp->gpus ? m : 0;
+    }
     return gather_nominated(c, name, a, out);
 }
 

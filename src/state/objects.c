@@ -181,14 +181,16 @@ static bool node_label(struct jscan *js, int idx, void *ctx)
     }
 }
 
-static const char *const node_ann_names[] = {OBJ_ANN_TOPOLOGY, OBJ_ANN_HAMI_SCORE,
-                                             OBJ_ANN_GPUS_IN_USE};
+static const char *const node_ann_names[] = {OBJ_ANN_TOPOLOGY,    OBJ_ANN_HAMI_SCORE,
+                                             OBJ_ANN_GPUS_IN_USE, OBJ_ANN_GPU_PODS,
+                                             OBJ_ANN_AGENT,       OBJ_ANN_AGENT_CHANGED_AT};
 
 static bool node_annotation(struct jscan *js, int idx, void *ctx)
 {
     struct node_ctx *c = ctx;
-    struct str *slots[] = {&c->node->ann_topology, &c->node->ann_hami_score,
-                           &c->node->ann_gpus_in_use};
+    struct str *slots[] = {&c->node->ann_topology,    &c->node->ann_hami_score,
+                           &c->node->ann_gpus_in_use, &c->node->ann_gpu_pods,
+                           &c->node->ann_agent,       &c->node->ann_agent_changed_at};
 
     if (idx < 0)
         return jscan_skip(js, NULL);

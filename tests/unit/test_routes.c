@@ -280,7 +280,8 @@ static void test_cache_mode(struct policy_store *pol)
            "cluster cache\",\"gpu-node-3\":");
     expect(r, "GET", "/metrics", NULL, 200, "gpu_extender_cache_nodes 2");
     expect(r, "GET", "/debug/nodes", NULL, 200,
-           "\"allocatable\":4,\"used\":4,\"reserved\":0,\"free\":0}");
+           "\"allocatable\":4,\"used\":4,\"reserved\":0,\"free\":0,\"gpuFactsSource\":\"none: "
+           "count-only\"}");
     free(names);
     free(full);
     routes_free(r);
