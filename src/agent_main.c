@@ -6,11 +6,14 @@
  * One thread. NVML events are waited for in slices of at most 200 ms, so SIGTERM and the next
  * poll are never late by more than that. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gx/agent.h"
 #include "gx/buf.h"
@@ -64,6 +67,40 @@ static void rfc3339_now(char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The liveness probe's file: its mtime says the loop still turns. */
+static void touch_health(const struct agent *a)
+{
+    int fd;
+
+    if (!a->cfg.health_file[0])
+        return;
+    fd = open(a->cfg.health_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        (void)futimens(fd, NULL);
+        close(fd);
+    }
+}
+
+/* --check-health FILE: 0 when the loop touched it recently enough. */
+static int check_health(const struct agent_config *cfg)
+{
+    struct stat st;
+    struct timespec now;
+    double age;
+
+    if (stat(cfg->check_health, &st) != 0) {
+        fprintf(stderr, "gpu-extender-agent: %s: %s\n", cfg->check_health, strerror(errno));
+        return 1;
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    age = difftime(now.tv_sec, st.st_mtim.tv_sec);
+    if (age * 1000 > (double)cfg->health_max_age_ms) {
+        fprintf(stderr, "gpu-extender-agent: the loop last turned %.0f s ago\n", age);
+        return 1;
+    }
+    return 0;
+}
+
 /* Reads the kubelet; a failure keeps the last answer for a while (see PODRES_FAILS_UNKNOWN). */
 static void poll_pods(struct agent *a)
 {
@@ -104,14 +141,7 @@ static enum err collect(struct agent *a, struct errbuf *eb)
 
     if (e != ERR_OK)
         return e;
-    for (unsigned i = 0; i < fresh.n; i++) {
-        for (unsigned j = 0; j < a->facts.n; j++) {
-            if (strcmp(fresh.gpu[i].uuid, a->facts.gpu[j].uuid) == 0 && !a->facts.gpu[j].healthy) {
-                fresh.gpu[i].healthy = false;
-                fresh.gpu[i].last_xid = a->facts.gpu[j].last_xid;
-            }
-        }
-    }
+    (void)gpu_facts_keep_health(&fresh, &a->facts);
     a->facts = fresh;
     return ERR_OK;
 }
@@ -256,6 +286,7 @@ static int run(struct agent *a)
     while (!stopping) {
         uint64_t now = clock_mono_ms(), until;
 
+        touch_health(a);
         if (now >= next_poll) {
             poll_pods(a);
             next_poll = now + (uint64_t)a->cfg.interval_ms;
@@ -328,6 +359,8 @@ int main(int argc, char **argv)
         agent_config_usage(stdout);
         return 0;
     }
+    if (a.cfg.check_health[0])
+        return check_health(&a.cfg);
     if (a.cfg.version) {
         printf("gpu-extender-agent %s (%s)\n", GX_VERSION, GX_GIT_VERSION);
         return 0;
@@ -337,7 +370,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(level);
-    if (gpu_xid_list_parse(a.cfg.ignored_xids, &a.ignored, &eb) != ERR_OK) {
+    if (gpu_xid_list_parse(str_from_cstr(a.cfg.ignored_xids), &a.ignored, &eb) != ERR_OK) {
         fprintf(stderr, "gpu-extender-agent: --ignored-xids: %s\n", eb.msg);
         return 2;
     }

@@ -44,6 +44,9 @@ struct agent_config {
     char pod_resources_socket[1024];
     char ignored_xids[256];
     char log_level[16];
+    char health_file[1024];  /* touched by every turn of the loop */
+    char check_health[1024]; /* probe mode: is this file fresh? */
+    long long health_max_age_ms;
     long long interval_ms;
     long long settle_ms;
     long long max_delay_ms;

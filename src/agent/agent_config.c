@@ -40,6 +40,13 @@ static const struct flag_def settings[] = {
              "time budget of one call to the kubelet or the API server"),
     FLAG_STR(A, "log-level", "GPU_EXTENDER_AGENT_LOG_LEVEL", log_level, "info",
              "error, warn, info or debug"),
+    FLAG_STR(A, "health-file", "GPU_EXTENDER_AGENT_HEALTH_FILE", health_file, "",
+             "touch this file on every turn of the loop (at least every --interval-ms), for a "
+             "liveness probe"),
+    FLAG_STR(A, "check-health", NULL, check_health, "",
+             "probe mode: exit 0 when FILE was touched within --health-max-age-ms, else 1"),
+    FLAG_INT(A, "health-max-age-ms", "GPU_EXTENDER_AGENT_HEALTH_MAX_AGE_MS", health_max_age_ms,
+             "30000", 1000, 3600000, "what --check-health accepts"),
     FLAG_BOOL(A, "once", "GPU_EXTENDER_AGENT_ONCE", once,
               "collect once, publish (or print), exit: 0 when it worked"),
     FLAG_BOOL(A, "dry-run", "GPU_EXTENDER_AGENT_DRY_RUN", dry_run,
@@ -59,7 +66,7 @@ enum err agent_config_parse(int argc, char **argv, char **env, struct agent_conf
     const char *node = flags_env(env, "NODE_NAME");
     enum err e = flags_parse(settings, NSETTINGS, out, sizeof(*out), argc, argv, env, eb);
 
-    if (e != ERR_OK || out->help || out->version)
+    if (e != ERR_OK || out->help || out->version || out->check_health[0])
         return e;
     if (!out->node_name[0] && node) {
         if (strlen(node) >= sizeof(out->node_name)) {
