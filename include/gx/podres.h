@@ -42,7 +42,8 @@ struct podres_list {
  * reply ended), ERR_TIMEOUT, ERR_UPSTREAM (a gRPC status other than OK, with its code and
  * message; an HTTP status other than 200; the stream reset by the kubelet), ERR_PARSE (bad
  * HTTP/2 or gRPC framing, or a reply that is not a valid ListPodResourcesResponse),
- * ERR_TOO_LARGE (a reply over PODRES_MAX_REPLY_BYTES or with over PODRES_MAX_DEVICES rows). */
+ * ERR_TOO_LARGE (a reply over PODRES_MAX_REPLY_BYTES or with over PODRES_MAX_DEVICES rows),
+ * ERR_NOMEM (nghttp2 could not allocate). */
 enum err podres_list(const char *socket_path, long timeout_ms, struct podres_list *out,
                      struct errbuf *eb) GX_MUST_CHECK;
 /* Frees what podres_list() filled and empties *l. Idempotent; accepts an all-zero list. */
