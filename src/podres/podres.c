@@ -51,6 +51,7 @@
 #define PODRES_READ_BYTES 16384
 #define PODRES_GRPC_MSG_BYTES 512
 #define PODRES_H2_ERR_BYTES 160
+#define PODRES_GOODBYE_FRAMES 8
 
 /* One call's state: the nghttp2 session, what arrived on our stream, and the first error a
  * callback met (callbacks cannot return an enum err through nghttp2). */
@@ -661,16 +662,23 @@ static enum err call_run(struct call *c, int fd, uint64_t deadline_ms)
     return e;
 }
 
-/* Best effort, never blocking: a GOAWAY, so the kubelet sees a clean end rather than a reset.
- * Skipped when a frame is half-written: then only closing the socket is left. */
+/* Best effort, never blocking: what nghttp2 still has queued (a RST_STREAM that cancels our
+ * stream, window updates) and a GOAWAY, so the kubelet sees the connection end cleanly rather
+ * than cut. nghttp2 hands out a frame at a time; a short write ends it, since the socket is
+ * closed next anyway. Skipped when a frame is already half-written. */
 static void call_goodbye(struct call *c, int fd)
 {
     if (!c->h2 || c->out_len > 0)
         return;
     if (nghttp2_session_terminate_session(c->h2, c->closed ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL))
         return;
-    if (call_take_output(c) == ERR_OK && c->out_len > 0)
-        (void)send(fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    for (int i = 0; i < PODRES_GOODBYE_FRAMES; i++) {
+        if (call_take_output(c) != ERR_OK || c->out_len == 0)
+            return;
+        if (send(fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)c->out_len)
+            return;
+        c->out_len = 0;
+    }
 }
 
 enum err podres_list(const char *socket_path, long timeout_ms, struct podres_list *out,

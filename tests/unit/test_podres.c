@@ -89,7 +89,6 @@ static void fake_start(void)
     uint64_t deadline = clock_mono_ms() + START_MS;
     struct stat st;
 
-    CHECK(getenv("GX_SOURCE_DIR"));
     scenario("{\"mode\":\"ok\",\"pods\":[]}");
     fake_pid = fork();
     CHECK(fake_pid >= 0);
@@ -434,6 +433,7 @@ int main(void)
 {
     /* SIGPIPE keeps its default action: a write without MSG_NOSIGNAL to a closed peer would
      * kill the test (test_peer_closes). */
+    CHECK(getenv("GX_SOURCE_DIR")); /* ctest sets it: the fake is found from there */
     CHECK(mkdtemp(tmp_dir));
     snprintf(sock_path, sizeof(sock_path), "%s/kubelet.sock", tmp_dir);
     snprintf(scenario_path, sizeof(scenario_path), "%s/scenario.json", tmp_dir);
