@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential clang libclang-rt-14-dev clang-format clang-tidy cmake pkg-config git
       libmicrohttpd-dev libgnutls28-dev libcjson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
-      libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio python3-protobuf
+      libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio
       curl python3 openssl ca-certificates $*"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
