@@ -393,8 +393,8 @@ int main(int argc, char **argv)
         goto out;
     }
     errbuf_clear(&eb);
-    a.armed = !a.cfg.once && nvml_events_arm(a.nvml, &eb) == ERR_OK;
-    if (!a.cfg.once && !a.armed) {
+    a.armed = nvml_events_arm(a.nvml, &eb) == ERR_OK;
+    if (!a.armed) {
         struct log_q q;
 
         log_warn("agent", "NVML health events unavailable: GPUs are published healthy",

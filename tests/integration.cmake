@@ -150,3 +150,17 @@ set_tests_properties(integration_preempt_e2e PROPERTIES
   SKIP_RETURN_CODE 77
   ENVIRONMENT "${GX_INTEGRATION_ENV}"
   REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_preempt_e2e.py")
+
+# The node agent end to end (tests/integration/test_agent_e2e.py): gpu-extender-agent with the
+# fake NVML library and the fake kubelet, publishing through the fake API server that
+# gpu-extender watches: topology, GPUs in use, an XID, an outage, a rotated token, a restart,
+# the patch counts, and the dry-run modes.
+if(TARGET gpu-extender-agent AND TARGET fake_nvml)
+  add_test(NAME integration_agent_e2e COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+           ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_agent_e2e.py -v)
+  set_tests_properties(integration_agent_e2e PROPERTIES
+    LABELS integration
+    TIMEOUT 180
+    ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>;GX_AGENT_BIN=$<TARGET_FILE:gpu-extender-agent>;FAKE_NVML_LIB=$<TARGET_FILE:fake_nvml>;GX_GRPC_PYTHON3=${gx_grpc_python3}"
+    REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_agent_e2e.py;${CMAKE_CURRENT_SOURCE_DIR}/fakes/fake_kubelet.py")
+endif()

@@ -178,6 +178,22 @@ enum err agent_publisher_refresh(struct agent_publisher *p, struct errbuf *eb)
     return call(p, "GET", NULL, NULL, 0, eb);
 }
 
+/* The patch from have to want with want's changed-at taken as have's. */
+static enum err facts_patch(const struct agent_state *want, const struct agent_state *have,
+                            struct buf *out)
+{
+    struct agent_state probe = {{0}};
+    const char *at = have->v[AGENT_KEY_CHANGED_AT];
+    enum err e;
+
+    agent_state_copy(&probe, want);
+    free(probe.v[AGENT_KEY_CHANGED_AT]);
+    probe.v[AGENT_KEY_CHANGED_AT] = at ? xstrdup(at) : NULL;
+    e = agent_patch(&probe, have, out);
+    agent_state_clear(&probe);
+    return e;
+}
+
 enum err agent_publisher_sync(struct agent_publisher *p, const struct agent_state *want,
                               bool *patched, struct errbuf *eb)
 {
@@ -190,10 +206,11 @@ enum err agent_publisher_sync(struct agent_publisher *p, const struct agent_stat
         if (e != ERR_OK)
             return e;
     }
-    if (agent_state_same(want, &p->have))
-        return ERR_OK; /* changed-at alone moves only with the facts */
     buf_init(&patch, 4u << 20);
-    e = agent_patch(want, &p->have, &patch);
+    /* changed-at moves only with the facts: nothing else to change, nothing to send. */
+    e = facts_patch(want, &p->have, &patch);
+    if (e == ERR_OK && patch.len > 0)
+        e = agent_patch(want, &p->have, &patch);
     if (e == ERR_OK && patch.len > 0) {
         *patched = true;
         e = call(p, "PATCH", "application/merge-patch+json", patch.ptr, patch.len, eb);
