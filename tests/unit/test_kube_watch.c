@@ -23,6 +23,7 @@
 #include "gx/log.h"
 
 #include "check.h"
+#include "child_proc.h"
 
 #define WAIT_MS 8000 /* the longest any single expectation may take */
 #define HTTP_TIMEOUT_S 15
@@ -80,13 +81,7 @@ static void fake_start(void)
 
 static void fake_stop(void)
 {
-    int status;
-
-    if (fake_pid <= 0)
-        return;
-    kill(fake_pid, SIGTERM);
-    waitpid(fake_pid, &status, 0);
-    fake_pid = -1;
+    child_stop(&fake_pid);
 }
 
 /* One HTTP/1.1 request on a fresh connection; returns the status, the body in *resp (malloc'd,

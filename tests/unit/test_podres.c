@@ -24,6 +24,7 @@
 #include "gx/podres.h"
 
 #include "check.h"
+#include "child_proc.h"
 
 #define START_MS 20000     /* python3 + grpcio start-up on a loaded machine */
 #define CALL_MS 10000      /* every call that should succeed */
@@ -43,13 +44,7 @@ static void sleep_ms(long ms)
 
 static void fake_stop(void)
 {
-    int status;
-
-    if (fake_pid <= 0)
-        return;
-    kill(fake_pid, SIGTERM);
-    waitpid(fake_pid, &status, 0);
-    fake_pid = -1;
+    child_stop(&fake_pid);
 }
 
 /* Replaces the scenario in one step: the fake reads it on every call. */
