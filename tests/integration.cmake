@@ -164,3 +164,19 @@ if(TARGET gpu-extender-agent AND TARGET fake_nvml)
     ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>;GX_AGENT_BIN=$<TARGET_FILE:gpu-extender-agent>;FAKE_NVML_LIB=$<TARGET_FILE:fake_nvml>;GX_GRPC_PYTHON3=${gx_grpc_python3}"
     REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_agent_e2e.py;${CMAKE_CURRENT_SOURCE_DIR}/fakes/fake_kubelet.py")
 endif()
+
+# The node agent against a real kube-apiserver and kube-scheduler (tests/integration/
+# test_agent_k8s.py, harness code from test_preempt_e2e.py): the real merge patch, gpu-extender
+# reading it, an XID, and a pod kube-scheduler binds through gpu-extender avoiding that GPU.
+# Skipped (77) without K8S_BIN, as integration_preempt_e2e is.
+if(TARGET gpu-extender-agent AND TARGET fake_nvml)
+  add_test(NAME integration_agent_k8s COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+           ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_agent_k8s.py -v)
+  set_tests_properties(integration_agent_k8s PROPERTIES
+    LABELS integration
+    TIMEOUT 240
+    PROCESSORS 2
+    SKIP_RETURN_CODE 77
+    ENVIRONMENT "${GX_INTEGRATION_ENV};GX_AGENT_BIN=$<TARGET_FILE:gpu-extender-agent>;FAKE_NVML_LIB=$<TARGET_FILE:fake_nvml>;GX_GRPC_PYTHON3=${gx_grpc_python3}"
+    REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_agent_k8s.py;${CMAKE_CURRENT_SOURCE_DIR}/integration/test_preempt_e2e.py")
+endif()

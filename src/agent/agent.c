@@ -276,7 +276,7 @@ enum err agent_patch(const struct agent_state *want, const struct agent_state *h
     out->len = 0;
     if (out->ptr)
         out->ptr[0] = '\0';
-    buf_init(&ann, AGENT_VALUE_CAP * 4);
+    buf_init(&ann, (size_t)AGENT_VALUE_CAP * 4);
     buf_init(&lab, AGENT_VALUE_CAP);
     e = members(&ann, want, have, false, &any_ann);
     if (e == ERR_OK)
