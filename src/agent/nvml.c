@@ -362,8 +362,12 @@ static enum topo_class pcie_class(enum nvml_topo_level level)
 
 static void read_pcie(const struct nvml *n, struct gpu_facts *f)
 {
-    for (unsigned a = 0; a < n->n; a++) {
-        for (unsigned b = a + 1; b < n->n; b++) {
+    /* nvml_open() refuses more than GPU_FACTS_MAX GPUs; saying so here lets the compiler see
+     * that the pairs stay inside f->pcie. */
+    unsigned count = n->n < GPU_FACTS_MAX ? n->n : GPU_FACTS_MAX;
+
+    for (unsigned a = 0; a < count; a++) {
+        for (unsigned b = a + 1; b < count; b++) {
             enum nvml_topo_level level = NVML_TOPOLOGY_SYSTEM;
 
             if (!n->api.get_ancestor ||
