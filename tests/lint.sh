@@ -20,6 +20,10 @@ check_include microhttpd.h src/http
 check_include gnutls/ src/http
 check_include curl/ src/kube
 check_include yaml.h src/config
+check_include nghttp2/ src/podres
+check_include protobuf-c/ src/podres
+# NVML is loaded at run time, never linked: dlopen() belongs to its loader alone.
+check_include dlfcn.h src/agent
 for f in $(grep -rl --include="*.[ch]" "#include <cjson/" src include tests bench 2>/dev/null); do
     case "$f" in src/api/*) ;; *) echo "lint: cJSON included outside src/api/: $f"; fail=1 ;; esac
 done
