@@ -340,6 +340,8 @@ static bool connect_apiserver(struct daemon *d)
     d->cache = cache_new();
     d->choice = (struct bind_choice_ctx){.cache = d->cache, .policies = d->policies};
     hooks = bind_choice_hooks(&d->choice);
+    if (d->cfg.bind_always_get)
+        hooks.lookup = NULL;
     d->binder =
         kube_binder_new(d->kube, (unsigned)d->cfg.bind_workers, (unsigned)d->cfg.bind_workers * 64,
                         (long)d->cfg.bind_timeout_ms, &hooks);

@@ -28,5 +28,6 @@ enum err bind_choice_reserve(struct bind_choice_ctx *ctx, const struct pod_info 
                              struct errbuf *eb) GX_MUST_CHECK;
 /* Gives back the pod's reservation on node (its bind failed). */
 void bind_choice_release(struct bind_choice_ctx *ctx, const char *pod_uid, const char *node);
-/* The binder's hooks over ctx, which must outlive the binder. */
+/* The binder's hooks over ctx, which must outlive the binder: reserve and release as above,
+ * and lookup from the cache (cache_bind_facts()), which lets a bind skip its GETs. */
 struct kube_bind_hooks bind_choice_hooks(struct bind_choice_ctx *ctx);

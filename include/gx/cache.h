@@ -216,3 +216,17 @@ enum err cache_preempt_view(struct cache *c, const struct str *names, size_t n, 
  * every GPU pod: meant for the explain endpoint, not for the hot path. */
 bool cache_pending_pod(struct cache *c, struct str ns, struct str name, struct arena *arena,
                        struct pod_info *out);
+
+/* What a bind may take on the cache's word instead of GETting the pod and the node. */
+struct cache_bind_facts {
+    struct pod_info pod; /* the pending pod as the watch last showed it; strings in the arena */
+    char model[128];     /* the node's GPU model (its gpu-extender.io/gpu-model value) */
+};
+
+/* Fills *out when the cache can vouch for a bind of the pod uid (named ns/name) to node: the
+ * cache is synced and no watch is in an outage, the pod is held as pending (not bound, not
+ * being deleted, not finished) under that UID, namespace and name, and the node is known.
+ * Returns NULL then, else a short reason it cannot (for the log). One lookup by UID under
+ * the lock: cheap enough for every bind. */
+const char *cache_bind_facts(struct cache *c, struct str uid, struct str ns, struct str name,
+                             struct str node, struct arena *arena, struct cache_bind_facts *out);

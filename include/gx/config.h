@@ -34,6 +34,7 @@ struct config {
     long long idle_timeout_ms;
     long long bind_timeout_ms;
     long long bind_workers;
+    bool bind_always_get; /* never take the cache's word on a bind (see kube_bind.c) */
     long long threads;
     long long drain_timeout_ms;
     long long policy_watch_ms;

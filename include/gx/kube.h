@@ -84,21 +84,28 @@ struct kube_bind_choice {
 
 /* Reservation hooks: bind takes the pod's GPUs on the node (reserve) after checking the pod
  * and before it POSTs, and gives them back (release) if the bind fails. reserve returns false
- * with a reason in eb when they are not free; on success it may fill choice. Both may be
+ * with a reason in eb when they are not free; on success it may fill choice. lookup is the
+ * cluster cache's word on the bind: when it can vouch that req's pod is pending under req's
+ * UID, namespace and name, and knows req's node, it fills *pod (strings in arena) and the
+ * node's GPU model (model_cap bytes, NUL-terminated) and returns NULL, and bind skips its two
+ * GETs; else it returns a short reason (a static string) and bind GETs both. Each may be
  * NULL. Called on worker threads. */
 struct kube_bind_hooks {
+    const char *(*lookup)(void *ctx, const struct kube_bind_req *req, struct arena *arena,
+                          struct pod_info *pod, char *model, size_t model_cap);
     bool (*reserve)(void *ctx, const struct pod_info *pod, const char *node,
                     struct kube_bind_choice *choice, struct errbuf *eb);
     void (*release)(void *ctx, const char *pod_uid, const char *node);
     void *ctx;
 };
 
-/* Binds one pod, synchronously, within timeout_ms:
- *   GET the pod (it must exist, have the same UID, not be deleting; already on this node is
- *   success, on another node an error), GET the node (its GPU model), then POST a v1 Binding
- *   whose annotations record the decision (gpu-extender.io/gpu-model, gpu-count, and when the
- *   reservation named them gpus, gpu-uuids and policy-rule). Success only
- *   on 201, or on 409 when a fresh GET shows the pod on this same node. */
+/* Binds one pod, synchronously, within timeout_ms. When hooks->lookup vouches for the pod and
+ * the node (the common case), one POST of a v1 Binding; otherwise first GET the pod (it must
+ * exist, have the same UID, not be deleting; already on this node is success, on another
+ * node an error) and GET the node (its GPU model). The Binding's annotations record the
+ * decision (gpu-extender.io/gpu-model, gpu-count, and when the reservation named them gpus,
+ * gpu-uuids and policy-rule). Success only on 201, or on 409 or a lost answer when a fresh
+ * GET shows the pod on this same node. */
 void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long timeout_ms,
                const struct kube_bind_hooks *hooks, struct kube_bind_result *out);
 

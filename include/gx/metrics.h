@@ -57,6 +57,10 @@ enum metrics_outcome {
       "Pods preempt replies named for eviction.")                                                  \
     X(BIND_QUEUE_FULL, "gpu_extender_bind_queue_full_total",                                       \
       "Binds refused because every bind worker was busy and the queue was full.")                  \
+    X(BIND_FAST_PATH, "gpu_extender_bind_fast_path_total",                                         \
+      "Binds the cache vouched for (pod pending with that UID, node known): one POST, no GET.")    \
+    X(BIND_SLOW_PATH, "gpu_extender_bind_slow_path_total",                                         \
+      "Binds that GET the pod and the node before they POST (the cache could not vouch).")         \
     X(APISERVER_TOKEN_RELOADS, "gpu_extender_apiserver_token_reloads_total",                       \
       "Times the bearer token file was read again (periodic or after a 401).")                     \
     X(TOPOLOGY_INVALID, "gpu_extender_topology_invalid_total",                                     \

@@ -93,7 +93,26 @@ static void hook_release(void *ctx, const char *pod_uid, const char *node)
     bind_choice_release(ctx, pod_uid, node);
 }
 
+static const char *hook_lookup(void *ctx, const struct kube_bind_req *req, struct arena *arena,
+                               struct pod_info *pod, char *model, size_t model_cap)
+{
+    struct bind_choice_ctx *bc = ctx;
+    struct cache_bind_facts facts;
+    const char *why =
+        cache_bind_facts(bc->cache, str_from_cstr(req->pod_uid), str_from_cstr(req->pod_namespace),
+                         str_from_cstr(req->pod_name), str_from_cstr(req->node), arena, &facts);
+
+    if (why)
+        return why;
+    if (strlen(facts.model) >= model_cap)
+        return "the node's model is too long";
+    memcpy(model, facts.model, strlen(facts.model) + 1);
+    *pod = facts.pod;
+    return NULL;
+}
+
 struct kube_bind_hooks bind_choice_hooks(struct bind_choice_ctx *ctx)
 {
-    return (struct kube_bind_hooks){.reserve = hook_reserve, .release = hook_release, .ctx = ctx};
+    return (struct kube_bind_hooks){
+        .lookup = hook_lookup, .reserve = hook_reserve, .release = hook_release, .ctx = ctx};
 }

@@ -70,6 +70,9 @@ static const struct flag_def settings[] = {
                 "scheduler's httpTimeout)"),
     INT_SETTING("bind-workers", "GPU_EXTENDER_BIND_WORKERS", bind_workers, "16", 1, 1024,
                 "binds run at once"),
+    FLAG_BOOL(struct config, "bind-always-get", "GPU_EXTENDER_BIND_ALWAYS_GET", bind_always_get,
+              "GET the pod and the node before every bind (three API calls) even when the "
+              "cache already knows both (one call)"),
     INT_SETTING("threads", "GPU_EXTENDER_THREADS", threads, "0", 0, 1024,
                 "HTTP threads; 0 means one per core"),
     INT_SETTING("drain-timeout-ms", "GPU_EXTENDER_DRAIN_TIMEOUT_MS", drain_timeout_ms, "10000", 0,

@@ -1,10 +1,39 @@
 /* kube_bind.c -- binding a pod through the API server, and the worker pool that runs binds
  * off the HTTP threads (see kube.h).
  *
- * Why GET the pod first: kube-apiserver 1.26 wipes metadata.uid from a posted Binding (see the
- * fixture post-binding.201-stale-uid-accepted.json), so a pod deleted and recreated under the
- * same name would be bound silently. Checking the UID ourselves closes most of that window,
- * and the same GET makes bind idempotent when the scheduler retries one that already worked. */
+ * Why check the pod at all: kube-apiserver 1.26 wipes metadata.uid from a posted Binding (see
+ * the fixture post-binding.201-stale-uid-accepted.json), so a pod deleted and recreated under
+ * the same name would be bound silently. The bind must check the UID itself.
+ *
+ * Two ways to check it:
+ *   - Fast (one round trip, the common case): the cluster cache (hooks->lookup) holds the pod
+ *     as pending under the bind's UID, namespace and name, not being deleted, and knows the
+ *     node's GPU model. The bind then POSTs the Binding straight away. The UID is checked
+ *     against the watch's view of the pod, so the window in which a pod deleted and recreated
+ *     under the same name could be bound by mistake is the watch's lag (the time from the
+ *     delete reaching the API server to its event reaching the cache: milliseconds on a
+ *     healthy watch; the cache refuses to vouch during an outage or before it has synced).
+ *   - Slow (three round trips): GET the pod, GET the node, POST. The window is the time
+ *     between the GET's answer and the POST's arrival (about one round trip). Everything the
+ *     cache cannot vouch for takes it: no UID in the request, the cache not synced or in an
+ *     outage, a pod it does not hold as pending (unknown, a non-GPU pod, already bound, being
+ *     deleted), a UID that names another pod (then the GET sees the mismatch and it errors
+ *     as before), an unknown node; and every bind when no lookup hook is given
+ *     (--bind-always-get).
+ * Neither closes the window: only an API server that honours the Binding's UID can. The fast
+ * path trades a round-trip-sized window for a watch-lag-sized one; both are far shorter than
+ * the scheduling cycle that precedes them, in which kube-scheduler itself acts on its own
+ * (watch-fed) view of the pod.
+ *
+ * After the POST both ways are the same: 201 is success; 409 (already assigned, or being
+ * deleted) and a lost answer (timeout, I/O) are settled by a GET of the pod: on this node
+ * with this UID is success (a retried bind that had worked, or our own POST that landed),
+ * anything else an error; every other status (404 included) is an error. Everything counts
+ * against the one budget, timeout_ms, from start to answer.
+ *
+ * Connections: each worker keeps its own kube_session (libcurl easy handle, keep-alive), so
+ * 16 workers hold 16 warm connections: a pool with one connection per bind in flight.
+ * HTTP/2 multiplexing is not used: it would save connections, not round trips. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +158,7 @@ static enum err append_annotation(struct buf *out, const char *key, const char *
     return e == ERR_OK ? buf_append_json_str(out, value, strlen(value)) : e;
 }
 
-static enum err binding_body(const struct bind_ctx *b, const struct node_info *node,
+static enum err binding_body(const struct bind_ctx *b, const char *model,
                              const struct pod_info *pod, const struct kube_bind_choice *choice,
                              struct buf *out)
 {
@@ -152,7 +181,7 @@ static enum err binding_body(const struct bind_ctx *b, const struct node_info *n
     if (e == ERR_OK)
         e = buf_append_str(out, "\"annotations\":{\"" OBJ_ANN_GPU_MODEL "\":");
     if (e == ERR_OK)
-        e = buf_append_json_str(out, node->model.ptr, node->model.len);
+        e = buf_append_json_str(out, model, strlen(model));
     if (e == ERR_OK)
         e = buf_printf(out, ",\"" OBJ_ANN_GPU_COUNT "\":\"%s\"", count);
     if (e == ERR_OK)
@@ -228,22 +257,55 @@ static bool reserve(struct bind_ctx *b, const struct pod_info *pod, struct kube_
     return false;
 }
 
-static void bind_run(struct bind_ctx *b)
+/* Reserves, POSTs the Binding and gives the reservation back if that failed. */
+static void reserve_and_post(struct bind_ctx *b, const char *pod_path, const struct pod_info *pod)
 {
-    const struct kube_bind_req *req = b->req;
-    char pod_path[1024], node_path[300];
+    struct kube_bind_choice choice;
+    struct buf body;
+
+    memset(&choice, 0, sizeof(choice));
+    b->out->gpus = pod->gpus;
+    if (!reserve(b, pod, &choice))
+        return;
+    snprintf(b->out->gpu_indices, sizeof(b->out->gpu_indices), "%s", choice.gpus);
+    buf_init(&body, (size_t)64 * 1024);
+    if (binding_body(b, b->out->model, pod, &choice, &body) == ERR_OK)
+        post_binding(b, pod_path, &body);
+    else
+        fail(b, 0, "cannot build the Binding");
+    buf_destroy(&body);
+    if (!b->out->ok && b->hooks && b->hooks->release)
+        b->hooks->release(b->hooks->ctx, b->uid, b->req->node);
+}
+
+/* The cache vouches for the pod and the node: fills *pod and out->model and returns true. */
+static bool cache_vouches(struct bind_ctx *b, struct pod_info *pod)
+{
+    const char *why;
+
+    if (!b->hooks || !b->hooks->lookup || !b->req->pod_uid[0])
+        return false;
+    why = b->hooks->lookup(b->hooks->ctx, b->req, &b->arena, pod, b->out->model,
+                           sizeof(b->out->model));
+    if (why) {
+        b->out->model[0] = '\0';
+        log_debug("kube", "bind takes the slow path", "pod=%s/%s node=%s why=\"%s\"",
+                  b->req->pod_namespace, b->req->pod_name, b->req->node, why);
+        return false;
+    }
+    return true;
+}
+
+/* GET the pod and the node, check the pod, then reserve and POST. */
+static void bind_slow(struct bind_ctx *b, const char *pod_path)
+{
+    char node_path[300];
     struct kube_response pod_resp = {0}, node_resp = {0};
     struct pod_info pod;
     struct node_info node;
-    struct kube_bind_choice choice;
-    struct buf body;
     int r;
 
-    snprintf(pod_path, sizeof(pod_path), "/api/v1/namespaces/%s/pods/%s", req->pod_namespace,
-             req->pod_name);
-    snprintf(node_path, sizeof(node_path), "/api/v1/nodes/%s", req->node);
-    memset(&choice, 0, sizeof(choice));
-    buf_init(&body, (size_t)64 * 1024);
+    snprintf(node_path, sizeof(node_path), "/api/v1/nodes/%s", b->req->node);
     if (!get_object(b, pod_path, "pod", true, &pod, &pod_resp))
         goto out_free;
     b->out->gpus = pod.gpus;
@@ -256,20 +318,27 @@ static void bind_run(struct bind_ctx *b)
     if (!get_object(b, node_path, "node", false, &node, &node_resp))
         goto out_free;
     snprintf(b->out->model, sizeof(b->out->model), "%.*s", (int)node.model.len, node.model.ptr);
-    if (!reserve(b, &pod, &choice))
-        goto out_free;
-    snprintf(b->out->gpu_indices, sizeof(b->out->gpu_indices), "%s", choice.gpus);
-    if (binding_body(b, &node, &pod, &choice, &body) == ERR_OK) {
-        post_binding(b, pod_path, &body);
-    } else {
-        fail(b, 0, "cannot build the Binding");
-    }
-    if (!b->out->ok && b->hooks && b->hooks->release)
-        b->hooks->release(b->hooks->ctx, b->uid, b->req->node);
+    reserve_and_post(b, pod_path, &pod);
 out_free:
-    buf_destroy(&body);
     kube_response_destroy(&node_resp);
     kube_response_destroy(&pod_resp);
+}
+
+static void bind_run(struct bind_ctx *b)
+{
+    const struct kube_bind_req *req = b->req;
+    char pod_path[1024];
+    struct pod_info pod;
+
+    snprintf(pod_path, sizeof(pod_path), "/api/v1/namespaces/%s/pods/%s", req->pod_namespace,
+             req->pod_name);
+    if (cache_vouches(b, &pod)) {
+        metrics_counter_add(METRICS_BIND_FAST_PATH, 1);
+        reserve_and_post(b, pod_path, &pod);
+    } else {
+        metrics_counter_add(METRICS_BIND_SLOW_PATH, 1);
+        bind_slow(b, pod_path);
+    }
 }
 
 void kube_bind(struct kube_session *s, const struct kube_bind_req *req, long timeout_ms,

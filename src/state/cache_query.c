@@ -39,6 +39,18 @@ static bool arena_str(struct arena *a, struct str *s)
     return true;
 }
 
+static bool copy_pending(struct arena *arena, const struct pod_info *src, struct pod_info *out)
+{
+    struct str *fields[PENDING_STRINGS];
+    bool ok = true;
+
+    *out = *src;
+    cache_pending_strings(out, fields);
+    for (size_t i = 0; i < PENDING_STRINGS && ok; i++)
+        ok = arena_str(arena, fields[i]);
+    return ok;
+}
+
 bool cache_pending_pod(struct cache *c, struct str ns, struct str name, struct arena *arena,
                        struct pod_info *out)
 {
@@ -47,16 +59,59 @@ bool cache_pending_pod(struct cache *c, struct str ns, struct str name, struct a
 
     pthread_mutex_lock(&c->lock);
     strmap_each(&c->pods, find_pending, &ps);
-    if (ps.hit) {
-        struct str *fields[PENDING_STRINGS];
-        *out = *ps.hit;
-        cache_pending_strings(out, fields);
-        ok = true;
-        for (size_t i = 0; i < PENDING_STRINGS && ok; i++)
-            ok = arena_str(arena, fields[i]);
-    }
+    if (ps.hit)
+        ok = copy_pending(arena, ps.hit, out);
     pthread_mutex_unlock(&c->lock);
     return ok;
+}
+
+/* ---- what a bind takes on the cache's word ---- */
+
+static const char *bind_facts_locked(struct cache *c, struct str uid, struct str ns,
+                                     struct str name, struct str node, struct arena *arena,
+                                     struct cache_bind_facts *out)
+{
+    const struct strmap_entry *pe, *ne;
+    const struct pod_rec *r;
+    const struct node_rec *n;
+
+    if (!(c->nodes_listed && c->pods_listed))
+        return "the cache has not synced";
+    if (!c->connected)
+        return "a watch is in an outage";
+    pe = strmap_find(&c->pods, uid);
+    r = pe ? pe->value : NULL;
+    if (!r)
+        return "no GPU pod with that UID in the cache";
+    if (!r->pending)
+        return "the pod is not pending in the cache";
+    if (!str_eq(r->pending->ns, ns) || !str_eq(r->pending->name, name))
+        return "the UID belongs to another pod";
+    ne = strmap_find(&c->nodes, node);
+    if (!ne)
+        return "the node is not in the cache";
+    n = ne->value;
+    if (n->info.model.len >= sizeof(out->model))
+        return "the node's model is too long";
+    memcpy(out->model, n->info.model.ptr, n->info.model.len);
+    out->model[n->info.model.len] = '\0';
+    if (!copy_pending(arena, r->pending, &out->pod))
+        return "out of memory";
+    return NULL;
+}
+
+const char *cache_bind_facts(struct cache *c, struct str uid, struct str ns, struct str name,
+                             struct str node, struct arena *arena, struct cache_bind_facts *out)
+{
+    const char *why;
+
+    memset(out, 0, sizeof(*out));
+    if (uid.len == 0)
+        return "the bind names no UID";
+    pthread_mutex_lock(&c->lock);
+    why = bind_facts_locked(c, uid, ns, name, node, arena, out);
+    pthread_mutex_unlock(&c->lock);
+    return why;
 }
 
 /* ---- preemption ---- */

@@ -8,6 +8,11 @@
 require_file "$GX_SOURCE_DIR/tests/fake_apiserver.py" "the fake API server"
 require_file "$GX_SOURCE_DIR/tests/gen_certs.sh" "the test PKI generator"
 
+# These cases check the three-call bind (GET pod, GET node, POST) and faults on its GETs, so
+# every daemon here takes that path; test_bind_fast.sh covers the one-call bind the cache
+# vouches for.
+export GPU_EXTENDER_BIND_ALWAYS_GET=true
+
 A100=NVIDIA-A100-SXM4-80GB
 K=$GX_TMP/k
 mkdir -p "$K"

@@ -416,8 +416,64 @@ static void test_pending_pods(void)
     cache_free(c);
 }
 
+/* What a bind may take on the cache's word: only a pending pod under the same UID, namespace
+ * and name, on a known node, in a synced cache with its watches up. */
+static void test_bind_facts(void)
+{
+    struct cache *c = cache_new();
+    struct pod_info p = pod("u1", "", 1, "Pending");
+    struct node_info n = node("n1", 8);
+    struct cache_bind_facts f;
+    struct arena a;
+
+    arena_init(&a, 1 << 16);
+    p.ns = STR_LIT("ml");
+    p.name = STR_LIT("train");
+    p.ann_gpu_model = STR_LIT("NVIDIA-A100-SXM4-80GB");
+    cache_pod_upsert(c, &p);
+    cache_node_upsert(c, &n);
+    CHECK(cache_bind_facts(c, STR_LIT("u1"), p.ns, p.name, STR_LIT("n1"), &a, &f) != NULL);
+    cache_nodes_relist_begin(c);
+    cache_node_upsert(c, &n);
+    cache_nodes_relist_end(c);
+    cache_pods_relist_begin(c);
+    cache_pod_upsert(c, &p);
+    cache_pods_relist_end(c);
+    CHECK(cache_bind_facts(c, STR_LIT("u1"), p.ns, p.name, STR_LIT("n1"), &a, &f) == NULL);
+    CHECK_STR_EQ(f.model, "NVIDIA-A100-SXM4-80GB");
+    CHECK_STRN_EQ(f.pod.uid.ptr, f.pod.uid.len, "u1");
+    CHECK_STRN_EQ(f.pod.name.ptr, f.pod.name.len, "train");
+    CHECK_STRN_EQ(f.pod.ann_gpu_model.ptr, f.pod.ann_gpu_model.len, "NVIDIA-A100-SXM4-80GB");
+    CHECK_EQ(f.pod.gpus, 1);
+    CHECK(!f.pod.deleting && f.pod.node_name.len == 0);
+    /* No UID, another UID, another name or namespace, an unknown node. */
+    CHECK(cache_bind_facts(c, STR_NULL, p.ns, p.name, STR_LIT("n1"), &a, &f) != NULL);
+    CHECK(cache_bind_facts(c, STR_LIT("u2"), p.ns, p.name, STR_LIT("n1"), &a, &f) != NULL);
+    CHECK(cache_bind_facts(c, STR_LIT("u1"), p.ns, STR_LIT("other"), STR_LIT("n1"), &a, &f) !=
+          NULL);
+    CHECK(cache_bind_facts(c, STR_LIT("u1"), STR_LIT("default"), p.name, STR_LIT("n1"), &a, &f) !=
+          NULL);
+    CHECK(cache_bind_facts(c, STR_LIT("u1"), p.ns, p.name, STR_LIT("n2"), &a, &f) != NULL);
+    /* A watch outage: no word until the stream is back. */
+    cache_disconnected(c, "test");
+    CHECK(cache_bind_facts(c, STR_LIT("u1"), p.ns, p.name, STR_LIT("n1"), &a, &f) != NULL);
+    cache_contact(c);
+    CHECK(cache_bind_facts(c, STR_LIT("u1"), p.ns, p.name, STR_LIT("n1"), &a, &f) == NULL);
+    /* Being deleted, then bound: not pending. */
+    p.deleting = true;
+    cache_pod_upsert(c, &p);
+    CHECK(cache_bind_facts(c, STR_LIT("u1"), p.ns, p.name, STR_LIT("n1"), &a, &f) != NULL);
+    p.deleting = false;
+    p.node_name = STR_LIT("n1");
+    cache_pod_upsert(c, &p);
+    CHECK(cache_bind_facts(c, STR_LIT("u1"), p.ns, p.name, STR_LIT("n1"), &a, &f) != NULL);
+    arena_destroy(&a);
+    cache_free(c);
+}
+
 int main(void)
 {
+    test_bind_facts();
     test_topology_books();
     test_pending_pods();
     test_accounting();

@@ -353,6 +353,7 @@ static const struct {
     {"log-level", "GPU_EXTENDER_LOG_LEVEL"},
     {"bind-timeout-ms", "GPU_EXTENDER_BIND_TIMEOUT_MS"},
     {"bind-workers", "GPU_EXTENDER_BIND_WORKERS"},
+    {"bind-always-get", "GPU_EXTENDER_BIND_ALWAYS_GET"},
     {"threads", "GPU_EXTENDER_THREADS"},
     {"drain-timeout-ms", "GPU_EXTENDER_DRAIN_TIMEOUT_MS"},
     {"check-policy", NULL},
