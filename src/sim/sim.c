@@ -658,6 +658,8 @@ static void replay(struct run *r)
         advance(r, t);
         r->out->events++;
         r->out->demand_arrived += r->pods[i].gpus;
+        if (r->opt->on_arrive)
+            r->opt->on_arrive(r->opt->on_place_ctx, i);
         placed = try_all(r, i, t);
         demand_update(r, i, 1); /* after its own decision, which weighs the others' demand */
         if (placed)
@@ -685,6 +687,8 @@ static void fill(struct run *r)
         bool ok;
         r->out->events++;
         r->out->demand_arrived += r->pods[i].gpus;
+        if (r->opt->on_arrive)
+            r->opt->on_arrive(r->opt->on_place_ctx, i);
         ok = try_all(r, i, arrival(r, i));
         /* Placed or not, it counts from now on: a pod that fits nowhere stays pending, as in
          * a cluster. */
