@@ -95,7 +95,8 @@ struct sched_demand {
     struct sched_demand_model models[SCHED_DEMAND_MAX_MODELS];
     size_t set_count;
     struct sched_demand_set sets[SCHED_DEMAND_MAX_SETS];
-    uint8_t slots[2 * SCHED_DEMAND_MAX_MODELS]; /* model hash -> index + 1; 0 empty */
+    uint64_t keys[SCHED_DEMAND_MAX_MODELS];     /* a fingerprint of each model's name */
+    uint8_t slots[2 * SCHED_DEMAND_MAX_MODELS]; /* fingerprint -> model index + 1; 0 empty */
 };
 
 /* An empty table. */
@@ -124,10 +125,12 @@ struct sched_pod {
     bool pod_preferred;             /* the pod's gpu-model-preferred replaces the rule's list */
     bool has_preference;            /* a preference applies: the model weight counts */
     bool topo_required;             /* the rule's interconnect requirement applies to this pod */
-    /* Scarcity (sched_pod_use_demand()): the table, borrowed, and the least and most scarce of
-     * the models the pod may use. NULL when the part does not apply to the pod. */
+    /* Scarcity (sched_pod_use_demand()): the table, borrowed, the least and most scarce of the
+     * models the pod may use, and the part's value on each model of the table, 0..1e6. demand
+     * is NULL when the part does not apply to the pod. */
     const struct sched_demand *demand;
     int64_t scarcity_lo_ppm, scarcity_hi_ppm;
+    int32_t scarcity_part_ppm[SCHED_DEMAND_MAX_MODELS];
 };
 
 /* The rule that applies to pod: the first in file order that selects it, else the default

@@ -3,6 +3,7 @@
  * Plain data in the caller's storage: no allocation, no pointers, so a table can be copied,
  * kept across requests and compared. Every sum is over integers, so the same pods give the same
  * table whatever their order. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -18,13 +19,49 @@ void sched_demand_init(struct sched_demand *d)
     memset(d, 0, sizeof(*d));
 }
 
-static size_t slot_of(struct str model)
+/* A cheap fingerprint of a model name: its length and its last 8 bytes. Scoring looks a model
+ * up for every node, so this is what a lookup costs, plus one comparison on a match. */
+static uint64_t fingerprint(struct str model)
 {
-    uint32_t h = 2166136261u;
+    uint64_t tail = 0;
 
-    for (size_t i = 0; i < model.len; i++)
-        h = (h ^ (unsigned char)model.ptr[i]) * 16777619u;
-    return h % (2 * SCHED_DEMAND_MAX_MODELS);
+    if (model.len >= 8)
+        memcpy(&tail, model.ptr + model.len - 8, 8);
+    else
+        for (size_t i = 0; i < model.len; i++)
+            tail = tail << 8 | (unsigned char)model.ptr[i];
+    return (tail ^ model.len) * UINT64_C(0x9e3779b97f4a7c15);
+}
+
+/* Are the first n bytes of a and b the same? For the part of a name its fingerprint does not
+ * cover, without a call: words, the last one overlapping the one before. */
+static bool same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    size_t i = 0;
+
+    if (n < 8) {
+        for (; i < n; i++)
+            if (a[i] != b[i])
+                return false;
+        return true;
+    }
+    for (; i + 8 < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return false;
+    }
+    memcpy(&x, a + n - 8, 8);
+    memcpy(&y, b + n - 8, 8);
+    return x == y;
+}
+
+#define SLOTS (2 * SCHED_DEMAND_MAX_MODELS)
+
+static size_t slot_of(uint64_t key)
+{
+    return (size_t)(key >> 57) % SLOTS; /* the multiply's best-mixed bits */
 }
 
 static struct str model_name(const struct sched_demand_model *m)
@@ -34,12 +71,17 @@ static struct str model_name(const struct sched_demand_model *m)
 
 int sched_demand_find(const struct sched_demand *d, struct str model)
 {
-    size_t i = slot_of(model);
+    uint64_t key;
 
-    for (; d->slots[i]; i = (i + 1) % (2 * SCHED_DEMAND_MAX_MODELS)) {
-        const struct sched_demand_model *m = &d->models[d->slots[i] - 1];
-        if (m->model_len == model.len && memcmp(m->product, model.ptr, model.len) == 0)
-            return d->slots[i] - 1;
+    if (model.len == 0)
+        return -1;
+    key = fingerprint(model);
+    /* Equal fingerprints mean equal lengths and last 8 bytes: only the rest is compared. */
+    for (size_t s = slot_of(key); d->slots[s]; s = (s + 1) % SLOTS) {
+        size_t i = d->slots[s] - 1u;
+        if (d->keys[i] == key && d->models[i].model_len == model.len &&
+            same_bytes(d->models[i].product, model.ptr, model.len > 8 ? model.len - 8 : 0))
+            return (int)i;
     }
     return -1;
 }
@@ -53,8 +95,8 @@ static void copy_name(char *dst, uint8_t *len, struct str s)
 void sched_demand_add_node(struct sched_demand *d, const struct node_info *node)
 {
     struct sched_demand_model *m;
-    int i;
     size_t s;
+    int i;
 
     if (node->gpu_allocatable <= 0 || node->model.len == 0)
         return;
@@ -72,7 +114,8 @@ void sched_demand_add_node(struct sched_demand *d, const struct node_info *node)
     m->model_len = (uint8_t)node->model.len;
     m->memory_mib = node->gpu_memory_mib;
     m->gpus = node->gpu_allocatable;
-    for (s = slot_of(node->model); d->slots[s]; s = (s + 1) % (2 * SCHED_DEMAND_MAX_MODELS))
+    d->keys[d->model_count] = fingerprint(node->model);
+    for (s = slot_of(d->keys[d->model_count]); d->slots[s]; s = (s + 1) % SLOTS)
         ;
     d->slots[s] = (uint8_t)(d->model_count + 1);
     d->all_models |= UINT64_C(1) << d->model_count;

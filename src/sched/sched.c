@@ -303,6 +303,12 @@ void sched_pod_use_demand(struct sched_pod *sp, const struct sched_demand *d)
     sp->demand = d;
     sp->scarcity_lo_ppm = lo;
     sp->scarcity_hi_ppm = hi;
+    /* Worked out once here, so that scoring a node costs a lookup. */
+    for (size_t i = 0; i < d->model_count; i++) {
+        int64_t v = d->models[i].scarcity_ppm;
+        v = v <= lo ? PPM : v >= hi ? 0 : (hi - v) * PPM / (hi - lo);
+        sp->scarcity_part_ppm[i] = (int32_t)v;
+    }
 }
 
 static enum topo_class topo_class_of(enum policy_link l)
@@ -444,18 +450,13 @@ static void score_model(const struct sched_pod *sp, const struct node_info *node
     }
 }
 
-/* Scarcity part: 1 on the least scarce of the models the pod may use, 0 on the most. */
+/* Scarcity part: 1 on the least scarce of the models the pod may use, 0 on the most; 1 on a
+ * model the table does not hold (nobody's demand names it). */
 static int64_t scarcity_ppm(const struct sched_pod *sp, const struct node_info *node)
 {
     int i = sched_demand_find(sp->demand, node->model);
-    int64_t v = i >= 0 ? sp->demand->models[i].scarcity_ppm : sp->scarcity_lo_ppm;
-    int64_t range = sp->scarcity_hi_ppm - sp->scarcity_lo_ppm;
 
-    if (v <= sp->scarcity_lo_ppm)
-        return PPM;
-    if (v >= sp->scarcity_hi_ppm)
-        return 0;
-    return (sp->scarcity_hi_ppm - v) * PPM / range;
+    return i >= 0 ? sp->scarcity_part_ppm[i] : PPM;
 }
 
 /* Interconnect quality of a set: the mean over its pairs of min(pair score, 100) / 100. */
@@ -504,7 +505,7 @@ static void score_topology(const struct sched_pod *sp, const struct sched_node *
 static int combine(const struct sched_score *s, int64_t sum, int64_t w_rest)
 {
     int64_t w_all = w_rest + s->w_scarcity;
-    int64_t levels = s->w_scarcity ? (10 * s->w_scarcity + w_all / 2) / w_all : 0;
+    int64_t levels = (10 * s->w_scarcity + w_all / 2) / w_all;
     int64_t rest, score = 0;
 
     if (levels > SCARCITY_MAX_LEVELS && w_rest > 0)
@@ -548,7 +549,10 @@ struct sched_score sched_score_node(const struct sched_pod *sp, const struct sch
     if (w_rest + s.w_scarcity <= 0)
         return s;
     sum = s.w_free * s.free_ppm + s.w_model * s.model_ppm + s.w_topo * s.topo_ppm;
-    s.score = combine(&s, sum, w_rest);
+    if (!s.w_scarcity) /* the weighted average, as without the part */
+        s.score = (int)((10 * sum + w_rest * PPM / 2) / (w_rest * PPM));
+    else
+        s.score = combine(&s, sum, w_rest);
     return s;
 }
 
