@@ -264,7 +264,8 @@ static bool in_any_class(const struct policy *pol, const uint32_t *idx, size_t n
 
 /* The rule first, then the pod: forbid beats everything, and a wrong model is permanent, so
  * saying so keeps preemption away. */
-static struct sched_fit filter_models(const struct sched_pod *sp, const struct node_info *node)
+static inline struct sched_fit filter_models(const struct sched_pod *sp,
+                                             const struct node_info *node)
 {
     const struct policy_rule *rule = sp->rule;
 
