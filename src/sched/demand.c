@@ -88,7 +88,8 @@ int sched_demand_find(const struct sched_demand *d, struct str model)
 
 static void copy_name(char *dst, uint8_t *len, struct str s)
 {
-    memcpy(dst, s.ptr, s.len);
+    if (s.len) /* an absent label is a NULL view */
+        memcpy(dst, s.ptr, s.len);
     *len = (uint8_t)s.len;
 }
 
