@@ -113,6 +113,8 @@ static int cmp_u64(const void *a, const void *b)
 static void time_mode(struct setup *s, enum mode m, const char *name, int runs, size_t per)
 {
     uint64_t *t = xcalloc((size_t)runs, sizeof(*t));
+    double median;
+    size_t mid;
 
     measured_pass(s, m); /* warm-up */
     for (int i = 0; i < runs; i++) {
@@ -121,8 +123,10 @@ static void time_mode(struct setup *s, enum mode m, const char *name, int runs, 
         t[i] = clock_mono_ns() - t0;
     }
     qsort(t, (size_t)runs, sizeof(*t), cmp_u64);
+    mid = (size_t)runs / 2;
+    median = (double)t[mid];
     printf("%-9s median %8.1f us  best %8.1f us  %6.1f ns per %s (median), %6.1f (best)\n", name,
-           (double)t[runs / 2] / 1e3, (double)t[0] / 1e3, (double)t[runs / 2] / (double)per,
+           median / 1e3, (double)t[0] / 1e3, median / (double)per,
            m == MODE_TABLE ? "group" : "node", (double)t[0] / (double)per);
     free(t);
 }

@@ -57,7 +57,7 @@ static bool same_bytes(const char *a, const char *b, size_t n)
     return x == y;
 }
 
-#define SLOTS (2 * SCHED_DEMAND_MAX_MODELS)
+#define SLOTS ((size_t)2 * SCHED_DEMAND_MAX_MODELS)
 
 static size_t slot_of(uint64_t key)
 {

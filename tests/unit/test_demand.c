@@ -119,8 +119,8 @@ static void test_own_demand_left_out(void)
         struct policy *other = policy_new_default();
         struct demand_hold h3;
         other->weight_scarcity = 2;
-        sp = use(m, s, pol, &any, &a, &h2);
-        sp = use(m, s, other, &any, &a, &h3);
+        CHECK(use(m, s, pol, &any, &a, &h2).demand != NULL);
+        CHECK(use(m, s, other, &any, &a, &h3).demand != NULL);
         CHECK(h2.table != h3.table);
         demand_done(&h2);
         demand_done(&h3);
