@@ -1,15 +1,20 @@
 /* test_demand.c -- the daemon's demand tables (src/api/demand.h): built from the cache's
  * demand facts and the policy, shared while neither changes, and without the pod being
- * scored when the cache counts it as pending; under threads while the cache changes. */
+ * scored when the cache counts it as pending; through the prioritize and explain routes; under
+ * threads while the cache changes. */
 #include <pthread.h>
 #include <string.h>
 
 #include "gx/cache.h"
+#include "gx/clock.h"
 #include "gx/policy.h"
+#include "gx/policy_store.h"
+#include "gx/routes.h"
 #include "gx/sched.h"
 
 #include "api/demand.h"
 #include "check.h"
+#include "exchange_helpers.h"
 
 static void add_node(struct cache *c, const char *name, const char *product, int64_t gpus)
 {
@@ -134,6 +139,83 @@ static void test_own_demand_left_out(void)
     cache_free(c);
 }
 
+static char *call(struct routes *r, const char *path, const char *body)
+{
+    struct exchange ex;
+    char *reply;
+
+    memset(&ex, 0, sizeof(ex));
+    arena_init(&ex.arena, 16u << 20);
+    ex.method = "POST";
+    ex.path = path;
+    ex.body = body;
+    ex.body_len = strlen(body);
+    ex.start_ns = clock_mono_ns();
+    routes_handle(r, &ex);
+    CHECK_EQ(ex.status, 200);
+    reply = exchange_reply_join(&ex, NULL);
+    arena_destroy(&ex.arena);
+    return reply;
+}
+
+static void expect_in(const char *reply, const char *needle)
+{
+    if (!strstr(reply, needle)) {
+        fprintf(stderr, "want %s in %s\n", needle, reply);
+        abort();
+    }
+}
+
+/* Through the routes: prioritize scores with the table, explain shows the part. The T4 node
+ * (4 GPUs, 2 taken by the T4-only pod) against the A10 one (4, empty) for a one-GPU pod that
+ * accepts any model: T4 is the scarce model, so round(2 * 3/4) + 0 = 2 against
+ * round(2 * 1/4) + 8 = 9. Without the weight, binpack: 8 against 3. */
+static void test_routes(void)
+{
+    static const char pod[] =
+        "{\"Pod\":{\"metadata\":{\"name\":\"any\",\"namespace\":\"default\",\"uid\":"
+        "\"u-any\"},\"spec\":{\"containers\":[{\"name\":\"c\",\"resources\":{\"limits\":"
+        "{\"nvidia.com/gpu\":\"1\"}}}]}},\"NodeNames\":[\"t4\",\"a10\"]}";
+    static const char explain[] =
+        "{\"metadata\":{\"name\":\"any\",\"namespace\":\"default\"},\"spec\":{\"containers\":"
+        "[{\"name\":\"c\",\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"1\"}}}]}}";
+    struct cache *c = cluster();
+    struct policy *pol = policy_new_default();
+    struct policy_store *store;
+    struct routes_config rc = {.url_prefix = "/", .mode = "test", .cache = c};
+    struct routes *r;
+    char *reply;
+
+    pol->weight_scarcity = 4;
+    store = policy_store_new(pol, "");
+    rc.policies = store;
+    r = routes_new(&rc);
+    reply = call(r, "/prioritize", pod);
+    expect_in(reply, "{\"Host\":\"t4\",\"Score\":2}");
+    expect_in(reply, "{\"Host\":\"a10\",\"Score\":9}");
+    free(reply);
+    reply = call(r, "/debug/explain", explain);
+    expect_in(reply, "\"scarcity\":{\"weight\":4,\"value\":0}");
+    expect_in(reply, "\"scarcity\":{\"weight\":4,\"value\":1}");
+    free(reply);
+    routes_free(r);
+    policy_store_free(store);
+    /* The default policy: binpack alone, and no scarcity part in explain. */
+    store = policy_store_new(policy_new_default(), "");
+    rc.policies = store;
+    r = routes_new(&rc);
+    reply = call(r, "/prioritize", pod);
+    expect_in(reply, "{\"Host\":\"t4\",\"Score\":8}");
+    expect_in(reply, "{\"Host\":\"a10\",\"Score\":3}");
+    free(reply);
+    reply = call(r, "/debug/explain", explain);
+    CHECK(strstr(reply, "scarcity") == NULL);
+    free(reply);
+    routes_free(r);
+    policy_store_free(store);
+    cache_free(c);
+}
+
 /* Request threads take tables while the watch changes the cache: every table they get is
  * whole (ThreadSanitizer checks the sharing in a GX_TSAN build). */
 struct worker {
@@ -199,6 +281,7 @@ static void test_threads(void)
 int main(void)
 {
     test_own_demand_left_out();
+    test_routes();
     test_threads();
     printf("test_demand: ok\n");
     return 0;
