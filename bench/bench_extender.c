@@ -10,6 +10,10 @@
  *    "total_ns":[...], "decode_ns":[...], "arena_bytes":A, "reply_bytes":R, "maxrss_kb":K}
  *
  * --verb filter|prioritize runs only that verb.
+ * --policy FILE decides with that policy instead of the built-in default.
+ * --constrain K gives every K-th pod of --pods a gpu-extender.io/gpu-model annotation, in
+ *   turn T4, L40S, H100 or A100, T4 or L40S: demand for the scarcity part of the score
+ *   (scoring.weights.scarcity), which pods without such constraints leave off.
  * --callgrind N runs N calls per verb through measured_call() and nothing else, for
  *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=measured_call
  * so the instruction count covers exactly N calls of routes_handle(). */
@@ -90,8 +94,13 @@ static size_t reply_bytes(const struct exchange *ex)
     return n;
 }
 
-/* Fills the cache from a full-Nodes request body and the pods TSV, then marks both listed. */
-static void fill_cache(struct cache *c, const char *cluster_path, const char *pods_path)
+/* Model constraints --constrain hands out in turn. */
+static const char *const constraints[] = {"T4", "L40S", "H100,A100", "T4,L40S"};
+
+/* Fills the cache from a full-Nodes request body and the pods TSV, then marks both listed;
+ * every constrain-th pod (0: none) gets a model annotation. */
+static void fill_cache(struct cache *c, const char *cluster_path, const char *pods_path,
+                       long constrain)
 {
     size_t len, plen;
     char *body = read_file(cluster_path, &len);
@@ -136,6 +145,8 @@ static void fill_cache(struct cache *c, const char *cluster_path, const char *po
         p.node_name = str_from_cstr(f[3]);
         p.gpus = strtol(f[4], NULL, 10);
         p.phase = str_from_cstr(f[5]);
+        if (constrain > 0 && n_pods % (size_t)constrain == 0)
+            p.ann_gpu_model = str_from_cstr(constraints[(n_pods / (size_t)constrain) % 4]);
         cache_pod_upsert(c, &p);
         n_pods++;
         line = end ? end + 1 : NULL;
@@ -237,9 +248,11 @@ static void bench_file(struct routes *r, const char *file, int runs, int callgri
 
 int main(int argc, char **argv)
 {
-    const char *cluster = NULL, *pods = NULL, *only = NULL;
+    const char *cluster = NULL, *pods = NULL, *only = NULL, *policy_path = NULL;
     int runs = 15, callgrind = 0, i;
+    long constrain = 0;
     struct policy_store *pol;
+    struct policy *initial;
     struct routes_config rc = {.url_prefix = "/", .mode = "bench"};
     struct routes *r;
     struct cache *c = NULL;
@@ -256,10 +269,14 @@ int main(int argc, char **argv)
             pods = argv[++i];
         } else if (!strcmp(argv[i], "--verb") && i + 1 < argc) {
             only = argv[++i];
+        } else if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
+            policy_path = argv[++i];
+        } else if (!strcmp(argv[i], "--constrain") && i + 1 < argc) {
+            constrain = strtol(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr,
-                    "usage: bench_extender [--runs N | --callgrind N] [--verb filter|"
-                    "prioritize] [--cluster FULL.json [--pods PODS.tsv]] REQUEST.json...\n");
+            fprintf(stderr, "usage: bench_extender [--runs N | --callgrind N] [--verb filter|"
+                            "prioritize] [--policy FILE] [--cluster FULL.json [--pods PODS.tsv "
+                            "[--constrain K]]] REQUEST.json...\n");
             return 2;
         }
     }
@@ -267,11 +284,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_extender: nothing to do (see --help)\n");
         return 2;
     }
-    pol = policy_store_new(policy_new_default(), "");
+    initial = policy_new_default();
+    if (policy_path) {
+        struct policy_diag diag = {0};
+        policy_unref(initial);
+        if (policy_load(policy_path, &initial, &diag) != ERR_OK) {
+            for (size_t d = 0; d < diag.count; d++)
+                fprintf(stderr, "%s\n", diag.msgs[d]);
+            return 1;
+        }
+    }
+    pol = policy_store_new(initial, "");
     rc.policies = pol;
     if (cluster) {
         c = cache_new();
-        fill_cache(c, cluster, pods);
+        fill_cache(c, cluster, pods, constrain);
         rc.cache = c;
     }
     r = routes_new(&rc);

@@ -57,11 +57,43 @@ struct cache_node {
     const struct cache_agent_facts *agent;
 };
 
+/* What the demand for each GPU model is worked out from (sched.h, "constrained demand"): the
+ * GPUs of every model, and the GPU pods grouped by the facts that decide which models they may
+ * use. Immutable; shared by the snapshots taken while it does not change.
+ *
+ * Pending pods keep all those facts (namespace, labels, priority class, model annotations);
+ * pods bound and not finished keep all but their labels, which the cache does not hold for
+ * running pods. */
+struct cache_demand_model {
+    struct node_info rep; /* a node of the model (name empty): product, model, family, memory */
+    int64_t gpus;         /* allocatable GPUs of the model's nodes */
+};
+
+struct cache_demand_group {
+    struct pod_info pod; /* ns, priority_class, the model annotations; labels when pending */
+    int64_t gpus;        /* of all the group's pods */
+    bool pending;
+};
+
+struct cache_demand {
+    uint64_t generation; /* changes whenever anything below does */
+    size_t model_count;
+    const struct cache_demand_model *models;
+    size_t group_count;
+    const struct cache_demand_group *groups;
+    size_t pending_count;
+    const uint64_t *pending_uids; /* strmap_hash() of each pending pod's UID, ascending */
+};
+
+/* Is the pod with this UID one of the pending pods counted in d? */
+bool cache_demand_counts_pending(const struct cache_demand *d, struct str uid);
+
 struct cache_snapshot {
     size_t node_count;
-    const struct cache_node *nodes; /* in no particular order */
-    bool synced;                    /* both nodes and pods have been listed once */
-    uint64_t generation;            /* grows with every change published */
+    const struct cache_node *nodes;    /* in no particular order */
+    bool synced;                       /* both nodes and pods have been listed once */
+    uint64_t generation;               /* grows with every change published */
+    const struct cache_demand *demand; /* never NULL; lives as long as the snapshot */
 };
 
 struct cache_status {

@@ -121,6 +121,7 @@ struct policy {
     int64_t weight_free_gpus;          /* scoring.weights.freeGPUs, 0..100, default 1 */
     int64_t weight_model;              /* scoring.weights.model, 0..100, default 4 */
     int64_t weight_topology;           /* scoring.weights.topology, 0..100, default 2 */
+    int64_t weight_scarcity;           /* scoring.weights.scarcity, 0..100, default 0 */
     struct policy_overrides overrides; /* podOverrides.*, each default true */
     size_t class_count;
     const struct policy_class *classes;

@@ -55,6 +55,65 @@ struct sched_fit {
     enum sched_reason reason;
 };
 
+/* Constrained demand and model scarcity: how much of each GPU model the pods that may run on
+ * only some models need. Built once per cluster state and policy, then read by every score of
+ * that state; never per node per request.
+ *
+ * A model is a node's nvidia.com/gpu.product without its -SHARED / -MIG suffixes; its capacity
+ * is the allocatable GPUs of its nodes. A GPU pod (pending or bound) whose rule and annotations
+ * allow only a set S of the cluster's models, S not all of them, is constrained: its GPUs count
+ * on every model of S in proportion to the model's capacity, so each model of S gains
+ * gpus / capacity(S) of scarcity. A model's scarcity is the sum over such pods, in millionths
+ * (1000000: constrained demand equal to the model's GPUs). Pods are summed per set of allowed
+ * models before dividing, so the table depends on the pods, not on their order.
+ *
+ * Which models a pod may use is decided on one node of each model (the first added), with the
+ * filter's own rules (sched_model_allowed()). The table is plain data (no pointers), at most
+ * SCHED_DEMAND_MAX_MODELS models and SCHED_DEMAND_MAX_SETS distinct sets of allowed models:
+ * models past the first are not scored (scarcity 0), sets past the first are not counted. */
+#define SCHED_DEMAND_MAX_MODELS 64
+#define SCHED_DEMAND_MAX_SETS 256
+#define SCHED_DEMAND_NAME_MAX 64 /* label values are at most 63 characters */
+
+struct sched_demand_model {
+    char product[SCHED_DEMAND_NAME_MAX]; /* the first node's nvidia.com/gpu.product, */
+    char family[SCHED_DEMAND_NAME_MAX];  /* nvidia.com/gpu.family */
+    int64_t memory_mib;                  /* and nvidia.com/gpu.memory */
+    uint8_t product_len, model_len, family_len;
+    int64_t gpus;         /* allocatable GPUs of the model's nodes */
+    int64_t scarcity_ppm; /* constrained demand per GPU of the model, in millionths */
+};
+
+struct sched_demand_set {
+    uint64_t models; /* bit i: models[i] */
+    int64_t gpus;
+};
+
+struct sched_demand {
+    size_t model_count;
+    uint64_t all_models;
+    struct sched_demand_model models[SCHED_DEMAND_MAX_MODELS];
+    size_t set_count;
+    struct sched_demand_set sets[SCHED_DEMAND_MAX_SETS];
+    uint64_t keys[SCHED_DEMAND_MAX_MODELS];     /* a fingerprint of each model's name */
+    uint8_t slots[2 * SCHED_DEMAND_MAX_MODELS]; /* fingerprint -> model index + 1; 0 empty */
+};
+
+/* An empty table. */
+void sched_demand_init(struct sched_demand *d);
+/* Adds a node's GPUs to its model's capacity (the model's first node is its representative).
+ * Nodes without GPUs or without a model label are left out. Add every node before any pod's demand.
+ */
+void sched_demand_add_node(struct sched_demand *d, const struct node_info *node);
+/* Adds gpus (negative: takes them back) to the demand of the pods allowed exactly the models in
+ * set. A set of no model or of every model is not a constraint and is ignored. Call
+ * sched_demand_finish() before the table is read again. */
+void sched_demand_add(struct sched_demand *d, uint64_t set, int64_t gpus);
+/* Works the scarcity of every model out from the sets. */
+void sched_demand_finish(struct sched_demand *d);
+/* The index of model in the table, or -1. */
+int sched_demand_find(const struct sched_demand *d, struct str model);
+
 /* What applies to one pod, worked out once per request by sched_pod_prepare(). Borrowed
  * pointers: the pod and the policy must outlive it. */
 struct sched_pod {
@@ -66,6 +125,12 @@ struct sched_pod {
     bool pod_preferred;             /* the pod's gpu-model-preferred replaces the rule's list */
     bool has_preference;            /* a preference applies: the model weight counts */
     bool topo_required;             /* the rule's interconnect requirement applies to this pod */
+    /* Scarcity (sched_pod_use_demand()): the table, borrowed, the least and most scarce of the
+     * models the pod may use, and the part's value on each model of the table, 0..1e6. demand
+     * is NULL when the part does not apply to the pod. */
+    const struct sched_demand *demand;
+    int64_t scarcity_lo_ppm, scarcity_hi_ppm;
+    int32_t scarcity_part_ppm[SCHED_DEMAND_MAX_MODELS];
 };
 
 /* The rule that applies to pod: the first in file order that selects it, else the default
@@ -78,6 +143,19 @@ const struct policy_rule *sched_select_rule(const struct policy *pol, const stru
  * written only on success. */
 bool sched_pod_prepare(struct sched_pod *sp, const struct pod_info *pod, const struct policy *pol,
                        struct errbuf *eb);
+
+/* Gives a prepared pod the scarcity of the models it may use, for sched_score_node(). The part
+ * applies only with scoring.weights.scarcity above 0, to a pod asking GPUs that may use models
+ * of different scarcity; otherwise sp->demand stays NULL. d (may be NULL) is borrowed: it must
+ * outlive sp's use. */
+void sched_pod_use_demand(struct sched_pod *sp, const struct sched_demand *d);
+
+/* Do the pod's rule and annotations let it use the node's model (the filter's model checks
+ * alone, without GPUs or topology)? */
+bool sched_model_allowed(const struct sched_pod *sp, const struct node_info *node);
+/* The models of the table the pod may use (bit i: models[i]); each is judged on its first
+ * node with sched_model_allowed(). */
+uint64_t sched_demand_allowed(const struct sched_demand *d, const struct sched_pod *sp);
 
 /* Does rule select pod? (exposed for tests and the explain endpoint) */
 bool sched_rule_selects(const struct policy_rule *rule, const struct pod_info *pod);
@@ -125,9 +203,11 @@ struct sched_score {
     int64_t free_ppm;                /* free-GPU component, 0..1e6 */
     int64_t model_ppm;               /* model-preference component, 0..1e6 */
     int64_t topo_ppm;                /* interconnect component, 0..1e6 */
+    int64_t scarcity_ppm;            /* model-scarcity component, 0..1e6 */
     int64_t w_free, w_model, w_topo; /* the weights that counted (0 when a part did not) */
-    int model_rank;                  /* 1-based position in the preference list; 0 = no match */
-    uint32_t topo_set;               /* the GPU set topology chose (indices as bits); 0 = none */
+    int64_t w_scarcity;
+    int model_rank;    /* 1-based position in the preference list; 0 = no match */
+    uint32_t topo_set; /* the GPU set topology chose (indices as bits); 0 = none */
 };
 
 /* Scores a node that passed filter. The formula is in the README:

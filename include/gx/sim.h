@@ -91,6 +91,9 @@ struct sim_options {
      * each decision against the daemon's answers on the same state. */
     void (*on_place)(void *ctx, size_t pod, size_t node);
     void *on_place_ctx;
+    /* Called when a pod arrives, before its first decision (may be NULL): for the same tests,
+     * to show the daemon's cache the pod pending. Its ctx is on_place_ctx. */
+    void (*on_arrive)(void *ctx, size_t pod);
 };
 
 #define SIM_GPU_BUCKETS 4 /* 1, 2, 4, 8+ GPUs */

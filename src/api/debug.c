@@ -16,6 +16,7 @@
 #include "gx/sched.h"
 #include "gx/topology.h"
 
+#include "demand.h"
 #include "preempt.h"
 
 /* A JSON string from s, which need not be NUL-terminated. */
@@ -251,6 +252,7 @@ void debug_policy(const struct debug_ctx *d, struct exchange *ex)
     cJSON_AddNumberToObject(w, "freeGPUs", (double)p->weight_free_gpus);
     cJSON_AddNumberToObject(w, "model", (double)p->weight_model);
     cJSON_AddNumberToObject(w, "topology", (double)p->weight_topology);
+    cJSON_AddNumberToObject(w, "scarcity", (double)p->weight_scarcity);
     cJSON_AddItemToObject(doc, "podOverrides", overrides_json(&p->overrides));
     arr = cJSON_AddArrayToObject(doc, "classes");
     for (size_t i = 0; i < p->class_count; i++)
@@ -293,6 +295,11 @@ static cJSON *score_json(const struct sched_score *s)
     cJSON_AddNumberToObject(t, "weight", (double)s->w_topo);
     cJSON_AddNumberToObject(t, "value", ppm(s->topo_ppm));
     add_mask(t, "gpus", s->topo_set);
+    if (s->w_scarcity) { /* only where it applies: other answers stay as they were */
+        t = cJSON_AddObjectToObject(parts, "scarcity");
+        cJSON_AddNumberToObject(t, "weight", (double)s->w_scarcity);
+        cJSON_AddNumberToObject(t, "value", ppm(s->scarcity_ppm));
+    }
     return parts;
 }
 
@@ -480,8 +487,12 @@ void debug_explain(const struct debug_ctx *d, struct exchange *ex)
         codec_reply_err(ex, ERR_TOO_LARGE, NULL);
     else if (!sched_pod_prepare(&sp, &pod, pol, &eb))
         codec_reply_json(ex, 200, refused_doc(pol, &pod, eb.msg));
-    else
+    else {
+        struct demand_hold hold;
+        demand_use(d->demand, snap, &sp, &ex->arena, &hold);
         codec_reply_json(ex, 200, explain_doc(d, &sp, snap, rows, &ex->arena));
+        demand_done(&hold);
+    }
     policy_unref(pol);
     cache_snapshot_release(snap);
 }

@@ -8,9 +8,12 @@
 #include "gx/policy_store.h"
 
 /* What the debug endpoints read; both borrowed, and must outlive the routes. */
+struct demand_memo;
+
 struct debug_ctx {
     struct cache *cache; /* NULL: standalone, so /debug/nodes and explain answer 404 */
     struct policy_store *policies;
+    struct demand_memo *demand; /* the scarcity tables prioritize uses (demand.h) */
 };
 
 /* GET /debug/nodes: what the cache believes about every node. */

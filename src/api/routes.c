@@ -19,6 +19,7 @@
 #include "gx/sched.h"
 
 #include "debug.h"
+#include "demand.h"
 #include "preempt.h"
 
 struct routes {
@@ -31,6 +32,7 @@ struct routes {
     bool ops_only;
     struct debug_ctx debug;
     struct preempt_deps preempt;
+    struct demand_memo *demand;
 };
 
 /* How a handler left the exchange: replied (with or without an Error the scheduler will
@@ -57,7 +59,9 @@ struct routes *routes_new(const struct routes_config *cfg)
     r->bind_ctx = cfg->bind_ctx;
     r->cache = cfg->cache;
     r->ops_only = cfg->ops_only;
-    r->debug = (struct debug_ctx){.cache = cfg->cache, .policies = cfg->policies};
+    r->demand = demand_memo_new();
+    r->debug =
+        (struct debug_ctx){.cache = cfg->cache, .policies = cfg->policies, .demand = r->demand};
     r->preempt = (struct preempt_deps){.cache = cfg->cache, .policies = cfg->policies};
     snprintf(r->mode, sizeof(r->mode), "%s", cfg->mode ? cfg->mode : "standalone");
     return r;
@@ -65,6 +69,8 @@ struct routes *routes_new(const struct routes_config *cfg)
 
 void routes_free(struct routes *r)
 {
+    if (r)
+        demand_memo_free(r->demand);
     free(r);
 }
 
@@ -235,19 +241,25 @@ static void score_nodes(const struct sched_pod *sp, bool prepared, const struct 
         scores[i] = prepared && c->nodes[i].info ? sched_score_node(sp, &c->nodes[i]).score : 0;
 }
 
-static enum err reply_prioritize(struct exchange *ex, const struct ext_args *args,
+static enum err reply_prioritize(struct routes *r, struct exchange *ex, const struct ext_args *args,
                                  const struct candidates *c, struct policy *pol)
 {
     struct str *names = arena_alloc(&ex->arena, (c->count + 1) * sizeof(*names));
     int *scores = arena_alloc(&ex->arena, (c->count + 1) * sizeof(*scores));
     struct errbuf eb = ERRBUF_INIT;
+    struct demand_hold hold = {0};
     struct sched_pod sp;
+    bool prepared;
 
     if (!names || !scores)
         return ERR_TOO_LARGE;
     for (size_t i = 0; i < c->count; i++)
         names[i] = args->full_nodes ? args->nodes[i].name : args->names[i];
-    score_nodes(&sp, sched_pod_prepare(&sp, &args->pod, pol, &eb), c, scores);
+    prepared = sched_pod_prepare(&sp, &args->pod, pol, &eb);
+    if (prepared)
+        demand_use(r->demand, c->snap, &sp, &ex->arena, &hold);
+    score_nodes(&sp, prepared, c, scores);
+    demand_done(&hold);
     return codec_reply_prioritize(ex, names, scores, c->count);
 }
 
@@ -264,7 +276,7 @@ static enum route_result handle_prioritize(struct routes *r, struct exchange *ex
     e = candidates_resolve(r, ex, &args, &c, &eb);
     if (e == ERR_OK) {
         pol = policy_store_get(r->policies);
-        e = reply_prioritize(ex, &args, &c, pol);
+        e = reply_prioritize(r, ex, &args, &c, pol);
         policy_unref(pol);
         if (e != ERR_OK)
             errbuf_set(&eb, "cannot encode the prioritize reply");

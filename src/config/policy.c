@@ -79,6 +79,7 @@ static void finish(struct checker *k, struct policy *p)
     p->weight_free_gpus = t->weight_free_gpus;
     p->weight_model = t->weight_model;
     p->weight_topology = t->weight_topology;
+    p->weight_scarcity = t->weight_scarcity;
     p->overrides = t->overrides;
     if (t->class_count &&
         (classes = policy_alloc_array(k, k->keep, t->class_count, sizeof(*classes)))) {

@@ -59,7 +59,7 @@ struct rule_build {
 struct top_build {
     struct item_head h;
     enum policy_strategy strategy;
-    int64_t weight_free_gpus, weight_model, weight_topology;
+    int64_t weight_free_gpus, weight_model, weight_topology, weight_scarcity;
     struct policy_overrides overrides;
     bool has_classes;
     size_t class_count;

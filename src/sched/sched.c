@@ -264,7 +264,8 @@ static bool in_any_class(const struct policy *pol, const uint32_t *idx, size_t n
 
 /* The rule first, then the pod: forbid beats everything, and a wrong model is permanent, so
  * saying so keeps preemption away. */
-static struct sched_fit filter_models(const struct sched_pod *sp, const struct node_info *node)
+static inline struct sched_fit filter_models(const struct sched_pod *sp,
+                                             const struct node_info *node)
 {
     const struct policy_rule *rule = sp->rule;
 
@@ -275,6 +276,40 @@ static struct sched_fit filter_models(const struct sched_pod *sp, const struct n
     if (sp->pod_models)
         return filter_pod_models(sp->pod, node);
     return fit(SCHED_PASS, SCHED_REASON_NONE);
+}
+
+bool sched_model_allowed(const struct sched_pod *sp, const struct node_info *node)
+{
+    return filter_models(sp, node).verdict == SCHED_PASS;
+}
+
+void sched_pod_use_demand(struct sched_pod *sp, const struct sched_demand *d)
+{
+    uint64_t set;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+
+    sp->demand = NULL;
+    if (!d || sp->pol->weight_scarcity <= 0 || sp->pod->gpus <= 0)
+        return;
+    set = sched_demand_allowed(d, sp);
+    for (size_t i = 0; i < d->model_count; i++) {
+        if (!(set >> i & 1))
+            continue;
+        int64_t v = d->models[i].scarcity_ppm;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    if (hi <= lo)
+        return; /* one model, or all equally scarce: nothing to choose between */
+    sp->demand = d;
+    sp->scarcity_lo_ppm = lo;
+    sp->scarcity_hi_ppm = hi;
+    /* Worked out once here, so that scoring a node costs a lookup. */
+    for (size_t i = 0; i < d->model_count; i++) {
+        int64_t v = d->models[i].scarcity_ppm;
+        v = v <= lo ? PPM : v >= hi ? 0 : (hi - v) * PPM / (hi - lo);
+        sp->scarcity_part_ppm[i] = (int32_t)v;
+    }
 }
 
 static enum topo_class topo_class_of(enum policy_link l)
@@ -416,6 +451,15 @@ static void score_model(const struct sched_pod *sp, const struct node_info *node
     }
 }
 
+/* Scarcity part: 1 on the least scarce of the models the pod may use, 0 on the most; 1 on a
+ * model the table does not hold (nobody's demand names it). */
+static int64_t scarcity_ppm(const struct sched_pod *sp, const struct node_info *node)
+{
+    int i = sched_demand_find(sp->demand, node->model);
+
+    return i >= 0 ? sp->scarcity_part_ppm[i] : PPM;
+}
+
 /* Interconnect quality of a set: the mean over its pairs of min(pair score, 100) / 100. */
 static int64_t set_quality_ppm(const struct topo *t, uint32_t set)
 {
@@ -452,13 +496,35 @@ static void score_topology(const struct sched_pod *sp, const struct sched_node *
     s->topo_ppm = set_quality_ppm(n->topo, pick.set);
 }
 
+/* The scarcity part holds its share of the 10 levels, rounded to whole levels and at most
+ * SCARCITY_MAX_LEVELS; the other parts share the rest and are rounded apart from it. Nodes of
+ * one model get the same scarcity part, so among them the other parts keep their whole
+ * resolution whatever the weight: with at least 2 levels left, binpack still ranks an empty
+ * 8-GPU node below one partly used. */
+#define SCARCITY_MAX_LEVELS 8
+
+static int combine(const struct sched_score *s, int64_t sum, int64_t w_rest)
+{
+    int64_t w_all = w_rest + s->w_scarcity;
+    int64_t levels = (10 * s->w_scarcity + w_all / 2) / w_all;
+    int64_t rest, score = 0;
+
+    if (levels > SCARCITY_MAX_LEVELS && w_rest > 0)
+        levels = SCARCITY_MAX_LEVELS;
+    rest = 10 - levels;
+
+    if (w_rest > 0)
+        score = (rest * sum + w_rest * PPM / 2) / (w_rest * PPM);
+    return (int)(score + (levels * s->scarcity_ppm + PPM / 2) / PPM);
+}
+
 struct sched_score sched_score_node(const struct sched_pod *sp, const struct sched_node *n)
 {
     const struct policy *pol = sp->pol;
     const struct node_info *node = n->info;
     struct sched_score s = {.strategy = sp->strategy};
     int64_t alloc = node->gpu_allocatable, k = sp->pod->gpus;
-    int64_t taken = n->used + k, w_total, sum;
+    int64_t taken = n->used + k, w_rest, sum;
 
     if (k <= 0 || alloc <= 0)
         return s;
@@ -476,11 +542,18 @@ struct sched_score sched_score_node(const struct sched_pod *sp, const struct sch
         s.w_topo = pol->weight_topology;
         score_topology(sp, n, &s);
     }
-    w_total = s.w_free + s.w_model + s.w_topo;
-    if (w_total <= 0)
+    if (sp->demand) {
+        s.w_scarcity = pol->weight_scarcity;
+        s.scarcity_ppm = scarcity_ppm(sp, node);
+    }
+    w_rest = s.w_free + s.w_model + s.w_topo;
+    if (w_rest + s.w_scarcity <= 0)
         return s;
     sum = s.w_free * s.free_ppm + s.w_model * s.model_ppm + s.w_topo * s.topo_ppm;
-    s.score = (int)((10 * sum + w_total * PPM / 2) / (w_total * PPM));
+    if (!s.w_scarcity) /* the weighted average, as without the part */
+        s.score = (int)((10 * sum + w_rest * PPM / 2) / (w_rest * PPM));
+    else
+        s.score = combine(&s, sum, w_rest);
     return s;
 }
 

@@ -74,6 +74,11 @@ struct run {
     /* nodes by decision state */
     struct groups *groups;
     int *cls; /* per node: its class (model, GPU count, topology) */
+    /* The constrained demand of the pods pending and running, as the daemon's cache would hold
+     * them (SIM_POLICY with a scarcity weight only; else NULL). */
+    struct sched_demand *demand;
+    uint64_t *allowed; /* per pod: the models it may use */
+    bool demand_stale; /* changed since sched_demand_finish() */
 };
 
 /* ---- helpers ---- */
@@ -126,6 +131,28 @@ static struct sched_node view(const struct nstate *n)
 }
 
 /* ---- the decision ---- */
+
+/* A pod arrives (delta 1: it is pending, then running) or leaves the cluster (-1). A pod is
+ * decided on the demand of the others, so it is counted after its first decision, as the
+ * daemon leaves the pod it decides out of the table. */
+static void demand_update(struct run *r, size_t pod, int delta)
+{
+    if (!r->demand || !r->prepared[pod])
+        return;
+    sched_demand_add(r->demand, r->allowed[pod], delta * r->pods[pod].gpus);
+    r->demand_stale = true;
+}
+
+/* The table as the daemon would build it for the cluster now, given to the pod. */
+static void demand_apply(struct run *r, size_t pod)
+{
+    if (!r->demand)
+        return;
+    if (r->demand_stale)
+        sched_demand_finish(r->demand);
+    r->demand_stale = false;
+    sched_pod_use_demand(&r->sp[pod], r->demand);
+}
 
 static bool feasible(const struct run *r, size_t pod, const struct nstate *n)
 {
@@ -337,6 +364,7 @@ static bool try_all(struct run *r, size_t pod, double t)
 
     if (!r->prepared[pod])
         return false;
+    demand_apply(r, pod);
     node = choose(r, pod);
     if (node == SIZE_MAX)
         return false;
@@ -354,10 +382,33 @@ static void retry_on(struct run *r, int node, double t)
         double wait = patience(r, pod);
         if (wait >= 0 && arrival(r, pod) + wait <= t) {
             r->out->never_placed++; /* withdrawn while waiting */
+            demand_update(r, pod, -1);
             continue;
         }
         if (feasible(r, pod, &r->nodes[node])) {
             place(r, pod, node, t);
+            continue;
+        }
+        r->queue[keep++] = pod;
+    }
+    r->queue_len = keep;
+}
+
+/* Waiting pods whose deletion time has passed leave, and their demand with them: the daemon's
+ * cache sees a deleted pod go at once. (Without a demand table nothing depends on when: the
+ * next retry notices them.) */
+static void withdraw_until(struct run *r, double t)
+{
+    size_t keep = 0;
+
+    if (!r->demand)
+        return;
+    for (size_t i = 0; i < r->queue_len; i++) {
+        size_t pod = r->queue[i];
+        double wait = patience(r, pod);
+        if (wait >= 0 && arrival(r, pod) + wait <= t) {
+            r->out->never_placed++;
+            demand_update(r, pod, -1);
             continue;
         }
         r->queue[keep++] = pod;
@@ -372,6 +423,7 @@ static void depart_until(struct run *r, double t)
         int node = r->pl[d.pod].node;
         advance(r, d.t);
         unplace(r, d.pod);
+        demand_update(r, d.pod, -1);
         retry_on(r, node, d.t);
     }
 }
@@ -489,6 +541,13 @@ static void setup(struct run *r)
         groups_set(r->groups, i, (uint32_t)r->cls[i], 0, 0);
     }
     free(reps);
+    if (r->spec->strategy == SIM_POLICY && r->spec->pol->weight_scarcity > 0) {
+        r->demand = xmalloc(sizeof(*r->demand));
+        sched_demand_init(r->demand);
+        for (size_t i = 0; i < c->node_count; i++)
+            sched_demand_add_node(r->demand, &r->nodes[i].info);
+        r->allowed = xcalloc(w->pod_count + 1, sizeof(*r->allowed));
+    }
     r->pl = xcalloc(w->pod_count + 1, sizeof(*r->pl));
     r->sp = xcalloc(w->pod_count + 1, sizeof(*r->sp));
     r->pods = xcalloc(w->pod_count + 1, sizeof(*r->pods));
@@ -507,6 +566,8 @@ static void setup(struct run *r)
         p->ann_gpu_model = str_from_cstr(w->pods[i].models);
         r->pl[i].node = -1;
         r->prepared[i] = sched_pod_prepare(&r->sp[i], p, r->spec->pol, &eb);
+        if (r->demand && r->prepared[i])
+            r->allowed[i] = sched_demand_allowed(r->demand, &r->sp[i]);
         if (!w->pods[i].node) {
             r->out->bucket_pods[bucket_of(p->gpus)]++;
             r->out->pods++;
@@ -531,6 +592,8 @@ static void teardown(struct run *r)
     free(r->queue);
     for (int b = 0; b < SIM_GPU_BUCKETS; b++)
         free(r->waits[b]);
+    free(r->demand);
+    free(r->allowed);
 }
 
 /* A snapshot's bound pods are the cluster's state: they take their GPUs before anything
@@ -555,6 +618,7 @@ static void preplace(struct run *r)
         r->used_total += p->gpus;
         r->model_used[n->model] += p->gpus;
         r->pl[i] = (struct placed){(int)e->num, p->mask, 0};
+        demand_update(r, i, 1);
         groups_set(r->groups, (size_t)e->num, (uint32_t)r->cls[e->num], n->used, n->taken);
     }
     strmap_destroy(&by_name, NULL);
@@ -586,13 +650,19 @@ static void replay(struct run *r)
     preplace(r);
     for (size_t i = 0; i < r->w->pod_count; i++) {
         double t = arrival(r, i);
+        bool placed;
         if (!arrives(r, i))
             continue;
         depart_until(r, t);
+        withdraw_until(r, t);
         advance(r, t);
         r->out->events++;
         r->out->demand_arrived += r->pods[i].gpus;
-        if (try_all(r, i, t))
+        if (r->opt->on_arrive)
+            r->opt->on_arrive(r->opt->on_place_ctx, i);
+        placed = try_all(r, i, t);
+        demand_update(r, i, 1); /* after its own decision, which weighs the others' demand */
+        if (placed)
             continue;
         if (r->prepared[i])
             r->queue[r->queue_len++] = i;
@@ -617,7 +687,12 @@ static void fill(struct run *r)
         bool ok;
         r->out->events++;
         r->out->demand_arrived += r->pods[i].gpus;
+        if (r->opt->on_arrive)
+            r->opt->on_arrive(r->opt->on_place_ctx, i);
         ok = try_all(r, i, arrival(r, i));
+        /* Placed or not, it counts from now on: a pod that fits nowhere stays pending, as in
+         * a cluster. */
+        demand_update(r, i, 1);
         if (!ok && !failed) {
             failed = true;
             r->out->alloc_first_fail = a;

@@ -13,7 +13,7 @@
 #include "gx/sim.h"
 
 #define MAX_POLICIES 8
-#define MAX_COLUMNS (6 + MAX_POLICIES)
+#define MAX_COLUMNS (7 + MAX_POLICIES)
 
 static const char usage[] =
     "usage: gpu-extender simulate --nodes FILE --pods FILE [--policy FILE]... [options]\n"
@@ -27,6 +27,8 @@ static const char usage[] =
     "                    creation_time, scheduled_time, deletion_time), or a snapshot: its\n"
     "                    bound pods stay where they are, its pending pods arrive at once\n"
     "  --policy FILE     a policy file to compare (repeatable, up to 8)\n"
+    "  --scarcity W      also run binpack with scoring.weights.scarcity W (1..100), the\n"
+    "                    column \"binpack+scarcity\" (policy/examples/scarcity.yaml: 4)\n"
     "  --topology        give 2-, 4- and 8-GPU nodes a generated topology (DGX-1, HGX, PCIe)\n"
     "  --skip-sharing    leave out pods that ask part of a GPU (default: one whole GPU each)\n"
     "  --speedup X       divide the trace's times and durations by X (default 1)\n"
@@ -48,6 +50,7 @@ struct args {
     bool topology, skip_sharing, json, baselines;
     double speedup, compress;
     uint64_t seed;
+    long scarcity; /* 0: no binpack+scarcity column */
 };
 
 static int bad_usage(const char *msg)
@@ -95,6 +98,11 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->compress = strtod(v, &end);
             if (*end || !(a->compress > 0))
                 return bad_usage("--compress must be a positive number");
+        } else if (strcmp(f, "--scarcity") == 0) {
+            char *end;
+            a->scarcity = strtol(v, &end, 10);
+            if (*end || a->scarcity < 1 || a->scarcity > POLICY_MAX_WEIGHT)
+                return bad_usage("--scarcity must be a whole number 1..100");
         } else if (strcmp(f, "--seed") == 0) {
             char *end;
             a->seed = strtoull(v, &end, 10);
@@ -165,7 +173,7 @@ static void markdown(FILE *f, const struct args *a, const struct sim_cluster *c,
 {
     fprintf(f, "# gpu-extender simulate\n\n");
     fprintf(f, "Cluster `%s`: %zu GPU nodes, %lld GPUs%s. Workload `%s`: %zu GPU pods", a->nodes,
-            c->node_count, (long long)cols[0].replay.gpus_total,
+            c->node_count, (long long)cols[0].fill.gpus_total,
             a->topology ? ", generated topologies" : "", a->pods, w->pod_count);
     fprintf(f,
             " (%zu asking no GPU left out; GPU-sharing pods: %zu counted as one whole GPU, "
@@ -458,7 +466,7 @@ static bool load_inputs(const struct args *a, struct sim_cluster *c, struct sim_
 
 int sim_main(int argc, char **argv)
 {
-    struct policy *owned[MAX_POLICIES + 2] = {0};
+    struct policy *owned[MAX_POLICIES + 3] = {0};
     struct column *cols = xcalloc(MAX_COLUMNS, sizeof(*cols));
     struct sim_cluster cluster;
     struct sim_workload work;
@@ -488,6 +496,11 @@ int sim_main(int argc, char **argv)
     }
     n = add(cols, n, "binpack", SIM_POLICY, owned[0]);
     n = add(cols, n, "spread", SIM_POLICY, owned[1]);
+    if (a.scarcity) {
+        owned[npol] = strategy_policy(POLICY_BINPACK);
+        owned[npol]->weight_scarcity = a.scarcity;
+        n = add(cols, n, "binpack+scarcity", SIM_POLICY, owned[npol++]);
+    }
     for (size_t i = 0; i < a.policy_count; i++) {
         struct policy_diag diag = {0};
         if (policy_load(a.policies[i], &owned[npol], &diag) != ERR_OK) {

@@ -77,6 +77,7 @@ static void node_rec_release(void *v)
 
 static void snapshot_free(struct snapshot_impl *s)
 {
+    cache_demand_release(s->pub.demand);
     for (size_t i = 0; i < s->pub.node_count; i++)
         node_rec_release(s->recs[i]);
     free(s->nodes);
@@ -179,6 +180,7 @@ static struct snapshot_impl *build_snapshot(struct cache *c)
     s->pub.nodes = s->nodes;
     s->pub.synced = c->nodes_listed && c->pods_listed;
     s->pub.generation = c->generation;
+    s->pub.demand = cache_demand_acquire(c);
     return s;
 }
 
@@ -256,6 +258,7 @@ struct cache *cache_new(void)
     strmap_init(&c->on_node);
     strmap_init(&c->nominated_on);
     cache_pdbs_init(c);
+    cache_demand_init(c);
     c->dirty = true;
     return c;
 }
@@ -276,6 +279,7 @@ void cache_free(struct cache *c)
     strmap_destroy(&c->on_node, NULL);
     strmap_destroy(&c->nominated_on, NULL);
     cache_pdbs_free(c);
+    cache_demand_free(c);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -383,6 +387,7 @@ static void node_drop(struct cache *c, struct node_rec *r)
 {
     if (!r)
         return;
+    cache_demand_node(c, &r->info, -1);
     topo_unintern(c, r);
     node_rec_release(r);
 }
@@ -451,6 +456,7 @@ void cache_node_upsert(struct cache *c, const struct node_info *n)
     prev = e->value;
     node_rec_topology(c, r, n, prev);
     r->agent = cache_agent_parse(n, prev ? prev->agent : NULL);
+    cache_demand_node(c, &r->info, 1);
     e->value = r;
     if (r->agent || (prev && prev->agent))
         cache_agent_resync(c, n->name);
@@ -523,6 +529,7 @@ static void pod_account(struct cache *c, struct pod_rec *p, int delta)
 {
     if (p->pending && p->pending->nominated_node.len)
         list_update(&c->nominated_on, p->pending->nominated_node, p, delta);
+    cache_demand_account(c, p, delta);
     if (!p->counted)
         return;
     usage_add(c, p->text, delta * p->gpus);
@@ -537,8 +544,10 @@ static void pod_forget(struct cache *c, struct str uid)
 {
     struct pod_rec *p = strmap_remove(&c->pods, uid);
 
-    if (p)
+    if (p) {
         pod_account(c, p, -1);
+        cache_demand_detach(c, p);
+    }
     pod_rec_free(p);
     if (c->resv.count)
         cache_drop_pod_reservations(c, uid);
@@ -662,6 +671,7 @@ static struct pod_rec *pod_rec_new(struct cache *c, const struct pod_info *p)
     r->seen = true;
     if (!bound && !p->deleting && !is_terminal(p->phase))
         r->pending = pod_info_clone(p);
+    cache_demand_attach(c, r, p);
     return r;
 }
 
@@ -689,6 +699,7 @@ void cache_pod_upsert(struct cache *c, const struct pod_info *p)
         /* A disagreement is reported once per pod, not once per update of it. */
         r->agent_drift = old->agent_drift && str_eq(pod_rec_node(old), pod_rec_node(r));
         pod_account(c, e->value, -1);
+        cache_demand_detach(c, e->value);
         pod_rec_free(e->value);
     }
     e->value = r;

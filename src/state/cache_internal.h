@@ -74,7 +74,8 @@ struct pod_rec {
      * mask covers its GPUs, so its mask is not counted in c->named (the agent is
      * authoritative; where the two disagree, ours would mark free GPUs taken). */
     bool agent_listed : 1;
-    bool agent_drift : 1; /* the agent's GPUs for it differ from ours (counted once) */
+    bool agent_drift : 1;       /* the agent's GPUs for it differ from ours (counted once) */
+    struct demand_group *group; /* its demand group (cache_demand.c), while pending or counted */
     /* The node name and a NUL; then, for bound pods, namespace, name and labels, unterminated. */
     char text[];
 };
@@ -144,6 +145,14 @@ struct cache {
     struct strmap nominated_on; /* node name -> struct pod_rec *: the first pod nominated there */
     struct strmap pdbs;         /* "<namespace>/<name>" -> struct pdb_rec * */
     struct strmap pdb_ns;       /* namespace -> num: budgets there */
+    /* Demand (cache_demand.c): model -> struct demand_model *, group key -> struct
+     * demand_group *, pending pod UID -> num (its GPUs); the current published cache_demand. */
+    struct strmap demand_models;
+    struct strmap demand_groups;
+    struct strmap demand_pending;
+    bool demand_dirty;
+    uint64_t demand_generation;
+    struct demand_impl *demand_current;
     bool pdbs_listed;
     bool relist_pods; /* a namespace got its first budget after the pods were listed */
     uint64_t pdb_events;
@@ -192,6 +201,25 @@ void cache_expire_reservations(struct cache *c);
 int64_t cache_num_of(const struct strmap *m, struct str key);
 /* The union of the GPU indices reservations hold on node. */
 uint32_t cache_reserved_mask(struct cache *c, struct str node);
+
+/* ---- cache_demand.c ---- */
+
+struct demand_group;
+struct demand_impl;
+
+void cache_demand_init(struct cache *c);
+void cache_demand_free(struct cache *c);
+/* A node's GPUs join (delta 1) or leave (-1) its model's capacity. */
+void cache_demand_node(struct cache *c, const struct node_info *n, int delta);
+/* Gives a new pod record the demand group its facts put it in (pending or counted pods). */
+void cache_demand_attach(struct cache *c, struct pod_rec *r, const struct pod_info *p);
+/* The record's GPUs join (delta 1) or leave (-1) its group's demand. */
+void cache_demand_account(struct cache *c, struct pod_rec *r, int delta);
+/* The record is being freed: it leaves its group. */
+void cache_demand_detach(struct cache *c, struct pod_rec *r);
+/* The published demand, rebuilt first if anything changed, with a reference added. */
+const struct cache_demand *cache_demand_acquire(struct cache *c);
+void cache_demand_release(const struct cache_demand *d);
 
 /* ---- cache_pdb.c ---- */
 

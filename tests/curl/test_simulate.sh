@@ -58,6 +58,27 @@ assert_json "pods (sharing pod left out)" 'd["columns"][0]["fill"]["pods"]' 10 "
 assert_json "binpack: the T4-only pod is never placed" 'd["columns"][0]["replay"]["neverPlaced"]' 1 "$S/out"
 assert_json "8-GPU requests placed in the fill: binpack 1, spread 0" '[c["fill"]["buckets"][3]["placed"] for c in d["columns"]]' '[1, 0]' "$S/out"
 
+begin "--scarcity W: binpack with the scarcity weight leaves the T4 node to T4-only pods"
+# A T4-only pod runs on the T4 node; four pods that accept any model come; then a second
+# T4-only pod. Binpack gives the first newcomer the T4 GPU left (it fills the node: score 10
+# against 1 on an A100), and the second T4-only pod waits until it is withdrawn. With the
+# scarcity weight the running T4-only pod makes T4 the scarce model: the newcomers go to the
+# A100 nodes and the second T4-only pod gets the T4 GPU.
+{
+    echo "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time"
+    echo "t4-a,1,1,1,1000,T4,LS,Running,0,1000,0"
+    for i in 1 2 3 4; do echo "any-$i,1,1,1,1000,,LS,Running,$i,1000,$i"; done
+    echo "t4-b,1,1,1,1000,T4,LS,Running,5,50,5"
+} >"$S/scarce.csv"
+sim --nodes "$S/nodes.csv" --pods "$S/scarce.csv" --json --no-baselines --scarcity 4
+assert_eq "exit 0" 0 "$RC"
+assert_json "a third column" '[c["label"] for c in d["columns"]]' '["binpack", "spread", "binpack+scarcity"]' "$S/out"
+assert_json "binpack strands the second T4-only pod, the scarcity weight does not" '[d["columns"][i]["replay"]["neverPlaced"] for i in (0, 2)]' '[1, 0]' "$S/out"
+assert_json "the same in the fill" '[d["columns"][i]["fill"]["placed"] for i in (0, 2)]' '[5, 6]' "$S/out"
+sim --nodes "$S/nodes.csv" --pods "$S/scarce.csv" --scarcity 0
+assert_eq "--scarcity 0: exit 2" 2 "$RC"
+assert_contains "says the range" "--scarcity must be a whole number 1..100" "$(cat "$S/err")"
+
 begin "--out DIR: report.md and results.json (and plots when gnuplot is there)"
 sim --nodes "$S/nodes.csv" --pods "$S/pods.csv" --topology --out "$S/o"
 assert_eq "exit 0" 0 "$RC"

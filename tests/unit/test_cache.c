@@ -1,4 +1,5 @@
-/* test_cache.c -- GPU accounting, relists, reservations and snapshot lifetime. */
+/* test_cache.c -- GPU accounting, relists, reservations, snapshot lifetime and the demand facts
+ * snapshots carry. */
 #include <pthread.h>
 
 #include "gx/cache.h"
@@ -471,9 +472,114 @@ static void test_bind_facts(void)
     cache_free(c);
 }
 
+/* The demand group holding pods of namespace ns and annotation gpu-model models, or NULL. */
+static const struct cache_demand_group *group(const struct cache_demand *d, const char *ns,
+                                              const char *models, bool pending)
+{
+    for (size_t i = 0; i < d->group_count; i++) {
+        const struct cache_demand_group *g = &d->groups[i];
+        if (g->pending == pending && str_eq_cstr(g->pod.ns, ns) &&
+            str_eq_cstr(g->pod.ann_gpu_model, models))
+            return g;
+    }
+    return NULL;
+}
+
+static const struct cache_demand_model *model(const struct cache_demand *d, const char *name)
+{
+    for (size_t i = 0; i < d->model_count; i++) {
+        if (str_eq_cstr(d->models[i].rep.model, name))
+            return &d->models[i];
+    }
+    return NULL;
+}
+
+/* What the scarcity part is worked out from: each model's GPUs as nodes come and go, and the
+ * GPU pods grouped by their facts, pending ones apart and with their labels. */
+static void test_demand(void)
+{
+    struct cache *c = cache_new();
+    struct node_info a = node("a", 8), b = node("b", 8), t = node("t", 2);
+    struct pod_info p1 = pod("u1", "", 1, "Pending"), p2 = pod("u2", "a", 2, "Running");
+    struct pod_info p3 = pod("u3", "a", 3, "Running");
+    struct cache_snapshot *s, *s2;
+    const struct cache_demand *d;
+    uint64_t gen;
+
+    t.product = STR_LIT("Tesla-T4");
+    t.model = t.product;
+    t.family = STR_LIT("turing");
+    sync_empty(c);
+    cache_node_upsert(c, &a);
+    cache_node_upsert(c, &b);
+    cache_node_upsert(c, &t);
+    p1.ns = p2.ns = p3.ns = STR_LIT("ml");
+    p1.labels = STR_LIT("{\"team\":\"ml\"}");
+    p2.labels = p1.labels;
+    p1.ann_gpu_model = p2.ann_gpu_model = p3.ann_gpu_model = STR_LIT("T4");
+    p3.priority_class = STR_LIT("high");
+    cache_pod_upsert(c, &p1);
+    cache_pod_upsert(c, &p2);
+    cache_pod_upsert(c, &p3);
+    s = cache_snapshot_acquire(c);
+    d = s->demand;
+    CHECK_EQ(d->model_count, 2);
+    CHECK_EQ(model(d, "NVIDIA-A100-SXM4-80GB")->gpus, 16);
+    CHECK_EQ(model(d, "Tesla-T4")->gpus, 2);
+    CHECK_STRN_EQ(model(d, "Tesla-T4")->rep.family.ptr, model(d, "Tesla-T4")->rep.family.len,
+                  "turing");
+    /* Running pods keep no labels, so u2 and u3 differ only by their priority class. */
+    CHECK_EQ(d->group_count, 3);
+    CHECK_EQ(group(d, "ml", "T4", true)->gpus, 1);
+    CHECK_STRN_EQ(group(d, "ml", "T4", true)->pod.labels.ptr,
+                  group(d, "ml", "T4", true)->pod.labels.len, "{\"team\":\"ml\"}");
+    CHECK_EQ(group(d, "ml", "T4", false)->pod.labels.len, 0);
+    CHECK_EQ(d->pending_count, 1);
+    CHECK(cache_demand_counts_pending(d, STR_LIT("u1")));
+    CHECK(!cache_demand_counts_pending(d, STR_LIT("u2")));
+    gen = d->generation;
+    /* A status update of a running pod changes nothing the demand holds. */
+    p2.phase = STR_LIT("Running");
+    cache_pod_upsert(c, &p2);
+    s2 = cache_snapshot_acquire(c);
+    CHECK(s2->generation > s->generation);
+    CHECK_EQ(s2->demand->generation, gen);
+    cache_snapshot_release(s2);
+    /* The pending pod is bound: it joins u2's group and is no longer pending. */
+    p1.node_name = STR_LIT("b");
+    p1.phase = STR_LIT("Running");
+    cache_pod_upsert(c, &p1);
+    /* A finished pod, a deleted node: their GPUs leave. */
+    p3.phase = STR_LIT("Succeeded");
+    cache_pod_upsert(c, &p3);
+    cache_node_delete(c, STR_LIT("a"));
+    s2 = cache_snapshot_acquire(c);
+    d = s2->demand;
+    CHECK(d->generation > gen);
+    CHECK_EQ(d->group_count, 1);
+    CHECK_EQ(group(d, "ml", "T4", false)->gpus, 3);
+    CHECK_EQ(d->pending_count, 0);
+    CHECK(!cache_demand_counts_pending(d, STR_LIT("u1")));
+    CHECK_EQ(model(d, "NVIDIA-A100-SXM4-80GB")->gpus, 8);
+    /* The older snapshot still holds what it was built with. */
+    CHECK_EQ(s->demand->group_count, 3);
+    CHECK_EQ(model(s->demand, "NVIDIA-A100-SXM4-80GB")->gpus, 16);
+    cache_snapshot_release(s);
+    cache_pod_delete(c, &p1);
+    cache_pod_delete(c, &p2);
+    cache_node_delete(c, STR_LIT("b"));
+    cache_node_delete(c, STR_LIT("t"));
+    s = cache_snapshot_acquire(c);
+    CHECK_EQ(s->demand->group_count + s->demand->model_count, 0);
+    cache_snapshot_release(s);
+    cache_snapshot_release(s2);
+    cache_free(c);
+}
+
 int main(void)
 {
     test_bind_facts();
+    test_demand();
     test_topology_books();
     test_pending_pods();
     test_accounting();

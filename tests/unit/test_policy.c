@@ -102,6 +102,7 @@ static void check_same_policy(const struct policy *a, const struct policy *b)
     CHECK_EQ(a->weight_free_gpus, b->weight_free_gpus);
     CHECK_EQ(a->weight_model, b->weight_model);
     CHECK_EQ(a->weight_topology, b->weight_topology);
+    CHECK_EQ(a->weight_scarcity, b->weight_scarcity);
     CHECK_EQ(a->overrides.strategy, b->overrides.strategy);
     CHECK_EQ(a->overrides.models, b->overrides.models);
     CHECK_EQ(a->overrides.preferred, b->overrides.preferred);
@@ -142,6 +143,7 @@ static void test_defaults(void)
     CHECK_EQ(p->weight_free_gpus, 1);
     CHECK_EQ(p->weight_model, 4);
     CHECK_EQ(p->weight_topology, 2);
+    CHECK_EQ(p->weight_scarcity, 0); /* off: bench/results/sim/README.md says why */
     CHECK(p->overrides.strategy && p->overrides.models && p->overrides.preferred);
     CHECK_EQ(p->class_count, 0);
     CHECK_EQ(p->rule_count, 0);
@@ -385,6 +387,18 @@ static void test_valid(void)
 
     /* Only the topology weight above 0 is still a valid policy. */
     p = expect_ok(HEAD "scoring: {weights: {freeGPUs: 0, model: 0}}\n");
+    policy_unref(p);
+
+    /* The scarcity weight, at both ends of its range; alone above 0 it is a valid policy. */
+    p = expect_ok(HEAD "scoring: {weights: {scarcity: 4}}\n");
+    CHECK_EQ(p->weight_scarcity, 4);
+    CHECK_EQ(p->weight_free_gpus, 1);
+    policy_unref(p);
+    p = expect_ok(HEAD "scoring: {weights: {freeGPUs: 0, model: 0, topology: 0, scarcity: 100}}\n");
+    CHECK_EQ(p->weight_scarcity, 100);
+    policy_unref(p);
+    p = expect_ok(HEAD "scoring: {weights: {scarcity: 0}}\n");
+    CHECK_EQ(p->weight_scarcity, 0);
     policy_unref(p);
 }
 

@@ -64,7 +64,7 @@ static void test_key_errors(void)
     expect_error(HEAD "foo: 1\n", "p.yaml:3:1: foo: unknown key (known keys here: " KNOWN_TOP ")");
     expect_error(HEAD "scoring:\n  weights:\n    gpus: 1\n",
                  "p.yaml:5:5: scoring.weights.gpus: unknown key (known keys here: freeGPUs, "
-                 "model, topology)");
+                 "model, topology, scarcity)");
     expect_error(HEAD "scoring: {strategi: spread}\n",
                  "p.yaml:3:11: scoring.strategi: unknown key (known keys here: strategy, "
                  "weights)");
@@ -373,6 +373,10 @@ static void test_document_errors(void)
     expect_error(HEAD "scoring:\n  weights:\n    freeGPUs: 0\n    model: 0\n    topology: 0\n",
                  "p.yaml:5:5: scoring.weights: every weight is 0, so all nodes would score the "
                  "same; set at least one above 0");
+    expect_error(HEAD "scoring:\n  weights:\n    freeGPUs: 0\n    model: 0\n    topology: 0\n"
+                      "    scarcity: 0\n",
+                 "p.yaml:5:5: scoring.weights: every weight is 0, so all nodes would score the "
+                 "same; set at least one above 0");
 
     msg = "p.yaml:4:1: invalid YAML: could not find expected ':' (while scanning a simple key at "
           "3:1)";
@@ -422,7 +426,7 @@ static void test_many_errors(void)
         "p.yaml:6:15: scoring.weights.freeGPUs: must be 0..100, got 101",
         "p.yaml:7:12: scoring.weights.model: expected an integer 0..100, got \"many\"",
         "p.yaml:8:5: scoring.weights.extra: unknown key (known keys here: freeGPUs, model, "
-        "topology)",
+        "topology, scarcity)",
         "p.yaml:10:13: podOverrides.strategy: expected true or false, got \"maybe\"",
         "p.yaml:13:12: classes[1].name: duplicate class name \"h100\" (first at line 12)",
         "p.yaml:14:5: classes[2]: matches no node: give at least one of products, families or "

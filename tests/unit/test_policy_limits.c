@@ -37,6 +37,7 @@ static const struct int_case int_cases[] = {
     {"scoring.weights.freeGPUs", "scoring:\n  weights:\n    freeGPUs: %s\n", 0, 100},
     {"scoring.weights.model", "scoring:\n  weights:\n    model: %s\n", 0, 100},
     {"scoring.weights.topology", "scoring:\n  weights:\n    topology: %s\n", 0, 100},
+    {"scoring.weights.scarcity", "scoring:\n  weights:\n    scarcity: %s\n", 0, 100},
     {"classes[0].minMemoryMiB", "classes:\n  - name: a\n    minMemoryMiB: %s\n", 1, 10000000},
     {"rules[0].prefer[0].weight",
      CLASSES "rules:\n  - name: r\n    match: {namespaces: [a]}\n    prefer:\n"

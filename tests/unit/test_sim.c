@@ -1,5 +1,6 @@
 /* test_sim.c -- the simulator on hand-sized clusters and traces whose outcomes are worked out
  * by hand: fragmentation (binpack keeps a node whole, spread does not), a model constraint,
+ * the scarcity weight leaving a T4 node to the pods that need it,
  * a wait and its retry, a pod withdrawn while waiting, the trace loaders, and agreement with
  * sched.h's own answers. */
 #include <math.h>
@@ -135,6 +136,38 @@ static void test_model_constraint(void)
     sim_workload_free(&w);
     sim_cluster_free(&c);
     policy_unref(bin);
+}
+
+/* One T4 node (2 GPUs) and one A100 node (8). A pod that may only use T4 comes first, a pod
+ * that accepts any model next, then a second T4-only pod. Binpack sends the second pod to the
+ * T4 node (score 10 against 1), and the last one fits nowhere. With the scarcity weight the
+ * running T4-only pod makes T4 the scarce model: the second pod scores 2 there against 8 on
+ * the A100 node, and the last one gets the T4 GPU left. */
+static void test_scarcity(void)
+{
+    static const char *const models[] = {"Tesla-T4", "NVIDIA-A100-SXM4-80GB"};
+    static const int64_t gpus[] = {2, 8};
+    static const struct pod_spec p[] = {
+        {1, "T4", 0, 1000, -1}, {1, NULL, 1, 1000, -1}, {1, "T4", 2, 1000, 50}};
+    struct sim_cluster c = cluster(2, models, gpus);
+    struct sim_workload w = workload(p, 3);
+    struct policy *bin = with_strategy(POLICY_BINPACK), *scarce = with_strategy(POLICY_BINPACK);
+    struct sim_result r;
+
+    scarce->weight_scarcity = 4;
+    run(&c, &w, SIM_POLICY, bin, SIM_FILL, &r);
+    CHECK_EQ(r.placed, 2);
+    CHECK(fabs(r.alloc_first_fail - 0.2) < 1e-9); /* 2 GPUs of 10 */
+    run(&c, &w, SIM_POLICY, scarce, SIM_FILL, &r);
+    CHECK_EQ(r.placed, 3);
+    run(&c, &w, SIM_POLICY, bin, SIM_REPLAY, &r);
+    CHECK_EQ(r.never_placed, 1);
+    run(&c, &w, SIM_POLICY, scarce, SIM_REPLAY, &r);
+    CHECK_EQ(r.never_placed, 0);
+    sim_workload_free(&w);
+    sim_cluster_free(&c);
+    policy_unref(bin);
+    policy_unref(scarce);
 }
 
 /* One GPU. A runs 0..100; B arrives at 10 and waits 90 s; C arrives at 20 and is withdrawn at
@@ -320,6 +353,7 @@ int main(void)
     test_groups();
     test_fragmentation();
     test_model_constraint();
+    test_scarcity();
     test_wait_and_retry();
     test_topology();
     test_loaders();

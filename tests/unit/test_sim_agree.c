@@ -1,7 +1,9 @@
 /* test_sim_agree.c -- the simulator's decisions are the daemon's: along a whole fill run, each
  * pod the simulator places is asked of the daemon's own routes (POST /filter and /prioritize
- * in NodeNames mode, on a cluster cache holding the same nodes and the pods placed so far),
- * and the simulator's node must pass filter with the highest score there. */
+ * in NodeNames mode, on a cluster cache holding the same nodes, the pods placed so far and the
+ * pods that arrived and fit nowhere, pending), and the simulator's node must pass filter with
+ * the highest score there. Under binpack, spread, and binpack with the scarcity weight, whose
+ * demand table the daemon builds from its cache and the simulator from its own state. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@ struct agree {
     const struct sim_workload *w;
     char names[4096]; /* the NodeNames JSON array */
     size_t checked;
+    int *node_of; /* where each pod went; -1 nowhere */
 };
 
 static char *call(struct agree *a, const char *path, const char *body)
@@ -68,6 +71,28 @@ static int score_of(const char *reply, const char *node)
     return at ? (int)strtol(at + strlen(needle), NULL, 10) : -1;
 }
 
+/* The pod as the watch shows it: pending (node NULL) or bound, with its model annotation. */
+static void show_pod(struct agree *a, const struct sim_pod *p, const char *node)
+{
+    struct pod_info info = {0};
+
+    info.uid = str_from_cstr(p->name);
+    info.ns = STR_LIT("sim");
+    info.name = info.uid;
+    info.node_name = node ? str_from_cstr(node) : STR_NULL;
+    info.gpus = p->gpus;
+    info.phase = node ? STR_LIT("Running") : STR_LIT("Pending");
+    info.ann_gpu_model = str_from_cstr(p->models);
+    cache_pod_upsert(a->cache, &info);
+}
+
+static void on_arrive(void *ctx, size_t pod)
+{
+    struct agree *a = ctx;
+
+    show_pod(a, &a->w->pods[pod], NULL);
+}
+
 static void on_place(void *ctx, size_t pod, size_t node)
 {
     struct agree *a = ctx;
@@ -75,7 +100,6 @@ static void on_place(void *ctx, size_t pod, size_t node)
     char body[8192];
     char *filter, *prio;
     int best = -1, mine;
-    struct pod_info bound = {0};
 
     snprintf(body, sizeof(body),
              "{\"Pod\":{\"metadata\":{\"name\":\"%s\",\"namespace\":\"sim\",\"uid\":\"%s\","
@@ -101,14 +125,88 @@ static void on_place(void *ctx, size_t pod, size_t node)
     free(filter);
     free(prio);
     /* The bind, as the watch would show it. */
-    bound.uid = str_from_cstr(p->name);
-    bound.ns = STR_LIT("sim");
-    bound.name = bound.uid;
-    bound.node_name = str_from_cstr(a->c->nodes[node].name);
-    bound.gpus = p->gpus;
-    bound.phase = STR_LIT("Running");
-    cache_pod_upsert(a->cache, &bound);
+    show_pod(a, p, a->c->nodes[node].name);
+    a->node_of[pod] = (int)node;
     a->checked++;
+}
+
+/* Runs a fill of w on c under pol, asking the daemon about every placement; node_of[i] gets
+ * where pod i went (-1: nowhere). */
+static void check_fill(const struct sim_cluster *c, const struct sim_workload *w,
+                       struct policy *pol, int *node_of, struct sim_result *r)
+{
+    struct policy_store *store = policy_store_new(policy_ref(pol), "");
+    struct routes_config rc = {.url_prefix = "/", .mode = "test", .policies = store};
+    struct sim_run_spec spec = {.strategy = SIM_POLICY, .pol = pol, .label = "agree"};
+    struct sim_options opt = {.mode = SIM_FILL,
+                              .seed = 3,
+                              .speedup = 1,
+                              .compress = 1,
+                              .on_place = on_place,
+                              .on_place_ctx = NULL,
+                              .on_arrive = on_arrive};
+    struct agree a = {.cache = cache_new(), .c = c, .w = w, .node_of = node_of};
+    size_t len = 0;
+
+    opt.on_place_ctx = &a;
+    rc.cache = a.cache;
+    a.routes = routes_new(&rc);
+    for (size_t i = 0; i < w->pod_count; i++)
+        node_of[i] = -1;
+    cache_nodes_relist_begin(a.cache);
+    len += (size_t)snprintf(a.names + len, sizeof(a.names) - len, "[");
+    for (size_t i = 0; i < c->node_count; i++) {
+        struct node_info n = {.name = str_from_cstr(c->nodes[i].name),
+                              .product = str_from_cstr(c->nodes[i].model),
+                              .gpu_allocatable = c->nodes[i].gpus,
+                              .ready = true};
+        n.model = obj_model_from_product(n.product);
+        cache_node_upsert(a.cache, &n);
+        len += (size_t)snprintf(a.names + len, sizeof(a.names) - len, "%s\"%s\"", i ? "," : "",
+                                c->nodes[i].name);
+    }
+    snprintf(a.names + len, sizeof(a.names) - len, "]");
+    cache_nodes_relist_end(a.cache);
+    cache_pods_relist_begin(a.cache);
+    cache_pods_relist_end(a.cache);
+    sim_run(c, w, &spec, &opt, r);
+    CHECK_EQ(a.checked, r->placed);
+    routes_free(a.routes);
+    cache_free(a.cache);
+    policy_store_free(store);
+}
+
+static struct sim_cluster cluster(size_t n, const char *const *models, const int64_t *gpus)
+{
+    struct sim_cluster c = {.nodes = xcalloc(n, sizeof(struct sim_node)), .node_count = n};
+
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "gpu-node-%zu", i);
+        c.nodes[i] =
+            (struct sim_node){.name = xstrdup(name), .model = xstrdup(models[i]), .gpus = gpus[i]};
+    }
+    return c;
+}
+
+/* n pods, pod i asking sizes[i % k] GPUs of the models wants[i % k], arriving in order. */
+static struct sim_workload workload(size_t n, const char *const *wants, const int64_t *sizes,
+                                    size_t k)
+{
+    struct sim_workload w = {
+        .pods = xcalloc(n, sizeof(struct sim_pod)), .pod_count = n, .has_times = true};
+
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "pod-%03zu", i);
+        w.pods[i] = (struct sim_pod){.name = xstrdup(name),
+                                     .models = xstrdup(wants[i % k]),
+                                     .gpus = sizes[i % k],
+                                     .t_create = (double)i,
+                                     .duration = 1e9,
+                                     .t_delete = -1};
+    }
+    return w;
 }
 
 int main(void)
@@ -119,75 +217,63 @@ int main(void)
     static const int64_t gpus[] = {8, 4, 4, 2, 8, 1};
     static const char *const wants[] = {"", "", "T4", "", "A100", "V100,A10", ""};
     static const int64_t sizes[] = {1, 2, 1, 4, 1, 8, 2};
-    struct sim_cluster c = {.nodes = xcalloc(6, sizeof(struct sim_node)), .node_count = 6};
-    struct sim_workload w = {
-        .pods = xcalloc(40, sizeof(struct sim_pod)), .pod_count = 40, .has_times = true};
-    struct policy_store *store;
-    struct routes_config rc = {.url_prefix = "/", .mode = "test"};
-    struct agree a = {0};
-    size_t len = 0;
+    /* A mixed fleet where many pods may use only some models, and some several of them. */
+    static const char *const models2[] = {"Tesla-T4",
+                                          "NVIDIA-A100-SXM4-80GB",
+                                          "Tesla-T4",
+                                          "A10",
+                                          "Tesla-V100-SXM2-16GB",
+                                          "Tesla-P100-PCIE-16GB",
+                                          "NVIDIA-A100-SXM4-80GB",
+                                          "Tesla-T4",
+                                          "A10",
+                                          "Tesla-V100-SXM2-16GB",
+                                          "NVIDIA-L4",
+                                          "Tesla-P100-PCIE-16GB",
+                                          "NVIDIA-A100-SXM4-80GB",
+                                          "Tesla-T4"};
+    static const int64_t gpus2[] = {2, 8, 2, 1, 4, 2, 8, 4, 1, 8, 2, 2, 8, 2};
+    static const char *const wants2[] = {
+        "", "T4",    "", "A10,T4", "P100,V100", "", "T4,V100,P100", "A100",
+        "", "L4,T4", "", "V100",   "P100",      "", "T4",           "A10,L4,A100"};
+    static const int64_t sizes2[] = {1, 1, 2, 1, 1, 1, 2, 4, 1, 1, 8, 1, 1, 1, 1, 2};
+    struct sim_cluster c = cluster(6, models, gpus), c2 = cluster(14, models2, gpus2);
+    struct sim_workload w = workload(40, wants, sizes, 7), w2 = workload(160, wants2, sizes2, 16);
+    int binpack_node_of[160], node_of[160];
+    struct sim_result r;
 
-    for (size_t i = 0; i < 6; i++) {
-        char name[32];
-        snprintf(name, sizeof(name), "gpu-node-%zu", i);
-        c.nodes[i] =
-            (struct sim_node){.name = xstrdup(name), .model = xstrdup(models[i]), .gpus = gpus[i]};
-    }
-    for (size_t i = 0; i < 40; i++) {
-        char name[32];
-        snprintf(name, sizeof(name), "pod-%02zu", i);
-        w.pods[i] = (struct sim_pod){.name = xstrdup(name),
-                                     .models = xstrdup(wants[i % 7]),
-                                     .gpus = sizes[i % 7],
-                                     .t_create = (double)i,
-                                     .duration = 1e9,
-                                     .t_delete = -1};
-    }
-    for (int strategy = 0; strategy < 2; strategy++) {
+    /* binpack, spread, binpack with the scarcity weight */
+    for (int strategy = 0; strategy < 3; strategy++) {
         struct policy *pol = policy_new_default();
-        struct sim_run_spec spec = {.strategy = SIM_POLICY, .pol = pol, .label = "agree"};
-        struct sim_options opt = {.mode = SIM_FILL,
-                                  .seed = 3,
-                                  .speedup = 1,
-                                  .compress = 1,
-                                  .on_place = on_place,
-                                  .on_place_ctx = &a};
-        struct sim_result r;
-
-        pol->strategy = pol->default_rule.strategy = strategy ? POLICY_SPREAD : POLICY_BINPACK;
-        store = policy_store_new(pol, "");
-        a = (struct agree){.cache = cache_new(), .c = &c, .w = &w};
-        rc.policies = store;
-        rc.cache = a.cache;
-        a.routes = routes_new(&rc);
-        cache_nodes_relist_begin(a.cache);
-        len = 0;
-        len += (size_t)snprintf(a.names + len, sizeof(a.names) - len, "[");
-        for (size_t i = 0; i < 6; i++) {
-            struct node_info n = {.name = str_from_cstr(c.nodes[i].name),
-                                  .product = str_from_cstr(c.nodes[i].model),
-                                  .gpu_allocatable = c.nodes[i].gpus,
-                                  .ready = true};
-            n.model = obj_model_from_product(n.product);
-            cache_node_upsert(a.cache, &n);
-            len += (size_t)snprintf(a.names + len, sizeof(a.names) - len, "%s\"%s\"", i ? "," : "",
-                                    c.nodes[i].name);
-        }
-        snprintf(a.names + len, sizeof(a.names) - len, "]");
-        cache_nodes_relist_end(a.cache);
-        cache_pods_relist_begin(a.cache);
-        cache_pods_relist_end(a.cache);
-        sim_run(&c, &w, &spec, &opt, &r);
-        CHECK_EQ(a.checked, r.placed);
+        pol->strategy = pol->default_rule.strategy = strategy == 1 ? POLICY_SPREAD : POLICY_BINPACK;
+        pol->weight_scarcity = strategy == 2 ? 4 : 0;
+        check_fill(&c, &w, pol, node_of, &r);
         /* 27 GPUs against about 110 asked: the run fills the cluster (binpack places 15). */
         CHECK(r.placed >= 10 && r.placed < 40);
         CHECK(r.alloc_final > 0.8);
-        routes_free(a.routes);
-        cache_free(a.cache);
-        policy_store_free(store);
+        /* The scarcity weight changed decisions: the check covered its part of the score. */
+        if (strategy == 0)
+            memcpy(binpack_node_of, node_of, 40 * sizeof(int));
+        if (strategy == 2)
+            CHECK(memcmp(binpack_node_of, node_of, 40 * sizeof(int)) != 0);
+        policy_unref(pol);
+    }
+    /* The mixed fleet, with every weight of the scarcity part that holds a different share. */
+    for (int64_t weight = 0; weight <= 8; weight += 2) {
+        struct policy *pol = policy_new_default();
+        pol->weight_scarcity = weight;
+        check_fill(&c2, &w2, pol, node_of, &r);
+        CHECK(r.alloc_final > 0.8);
+        if (weight == 0)
+            memcpy(binpack_node_of, node_of, sizeof(node_of));
+        else
+            CHECK(memcmp(binpack_node_of, node_of, sizeof(node_of)) != 0);
+        policy_unref(pol);
     }
     sim_workload_free(&w);
+    sim_workload_free(&w2);
     sim_cluster_free(&c);
+    sim_cluster_free(&c2);
     printf("test_sim_agree: ok\n");
     return 0;
 }
