@@ -21,19 +21,20 @@ pod_to_bind() {
         "d['PodName'] = '$1'; d['PodUID'] = '$POD_UID'; d['Node'] = 'gpu-node-2'"
 }
 
-# start_stalled_bind NAME SECONDS   -- makes the fake stall the GET of pod NAME for SECONDS,
+# start_stalled_bind NAME SECONDS   -- makes the fake stall the POST of pod NAME's Binding (the
+# one call every bind makes, whether the cache vouched for the pod or not) for SECONDS,
 # posts its bind in the background (BIND_PID; reply in $K/NAME.body, status and time in
 # $K/NAME.out) and waits until the fake holds the stalled request
 start_stalled_bind() {
     local name=$1 secs=$2
-    admin POST /fault "{\"match\": \"^GET /api/v1/namespaces/default/pods/$name\$\", \"action\": \"stall\", \"seconds\": $secs, \"times\": 1}" >/dev/null
+    admin POST /fault "{\"match\": \"^POST /api/v1/namespaces/default/pods/$name/binding\$\", \"action\": \"stall\", \"seconds\": $secs, \"times\": 1}" >/dev/null
     curl -s -o "$K/$name.body" -w '%{http_code} %{time_total}' --max-time 30 \
         -H 'Content-Type: application/json' --data-binary "@$K/bind-$name.json" \
         "$GX_URL/bind" >"$K/$name.out" 2>&1 &
     BIND_PID=$!
     _track "$BIND_PID"
-    admin GET "/requests?match=$(py 'import urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "^GET /api/v1/namespaces/default/pods/$name\$")&min=1&wait=5" >/dev/null
-    assert_json "the fake holds the stalled GET of $name" 'len(d)' 1 "$ADMIN_FILE"
+    admin GET "/requests?match=$(py 'import urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "^POST /api/v1/namespaces/default/pods/$name/binding\$")&min=1&wait=5" >/dev/null
+    assert_json "the fake holds the stalled POST of $name's Binding" 'len(d)' 1 "$ADMIN_FILE"
 }
 
 # refused_within PORT MS   -- polls until a connection to PORT is refused; prints the ms it
