@@ -24,5 +24,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== clang, ThreadSanitizer, shared-state tests"
 cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DGX_TSAN=ON >/dev/null
-cmake --build build-tsan -j"$jobs" --target test_cache test_concurrency test_topology test_policy_store
+cmake --build build-tsan -j"$jobs" --target test_cache test_concurrency test_demand test_topology test_policy_store
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan -L tsan --output-on-failure
