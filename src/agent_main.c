@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gx/agent.h"
+#include "gx/alloc.h"
 #include "gx/buf.h"
 #include "gx/clock.h"
 #include "gx/kubeconfig.h"
@@ -170,7 +171,7 @@ static enum err rebuild(struct agent *a, uint64_t now)
         return ERR_OK;
     }
     rfc3339_now(stamp, sizeof(stamp));
-    next.v[AGENT_KEY_CHANGED_AT] = strdup(stamp);
+    next.v[AGENT_KEY_CHANGED_AT] = xstrdup(stamp);
     agent_state_clear(&a->want);
     a->want = next;
     if (!a->pending)

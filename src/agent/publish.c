@@ -21,6 +21,11 @@ struct agent_publisher {
     long timeout_ms;
     struct agent_state have;
     bool read_once; /* have reflects the Node as last read or patched */
+    /* GPU Feature Discovery labels the Node: its labels are never written. Unknown until the
+     * Node was read once (and then assumed, so nothing is overwritten meanwhile); once seen, it
+     * stays so. */
+    bool gfd_known, gfd;
+    char *wrote_product; /* the product label we last patched, to notice another writer */
 };
 
 enum err agent_publisher_new(const struct kubeconfig_creds *creds, const char *node_name,
@@ -52,6 +57,7 @@ void agent_publisher_free(struct agent_publisher *p)
     if (!p)
         return;
     agent_state_clear(&p->have);
+    free(p->wrote_product);
     kube_session_free(p->s);
     kube_client_free(p->kc);
     free(p);
@@ -64,9 +70,20 @@ const struct agent_state *agent_publisher_have(const struct agent_publisher *p)
 
 bool agent_publisher_node_has_gfd(const struct agent_publisher *p)
 {
-    const char *meta = p->have.v[AGENT_KEY_AGENT];
+    return !p->gfd_known || p->gfd;
+}
 
-    return p->have.v[AGENT_KEY_LABEL_PRODUCT] && !(meta && strstr(meta, "\"gfdLabels\":true"));
+/* Someone else labels the Node: a product label that the agent did not write (no
+ * "gfdLabels":true in its own annotation), or another value than the one it last wrote. */
+static void notice_gfd(struct agent_publisher *p)
+{
+    const char *meta = p->have.v[AGENT_KEY_AGENT];
+    const char *product = p->have.v[AGENT_KEY_LABEL_PRODUCT];
+
+    p->gfd_known = true;
+    if (product && (!(meta && strstr(meta, "\"gfdLabels\":true")) ||
+                    (p->wrote_product && strcmp(product, p->wrote_product) != 0)))
+        p->gfd = true;
 }
 
 /* ---- reading the Node ---- */
@@ -147,6 +164,7 @@ static enum err read_node(struct agent_publisher *p, const char *body, size_t le
     agent_state_clear(&p->have);
     p->have = st;
     p->read_once = true;
+    notice_gfd(p);
     return ERR_OK;
 }
 
@@ -197,6 +215,7 @@ static enum err facts_patch(const struct agent_state *want, const struct agent_s
 enum err agent_publisher_sync(struct agent_publisher *p, const struct agent_state *want,
                               bool *patched, struct errbuf *eb)
 {
+    struct agent_state send = {{0}};
     struct buf patch;
     enum err e;
 
@@ -206,17 +225,39 @@ enum err agent_publisher_sync(struct agent_publisher *p, const struct agent_stat
         if (e != ERR_OK)
             return e;
     }
+    /* want may have been built before the Node could be read: GFD's labels, when the Node has
+     * them, are never overwritten. */
+    agent_state_copy(&send, want);
+    for (unsigned k = 0; k < AGENT_KEY_COUNT && agent_publisher_node_has_gfd(p); k++) {
+        if (agent_key_is_label(k)) {
+            free(send.v[k]);
+            send.v[k] = NULL;
+        }
+    }
     buf_init(&patch, 4u << 20);
     /* changed-at moves only with the facts: nothing else to change, nothing to send. */
-    e = facts_patch(want, &p->have, &patch);
+    e = facts_patch(&send, &p->have, &patch);
     if (e == ERR_OK && patch.len > 0)
-        e = agent_patch(want, &p->have, &patch);
+        e = agent_patch(&send, &p->have, &patch);
     if (e == ERR_OK && patch.len > 0) {
+        /* What we write now is ours when the reply is read (notice_gfd); a failed patch wrote
+         * nothing. */
+        char *before = p->wrote_product;
+
         *patched = true;
+        if (send.v[AGENT_KEY_LABEL_PRODUCT])
+            p->wrote_product = xstrdup(send.v[AGENT_KEY_LABEL_PRODUCT]);
         e = call(p, "PATCH", "application/merge-patch+json", patch.ptr, patch.len, eb);
+        if (e != ERR_OK && p->wrote_product != before) {
+            free(p->wrote_product);
+            p->wrote_product = before;
+        } else if (p->wrote_product != before) {
+            free(before);
+        }
         if (e != ERR_OK)
             p->read_once = false;
     }
     buf_destroy(&patch);
+    agent_state_clear(&send);
     return e;
 }

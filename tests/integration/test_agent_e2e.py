@@ -151,7 +151,14 @@ class AgentE2E(unittest.TestCase):
         c.start_daemon("1")
         self.set_pods({"gpu-pod-1": [5]})
         self.start_kubelet()
+        # The agent's first read of its Node fails: it must not take the Node for one without
+        # GPU Feature Discovery and overwrite GFD's labels meanwhile.
+        c.admin("POST", "/fault", {"match": f"^GET /api/v1/nodes/{NODE}$", "action": "status",
+                                   "status": 503, "times": 2})
         agent = self.start_agent("1")
+        wait_for("the agent to meet both failures",
+                 lambda: all(f.get("remaining") == 0 for f in c.admin("GET", "/fault")))
+        c.admin("DELETE", "/fault")
 
         # The topology, as written by hand from the hardware's published matrix.
         with open(os.path.join(NVML_DIR, "hgx-h100.expected.json")) as f:
