@@ -1,11 +1,13 @@
 /* exchange_helpers.h -- what the socket-free route tests share: a reply's segments joined
- * into one string. */
+ * into one string, and one POST through the route table. */
 #pragma once
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "gx/clock.h"
 #include "gx/exchange.h"
+#include "gx/routes.h"
 
 #include "check.h"
 
@@ -29,4 +31,25 @@ static inline char *exchange_reply_join(const struct exchange *ex, size_t *len)
     if (len)
         *len = n;
     return out;
+}
+
+/* POSTs body to path through the route table with no socket; the reply must be a 200. Returns
+ * it joined (the caller frees it). */
+static inline char *exchange_post(struct routes *r, const char *path, const char *body)
+{
+    struct exchange ex;
+    char *reply;
+
+    memset(&ex, 0, sizeof(ex));
+    arena_init(&ex.arena, 16u << 20);
+    ex.method = "POST";
+    ex.path = path;
+    ex.body = body;
+    ex.body_len = strlen(body);
+    ex.start_ns = clock_mono_ns();
+    routes_handle(r, &ex);
+    CHECK_EQ(ex.status, 200);
+    reply = exchange_reply_join(&ex, NULL);
+    arena_destroy(&ex.arena);
+    return reply;
 }

@@ -141,21 +141,7 @@ static void test_own_demand_left_out(void)
 
 static char *call(struct routes *r, const char *path, const char *body)
 {
-    struct exchange ex;
-    char *reply;
-
-    memset(&ex, 0, sizeof(ex));
-    arena_init(&ex.arena, 16u << 20);
-    ex.method = "POST";
-    ex.path = path;
-    ex.body = body;
-    ex.body_len = strlen(body);
-    ex.start_ns = clock_mono_ns();
-    routes_handle(r, &ex);
-    CHECK_EQ(ex.status, 200);
-    reply = exchange_reply_join(&ex, NULL);
-    arena_destroy(&ex.arena);
-    return reply;
+    return exchange_post(r, path, body);
 }
 
 static void expect_in(const char *reply, const char *needle)

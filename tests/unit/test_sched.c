@@ -4,6 +4,7 @@
 #include "gx/topology.h"
 
 #include "check.h"
+#include "node_helpers.h"
 
 static int64_t pod_gpus(const char *spec)
 {
@@ -103,14 +104,7 @@ static void test_model_matching(void)
 
 static struct node_info node(const char *product, int64_t gpus)
 {
-    struct node_info n;
-
-    memset(&n, 0, sizeof(n));
-    n.name = STR_LIT("n");
-    n.product = str_from_cstr(product);
-    n.model = obj_model_from_product(n.product);
-    n.gpu_allocatable = gpus;
-    return n;
+    return test_node(product, gpus);
 }
 
 static struct pod_info pod(int64_t gpus)

@@ -30,21 +30,7 @@ struct agree {
 
 static char *call(struct agree *a, const char *path, const char *body)
 {
-    struct exchange ex;
-    char *reply;
-
-    memset(&ex, 0, sizeof(ex));
-    arena_init(&ex.arena, 16u << 20);
-    ex.method = "POST";
-    ex.path = path;
-    ex.body = body;
-    ex.body_len = strlen(body);
-    ex.start_ns = clock_mono_ns();
-    routes_handle(a->routes, &ex);
-    CHECK_EQ(ex.status, 200);
-    reply = exchange_reply_join(&ex, NULL);
-    arena_destroy(&ex.arena);
-    return reply;
+    return exchange_post(a->routes, path, body);
 }
 
 /* Is node among the filter reply's NodeNames (before its FailedNodes)? */
