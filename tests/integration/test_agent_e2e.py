@@ -225,6 +225,7 @@ class AgentE2E(unittest.TestCase):
         # choosing it. An application XID (13) on GPU 2 changes nothing.
         self.set_pods({"gpu-pod-1": [5]})
         wait_for("pods back to one", self.in_use_is("5"))
+        before = self.patches()
         with open(self.events, "a") as f:
             f.write("xid 2 13\n")
         t0 = time.monotonic()
@@ -233,6 +234,8 @@ class AgentE2E(unittest.TestCase):
         wait_for("GPU 3 unhealthy on the Node", lambda: self.topo_gpu(3).get("healthy") is False)
         log(f"critical XID to the Node: {time.monotonic() - t0:.2f} s")
         self.assertNotIn("healthy", self.topo_gpu(2))
+        time.sleep(1.0)
+        self.assertEqual(self.patches() - before, 1, "patches for an ignored and a critical XID")
         wait_for("gpu-extender to drop GPU 3",
                  lambda: self.debug_node()["topology"]["healthy"] == "0,1,2,4,5,6,7")
         self.assertEqual(self.debug_node()["topology"]["free"], "0,1,2,4,6,7")
