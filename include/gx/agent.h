@@ -10,7 +10,8 @@
  *                                      "podResources":"ok"|"unavailable","health":"events"|...}
  *   gpu-extender.io/agent-changed-at  RFC 3339 UTC: when the facts above last changed
  *
- * and GPU Feature Discovery's labels (nvidia.com/gpu.product, .memory, .family, .count) when
+ * and GPU Feature Discovery's labels (nvidia.com/gpu.product, .memory, .family, .count,
+ * .compute.major, .compute.minor) when
  * the node has none of its own. The extender reads all of these (objects.h, cache.h).
  *
  * The functions here are pure: they turn facts into annotation values and two sets of values
@@ -77,6 +78,8 @@ enum agent_key {
     AGENT_KEY_LABEL_MEMORY,
     AGENT_KEY_LABEL_FAMILY,
     AGENT_KEY_LABEL_COUNT,
+    AGENT_KEY_LABEL_COMPUTE_MAJOR,
+    AGENT_KEY_LABEL_COMPUTE_MINOR,
     AGENT_KEY_COUNT
 };
 

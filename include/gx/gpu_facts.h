@@ -72,6 +72,20 @@ enum err gpu_facts_topology(const struct gpu_facts *f, struct buf *out) GX_MUST_
  * left as it was). */
 enum err gpu_facts_gfd_labels(const struct gpu_facts *f, struct buf *out) GX_MUST_CHECK;
 
+/* The same labels as values, for callers that want them one by one: each is "" where
+ * gpu_facts_gfd_labels() leaves the label out. */
+struct gpu_gfd_labels {
+    char product[96];
+    char memory[24];
+    char family[32];
+    char count[12];
+    char compute_major[12];
+    char compute_minor[12];
+};
+
+/* Fills *out (every value "" for n = 0). ERR_INVALID for n > 16. */
+enum err gpu_facts_gfd(const struct gpu_facts *f, struct gpu_gfd_labels *out) GX_MUST_CHECK;
+
 /* GFD's nvidia.com/gpu.family for a compute capability: "volta", "ampere", "hopper", ...;
  * "undefined" for majors GFD does not know. Static string. */
 const char *gpu_facts_family(int cc_major, int cc_minor);

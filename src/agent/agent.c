@@ -21,6 +21,8 @@ static const char *const key_names[AGENT_KEY_COUNT] = {
     [AGENT_KEY_LABEL_MEMORY] = "nvidia.com/gpu.memory",
     [AGENT_KEY_LABEL_FAMILY] = "nvidia.com/gpu.family",
     [AGENT_KEY_LABEL_COUNT] = "nvidia.com/gpu.count",
+    [AGENT_KEY_LABEL_COMPUTE_MAJOR] = "nvidia.com/gpu.compute.major",
+    [AGENT_KEY_LABEL_COMPUTE_MINOR] = "nvidia.com/gpu.compute.minor",
 };
 
 const char *agent_key_name(enum agent_key k)
@@ -166,27 +168,26 @@ static char *take_or_empty(struct buf *b)
     return s ? s : xstrdup("");
 }
 
-/* GFD's labels arrive as JSON object members ("k":"v",...); each becomes its key's value. */
-static enum err split_labels(const char *members, struct agent_state *out)
+/* GFD's labels, those gpu_facts_gfd() gives a value. */
+static enum err put_labels(const struct gpu_facts *f, struct agent_state *out)
 {
-    static const enum agent_key keys[] = {AGENT_KEY_LABEL_PRODUCT, AGENT_KEY_LABEL_MEMORY,
-                                          AGENT_KEY_LABEL_FAMILY, AGENT_KEY_LABEL_COUNT};
+    struct gpu_gfd_labels l;
+    const struct {
+        enum agent_key key;
+        const char *value;
+    } labels[] = {{AGENT_KEY_LABEL_PRODUCT, l.product},
+                  {AGENT_KEY_LABEL_MEMORY, l.memory},
+                  {AGENT_KEY_LABEL_FAMILY, l.family},
+                  {AGENT_KEY_LABEL_COUNT, l.count},
+                  {AGENT_KEY_LABEL_COMPUTE_MAJOR, l.compute_major},
+                  {AGENT_KEY_LABEL_COMPUTE_MINOR, l.compute_minor}};
+    enum err e = gpu_facts_gfd(f, &l);
 
-    for (size_t i = 0; i < GX_ARRAY_LEN(keys); i++) {
-        char pat[64];
-        const char *at, *end;
-
-        snprintf(pat, sizeof(pat), "\"%s\":\"", agent_key_name(keys[i]));
-        at = strstr(members, pat);
-        if (!at)
-            continue;
-        at += strlen(pat);
-        end = strchr(at, '"');
-        if (!end)
-            return ERR_PARSE;
-        out->v[keys[i]] = xstrndup(at, (size_t)(end - at));
+    for (size_t i = 0; i < GX_ARRAY_LEN(labels) && e == ERR_OK; i++) {
+        if (labels[i].value[0])
+            out->v[labels[i].key] = xstrdup(labels[i].value);
     }
-    return ERR_OK;
+    return e;
 }
 
 enum err agent_state_build(const struct gpu_facts *f, const struct agent_usage *u,
@@ -222,10 +223,8 @@ enum err agent_state_build(const struct gpu_facts *f, const struct agent_usage *
     if (e != ERR_OK)
         goto fail;
     out->v[AGENT_KEY_AGENT] = take_or_empty(&b);
-    if (m->gfd_labels && f->n > 0) {
-        e = gpu_facts_gfd_labels(f, &b);
-        if (e == ERR_OK)
-            e = split_labels(b.ptr ? b.ptr : "", out);
+    if (m->gfd_labels) {
+        e = put_labels(f, out);
         if (e != ERR_OK)
             goto fail;
     }

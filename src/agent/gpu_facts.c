@@ -174,42 +174,52 @@ static enum err write_label(struct buf *out, const char **sep, const char *key, 
     return e == ERR_OK ? buf_append_json_str(out, value, strlen(value)) : e;
 }
 
-enum err gpu_facts_gfd_labels(const struct gpu_facts *f, struct buf *out)
+enum err gpu_facts_gfd(const struct gpu_facts *f, struct gpu_gfd_labels *out)
 {
     const struct gpu_fact *g = &f->gpu[0];
-    size_t start = out->len;
-    const char *sep = "";
-    char product[PRODUCT_MAX], num[24];
     unsigned long long mib = g->memory_bytes / MIB;
     unsigned count = 0;
-    enum err e = ERR_OK;
 
+    memset(out, 0, sizeof(*out));
     if (f->n > GPU_FACTS_MAX)
         return ERR_INVALID;
     if (f->n == 0)
         return ERR_OK;
     for (unsigned i = 0; i < f->n; i++)
         count += strcmp(f->gpu[i].name, g->name) == 0;
-    product_value(g->name, product);
-    if (product[0])
-        e = write_label(out, &sep, "product", product);
-    if (e == ERR_OK && mib > 0) {
-        snprintf(num, sizeof(num), "%llu", mib);
-        e = write_label(out, &sep, "memory", num);
-    }
+    product_value(g->name, out->product);
+    if (mib > 0)
+        snprintf(out->memory, sizeof(out->memory), "%llu", mib);
+    snprintf(out->count, sizeof(out->count), "%u", count);
     /* GFD writes no architecture labels when the compute capability's major is 0. */
-    if (e == ERR_OK && g->cc_major > 0)
-        e = write_label(out, &sep, "family", gpu_facts_family(g->cc_major, g->cc_minor));
-    if (e == ERR_OK) {
-        snprintf(num, sizeof(num), "%u", count);
-        e = write_label(out, &sep, "count", num);
+    if (g->cc_major > 0) {
+        snprintf(out->family, sizeof(out->family), "%s",
+                 gpu_facts_family(g->cc_major, g->cc_minor));
+        snprintf(out->compute_major, sizeof(out->compute_major), "%d", g->cc_major);
+        snprintf(out->compute_minor, sizeof(out->compute_minor), "%d",
+                 g->cc_minor < 0 ? 0 : g->cc_minor);
     }
-    if (e == ERR_OK && g->cc_major > 0) {
-        snprintf(num, sizeof(num), "%d", g->cc_major);
-        e = write_label(out, &sep, "compute.major", num);
-        snprintf(num, sizeof(num), "%d", g->cc_minor < 0 ? 0 : g->cc_minor);
-        if (e == ERR_OK)
-            e = write_label(out, &sep, "compute.minor", num);
+    return ERR_OK;
+}
+
+enum err gpu_facts_gfd_labels(const struct gpu_facts *f, struct buf *out)
+{
+    struct gpu_gfd_labels l;
+    const struct {
+        const char *key, *value;
+    } labels[] = {{"product", l.product},
+                  {"memory", l.memory},
+                  {"family", l.family},
+                  {"count", l.count},
+                  {"compute.major", l.compute_major},
+                  {"compute.minor", l.compute_minor}};
+    size_t start = out->len;
+    const char *sep = "";
+    enum err e = gpu_facts_gfd(f, &l);
+
+    for (size_t i = 0; i < GX_ARRAY_LEN(labels) && e == ERR_OK; i++) {
+        if (labels[i].value[0])
+            e = write_label(out, &sep, labels[i].key, labels[i].value);
     }
     return restore_on_error(out, start, e);
 }

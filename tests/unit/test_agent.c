@@ -151,6 +151,9 @@ static void test_state_and_patch(void)
     CHECK(b.v[AGENT_KEY_LABEL_PRODUCT] != NULL);
     CHECK_STR_EQ(b.v[AGENT_KEY_LABEL_PRODUCT], "NVIDIA-A100-SXM4-80GB");
     CHECK_STR_EQ(b.v[AGENT_KEY_LABEL_COUNT], "4");
+    CHECK_STR_EQ(b.v[AGENT_KEY_LABEL_FAMILY], "ampere");
+    CHECK_STR_EQ(b.v[AGENT_KEY_LABEL_COMPUTE_MAJOR], "8");
+    CHECK_STR_EQ(b.v[AGENT_KEY_LABEL_COMPUTE_MINOR], "0");
     CHECK_EQ(agent_patch(&b, &a, &p), ERR_OK);
     CHECK(strstr(p.ptr, "\"labels\":{\"nvidia.com/gpu.product\":\"NVIDIA-A100-SXM4-80GB\"") !=
           NULL);
