@@ -96,7 +96,9 @@ class AgentE2E(unittest.TestCase):
 
     def start_kubelet(self):
         ready = os.path.join(self.c.tmp, "kubelet.ready")
-        self.c._popen([os.environ.get("GX_GRPC_PYTHON3") or sys.executable, KUBELET, "--socket", self.socket, "--scenario",
+        if os.path.exists(ready):
+            os.unlink(ready)
+        self.kubelet = self.c._popen([os.environ.get("GX_GRPC_PYTHON3") or sys.executable, KUBELET, "--socket", self.socket, "--scenario",
                        self.scenario, "--ready", ready], os.path.join(self.c.tmp, "kubelet.log"))
         wait_for("the fake kubelet", lambda: os.path.exists(ready))
 
@@ -261,6 +263,20 @@ class AgentE2E(unittest.TestCase):
         c.write_token("t2")
         self.set_pods({"gpu-pod-1": [5]})
         wait_for("a patch with the new token", self.in_use_is("5"), timeout=20)
+
+        # The kubelet goes away: after three failed calls GPUs in use are unknown, removed from
+        # the Node rather than left stale; when it is back, they return.
+        self.kubelet.send_signal(signal.SIGTERM)
+        self.kubelet.wait(10)
+        wait_for("gpus-in-use removed while the kubelet is away",
+                 lambda: ANN + "gpus-in-use" not in self.node_ann(), timeout=10)
+        ann = self.node_ann()
+        self.assertNotIn(ANN + "gpu-pods", ann)
+        self.assertIn('"podResources":"unavailable"', ann[ANN + "agent"])
+        wait_for("gpu-extender to count GPU 5 as unnamed again",
+                 lambda: self.debug_node()["topology"]["takenUnnamed"] == 1)
+        self.start_kubelet()
+        wait_for("gpus-in-use back with the kubelet", self.in_use_is("5"), timeout=10)
 
         # A restart is how a GPU becomes healthy again (README): one patch says so.
         self.assertEqual(self.stop_agent(agent), 0)
