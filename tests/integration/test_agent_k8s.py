@@ -44,28 +44,7 @@ UUID = [f"GPU-b7e0a3c1-5f2d-4c8e-9a61-7d30c2e1f0a{i}" for i in range(8)]
 SCENARIO = "agent"
 
 
-class AgentK8sTest(unittest.TestCase):
-    setup: e2e.Setup = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.c = e2e.Cluster(cls.setup)
-        try:
-            cls.c.up()
-        except BaseException:
-            cls.c.failed = True
-            cls.c.down(keep=True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        c = cls.c
-        rc = c.stop_daemon()
-        san = c.sanitizer_report()
-        c.down(keep=c.failed or bool(san) or rc != 0 or os.environ.get("GX_KEEP_TMP") == "1")
-        if rc != 0 or san:
-            raise AssertionError(f"gpu-extender: exit {rc} on SIGTERM\n{san}")
-
+class AgentK8sTest(e2e.ClusterTestCase):
     def start(self, args, log_name, env=None):
         f = open(os.path.join(self.c.tmp, log_name), "wb")
         p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,

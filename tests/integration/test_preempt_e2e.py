@@ -669,7 +669,9 @@ class Cluster:
 # ---------------------------------------------------------------- the tests
 
 
-class PreemptE2ETest(unittest.TestCase):
+class ClusterTestCase(unittest.TestCase):
+    """One control plane and daemon for the class: up before its tests, down after them, the
+    daemon's exit code and sanitizer report checked (test_agent_k8s.py uses it too)."""
     setup: Setup = None
     c: Cluster = None
 
@@ -702,6 +704,8 @@ class PreemptE2ETest(unittest.TestCase):
         if san:
             raise AssertionError("sanitizer report in gpu-extender's log")
 
+
+class PreemptE2ETest(ClusterTestCase):
     def run_scenario(self, scenario, body):
         t0 = time.monotonic()
         node = None
