@@ -55,7 +55,13 @@ struct cache_node {
      * node's pods (pods_known), its gpu-extender.io/gpus-in-use is the taken set for them: a
      * listed pod's own gpu-extender.io/gpus no longer counts in named_mask. */
     const struct cache_agent_facts *agent;
+    /* The node's model facts (product, family, GPU memory) numbered: 1-based into the
+     * snapshot's models; 0 when the cache ran out of numbers (CACHE_MODELS_MAX). */
+    uint32_t model_id;
 };
+
+/* Distinct model facts the cache numbers; nodes past them are decided one by one. */
+#define CACHE_MODELS_MAX 4096
 
 /* What the demand for each GPU model is worked out from (sched.h, "constrained demand"): the
  * GPUs of every model, and the GPU pods grouped by the facts that decide which models they may
@@ -94,6 +100,10 @@ struct cache_snapshot {
     bool synced;                       /* both nodes and pods have been listed once */
     uint64_t generation;               /* grows with every change published */
     const struct cache_demand *demand; /* never NULL; lives as long as the snapshot */
+    /* One node_info per distinct model facts (product, model, family, GPU memory; nothing
+     * else is set): models[id - 1] for cache_node.model_id. Lives as long as the cache. */
+    const struct node_info *const *models;
+    size_t model_count;
 };
 
 struct cache_status {

@@ -29,6 +29,9 @@ struct ext_args {
     bool has_names; /* "NodeNames" was an array: reply with names */
     struct str *names;
     size_t name_count;
+    /* Every name is a view into the body that needed no decoding: its JSON string is the name
+     * with the quote before and after it, as it came. */
+    bool names_plain;
 };
 
 struct ext_bind_args {
@@ -121,9 +124,14 @@ struct codec_filter_result {
 enum err codec_reply_filter(struct exchange *ex,
                             const struct codec_filter_result *res) GX_MUST_CHECK;
 
-/* Encodes a HostPriorityList (a bare array) for names[i] with scores[i]. */
+/* Encodes a HostPriorityList (a bare array) for names[i] with scores[i]. names_plain: every
+ * name is a view into the request body with its quotes around it (ext_args.names_plain). */
 enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,
-                                size_t n) GX_MUST_CHECK;
+                                size_t n, bool names_plain) GX_MUST_CHECK;
+
+/* Set (by the differential test, before any request) to encode NodeNames replies the general
+ * way, escaping every name, instead of copying plain names from the body. */
+extern bool codec_reference_encoder;
 
 /* Encodes an ExtenderBindingResult {"Error": msg}; an empty msg means success. */
 enum err codec_reply_bind(struct exchange *ex, const char *msg) GX_MUST_CHECK;

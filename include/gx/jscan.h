@@ -78,6 +78,10 @@ bool jscan_string(struct jscan *js, struct str *raw);
 bool jscan_string_decoded(struct jscan *js, struct arena *arena, struct str *out);
 /* Consumes a boolean value. Fails on other types. */
 bool jscan_bool(struct jscan *js, bool *out);
+/* jscan_next_element() then jscan_string_decoded(), in one pass for strings with nothing to
+ * decode: 1 with *out, 0 at the array's end, -1 on error. *plain: out is a view into the
+ * buffer (its quotes are around it there), not decoded into arena. */
+int jscan_next_string(struct jscan *js, struct arena *arena, struct str *out, bool *plain);
 /* After the top-level value: succeeds only if nothing but whitespace remains. */
 bool jscan_finish(struct jscan *js);
 

@@ -131,7 +131,31 @@ struct sched_pod {
     const struct sched_demand *demand;
     int64_t scarcity_lo_ppm, scarcity_hi_ppm;
     int32_t scarcity_part_ppm[SCHED_DEMAND_MAX_MODELS];
+    /* The model memo (sched_pod_memo_models()): what the node's model facts alone decide,
+     * worked out once per distinct facts. NULL: every node is worked out on its own. */
+    const struct sched_model_memo *memo;
+    size_t memo_count;
 };
+
+/* What a node's model facts alone decide for a pod: the filter's model checks (policy classes,
+ * the pod's model annotations), the model part of the score and the scarcity part. The facts
+ * are the ones those checks read: nvidia.com/gpu.product (the model derives from it),
+ * nvidia.com/gpu.family and nvidia.com/gpu.memory. Nodes with equal facts get equal answers,
+ * so a request works them out once per distinct facts instead of once per node: the cluster
+ * cache numbers the distinct facts it holds (sched_node.model_id) and keeps one node_info of
+ * each. */
+struct sched_model_memo {
+    struct sched_fit fit; /* filter_models(): PASS, or the model or policy rejection */
+    int model_rank;       /* as in struct sched_score */
+    int64_t model_ppm;
+    int64_t scarcity_ppm; /* meaningful when sp->demand is set */
+};
+
+/* Works the memo out for models[0..count) (the facts numbered 1..count) into memo, which must
+ * hold count entries and outlive sp's use, and points sp at it. Call after
+ * sched_pod_use_demand(). With count 0 the pod keeps deciding node by node. */
+void sched_pod_memo_models(struct sched_pod *sp, const struct node_info *const *models,
+                           size_t count, struct sched_model_memo *memo);
 
 /* The rule that applies to pod: the first in file order that selects it, else the default
  * rule. Never NULL; borrowed from pol. */
@@ -169,6 +193,7 @@ struct sched_node {
     const struct topo *topo; /* NULL: no (usable) topology, the node is count-only */
     uint32_t free_mask;      /* healthy GPUs not known to be taken (meaningful with topo) */
     unsigned unknown_used;   /* taken GPUs whose indices nobody told us (with topo) */
+    uint32_t model_id;       /* the node's model facts, numbered by the cache (1-based); 0: none */
 };
 
 /* A cached node as decisions see it. */
@@ -178,7 +203,8 @@ static inline struct sched_node sched_node_of(const struct cache_node *cn)
                                .used = cn->gpus_used + cn->gpus_reserved,
                                .topo = cn->topo,
                                .free_mask = cn->free_mask,
-                               .unknown_used = cn->unknown_used};
+                               .unknown_used = cn->unknown_used,
+                               .model_id = cn->model_id};
 }
 
 /* Decides one node. A pod that requests no GPU fits everywhere: it is not ours to steer. */

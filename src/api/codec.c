@@ -9,6 +9,8 @@
 
 #define ERROR_JSON_MAX 1024
 
+bool codec_reference_encoder;
+
 enum err codec_scan_error(struct jscan *js, struct errbuf *eb)
 {
     size_t pos;
@@ -83,19 +85,24 @@ static bool decode_node_list(struct jscan *js, struct decode_ctx *d)
 static bool decode_names(struct jscan *js, struct arena *arena, struct ext_args *out)
 {
     size_t cap = 0;
+    bool all_plain = true, plain;
+    struct str name;
     int r;
 
     if (!jscan_enter_array(js))
         return false;
-    while ((r = jscan_next_element(js)) == 1) {
-        out->names = codec_grow(arena, out->names, out->name_count, &cap, sizeof(*out->names), 64);
-        if (!out->names)
-            return jscan_fail_budget(js);
-        if (!jscan_string_decoded(js, arena, &out->names[out->name_count]))
-            return false;
-        out->name_count++;
+    while ((r = jscan_next_string(js, arena, &name, &plain)) == 1) {
+        if (out->name_count == cap) {
+            out->names =
+                codec_grow(arena, out->names, out->name_count, &cap, sizeof(*out->names), 256);
+            if (!out->names)
+                return jscan_fail_budget(js);
+        }
+        out->names[out->name_count++] = name;
+        all_plain = all_plain && plain;
     }
     out->has_names = true;
+    out->names_plain = all_plain;
     return r == 0;
 }
 
@@ -247,6 +254,43 @@ static void reason_memo_destroy(struct reason_memo *m)
         buf_destroy(&m->e[i].json);
 }
 
+/* The memo's quoted reason for node i, formatting it when it is new. ERR_NOT_FOUND: the memo
+ * is full and the reason is not in it. */
+static enum err reason_json(const struct codec_filter_result *res, size_t i, struct reason_memo *m,
+                            struct str *json)
+{
+    const struct node_info *node = res->reason_nodes[i];
+    enum sched_reason r = res->fits[i].reason;
+    struct str model = sched_reason_names_model(r) && node ? node->model : STR_NULL;
+    struct buf text, *out;
+    enum err e;
+
+    for (size_t j = 0; j < m->n; j++) {
+        if (m->e[j].reason == r && str_eq(m->e[j].model, model)) {
+            *json = (struct str){m->e[j].json.ptr, m->e[j].json.len};
+            return ERR_OK;
+        }
+    }
+    if (m->n == REASON_MEMO)
+        return ERR_NOT_FOUND;
+    buf_init(&text, 4096);
+    out = &m->e[m->n].json;
+    buf_init(out, 8192);
+    e = sched_reason_format(res->fits[i], res->sp, node, &text);
+    if (e == ERR_OK)
+        e = buf_append_json_str(out, text.ptr, text.len);
+    buf_destroy(&text);
+    if (e != ERR_OK) {
+        buf_destroy(out);
+        return e;
+    }
+    m->e[m->n].reason = r;
+    m->e[m->n].model = model;
+    m->n++;
+    *json = (struct str){out->ptr, out->len};
+    return ERR_OK;
+}
+
 /* Appends the quoted reason for node i, from the memo when it has been seen. */
 static enum err append_reason(struct buf *b, const struct codec_filter_result *res, size_t i,
                               struct reason_memo *m)
@@ -345,6 +389,83 @@ static enum err append_names(struct buf *b, const struct codec_filter_result *re
     return e == ERR_OK ? buf_append(b, "]", 1) : e;
 }
 
+/* ---- NodeNames replies without escaping ----
+ *
+ * When every name came plain (ext_args.names_plain), its JSON string is already in the body,
+ * quotes included: the reply is sized first, then written with plain copies into the arena,
+ * where the transport sends it from. Anything else takes the general encoder. */
+
+static inline char *put(char *p, const void *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* The name's JSON string as it is in the body. */
+static inline struct str quoted_name(struct str name)
+{
+    return (struct str){name.ptr - 1, name.len + 2};
+}
+
+static enum err fast_filter_names(struct exchange *ex, const struct codec_filter_result *res)
+{
+    static const char head[] = "{\"Nodes\":null,\"NodeNames\":[";
+    static const char mid[] = "],\"FailedNodes\":{},\"FailedAndUnresolvableNodes\":{";
+    static const char tail[] = "},\"Error\":\"\"}";
+    const struct ext_args *a = res->args;
+    struct reason_memo memo = {0};
+    struct str *reasons = arena_alloc(&ex->arena, (a->name_count + 1) * sizeof(*reasons));
+    size_t size = sizeof(head) + sizeof(mid) + sizeof(tail);
+    enum err e = reasons ? ERR_OK : ERR_TOO_LARGE;
+    char *out, *p;
+    bool first;
+
+    for (size_t i = 0; i < a->name_count && e == ERR_OK; i++) {
+        size += a->names[i].len + 3; /* the quotes and a separator */
+        if (res->fits[i].verdict != SCHED_PASS) {
+            e = reason_json(res, i, &memo, &reasons[i]);
+            size += reasons[i].len + 1;
+        }
+    }
+    out = e == ERR_OK ? arena_alloc(&ex->arena, size) : NULL;
+    if (e == ERR_OK && !out)
+        e = ERR_TOO_LARGE;
+    if (e != ERR_OK) {
+        reason_memo_destroy(&memo);
+        return e;
+    }
+    p = PUT_LIT(out, head);
+    first = true;
+    for (size_t i = 0; i < a->name_count; i++) {
+        struct str q = quoted_name(a->names[i]);
+        if (res->fits[i].verdict != SCHED_PASS)
+            continue;
+        if (!first)
+            *p++ = ',';
+        first = false;
+        p = put(p, q.ptr, q.len);
+    }
+    p = PUT_LIT(p, mid);
+    first = true;
+    for (size_t i = 0; i < a->name_count; i++) {
+        struct str q = quoted_name(a->names[i]);
+        if (res->fits[i].verdict == SCHED_PASS)
+            continue;
+        if (!first)
+            *p++ = ',';
+        first = false;
+        p = put(p, q.ptr, q.len);
+        *p++ = ':';
+        p = put(p, reasons[i].ptr, reasons[i].len);
+    }
+    p = PUT_LIT(p, tail);
+    reason_memo_destroy(&memo);
+    exchange_reply(ex, 200, "application/json", out, (size_t)(p - out));
+    return ERR_OK;
+}
+
 /* Full-Nodes mode: head, then runs of consecutive passing nodes as single segments pointing
  * into the request (the separators between them come along), then the tail. */
 static enum err reply_full(struct exchange *ex, const struct codec_filter_result *res,
@@ -427,6 +548,11 @@ enum err codec_reply_filter(struct exchange *ex, const struct codec_filter_resul
 
     if (res->error)
         return reply_error_object(ex, 200, true, res->error);
+    if (!res->args->full_nodes && res->args->names_plain && !codec_reference_encoder) {
+        e = fast_filter_names(ex, res);
+        if (e != ERR_NOT_FOUND)
+            return e;
+    }
     buf_init(&b, ex->arena.cap_bytes);
     if (res->args->full_nodes) {
         e = append_tail(&b, res);
@@ -464,11 +590,53 @@ static enum err append_score(struct buf *b, int score)
     return buf_append(b, text, len);
 }
 
-enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,
+/* ,"Score":N} for 0..10, the only scores prioritize gives, without division. */
+static inline char *put_score(char *p, int score)
+{
+    p = PUT_LIT(p, ",\"Score\":");
+    if (score >= 10)
+        *p++ = (char)('0' + score / 10 % 10);
+    *p++ = (char)('0' + score % 10);
+    *p++ = '}';
+    return p;
+}
+
+static enum err fast_prioritize(struct exchange *ex, const struct str *names, const int *scores,
                                 size_t n)
+{
+    static const char host[] = ",{\"Host\":";
+    size_t size = 3;
+    char *out, *p;
+
+    for (size_t i = 0; i < n; i++)
+        size += names[i].len + 2 + sizeof(host) + 16;
+    out = arena_alloc(&ex->arena, size);
+    if (!out)
+        return ERR_TOO_LARGE;
+    p = out;
+    *p++ = '[';
+    for (size_t i = 0; i < n; i++) {
+        struct str q = quoted_name(names[i]);
+        p = i ? PUT_LIT(p, host) : PUT_LIT(p, "{\"Host\":");
+        p = put(p, q.ptr, q.len);
+        p = put_score(p, scores[i]);
+    }
+    *p++ = ']';
+    exchange_reply(ex, 200, "application/json", out, (size_t)(p - out));
+    return ERR_OK;
+}
+
+enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,
+                                size_t n, bool names_plain)
 {
     struct buf b;
     enum err e;
+    bool small = true;
+
+    for (size_t i = 0; i < n && small; i++)
+        small = scores[i] >= 0 && scores[i] <= 99;
+    if (names_plain && small && !codec_reference_encoder)
+        return fast_prioritize(ex, names, scores, n);
 
     buf_init(&b, ex->arena.cap_bytes);
     e = buf_append(&b, "[", 1);

@@ -166,10 +166,24 @@ static enum err candidates_resolve(struct routes *r, struct exchange *ex, const 
 
         /* Usage from the cache; in full-Nodes mode the facts come from the request. */
         out->nodes[i] = cn ? sched_node_of(cn) : (struct sched_node){0};
-        if (a->full_nodes)
+        if (a->full_nodes) { /* the request's facts: the cache's model number is not theirs */
             out->nodes[i].info = &a->nodes[i];
+            out->nodes[i].model_id = 0;
+        }
     }
     return ERR_OK;
+}
+
+/* Works what the model facts decide out once per distinct facts in the snapshot (the pod must
+ * be prepared, its demand given). Without the memory for it, nodes are decided one by one. */
+static void candidates_memo(struct exchange *ex, const struct candidates *c, struct sched_pod *sp)
+{
+    struct sched_model_memo *memo;
+    size_t n = c->snap ? c->snap->model_count : 0;
+
+    memo = n ? arena_alloc(&ex->arena, n * sizeof(*memo)) : NULL;
+    if (memo)
+        sched_pod_memo_models(sp, c->snap->models, n, memo);
 }
 
 static void candidates_release(struct candidates *c)
@@ -178,8 +192,8 @@ static void candidates_release(struct candidates *c)
         cache_snapshot_release(c->snap);
 }
 
-static bool filter_nodes(struct exchange *ex, const struct sched_pod *sp,
-                         const struct candidates *c, struct codec_filter_result *res)
+static bool filter_nodes(struct exchange *ex, struct sched_pod *sp, const struct candidates *c,
+                         struct codec_filter_result *res)
 {
     struct sched_fit *fits = arena_alloc(&ex->arena, (c->count + 1) * sizeof(*fits));
     const struct node_info **infos = arena_alloc(&ex->arena, (c->count + 1) * sizeof(*infos));
@@ -187,6 +201,7 @@ static bool filter_nodes(struct exchange *ex, const struct sched_pod *sp,
 
     if (!fits || !infos)
         return false;
+    candidates_memo(ex, c, sp);
     for (size_t i = 0; i < c->count; i++) {
         infos[i] = c->nodes[i].info;
         if (!c->nodes[i].info)
@@ -256,11 +271,14 @@ static enum err reply_prioritize(struct routes *r, struct exchange *ex, const st
     for (size_t i = 0; i < c->count; i++)
         names[i] = args->full_nodes ? args->nodes[i].name : args->names[i];
     prepared = sched_pod_prepare(&sp, &args->pod, pol, &eb);
-    if (prepared)
+    if (prepared) {
         demand_use(r->demand, c->snap, &sp, &ex->arena, &hold);
+        candidates_memo(ex, c, &sp);
+    }
     score_nodes(&sp, prepared, c, scores);
     demand_done(&hold);
-    return codec_reply_prioritize(ex, names, scores, c->count);
+    return codec_reply_prioritize(ex, names, scores, c->count,
+                                  !args->full_nodes && args->names_plain);
 }
 
 static enum route_result handle_prioritize(struct routes *r, struct exchange *ex)

@@ -492,6 +492,48 @@ bool jscan_string_decoded(struct jscan *js, struct arena *arena, struct str *out
     return true;
 }
 
+/* The common case of an array of strings, NodeNames: a separator, then a string with nothing
+ * to decode, taken in one pass. Anything else (the array's end, an escape, UTF-8, an error)
+ * goes the general way from where it began, so errors and positions are the same. */
+int jscan_next_string(struct jscan *js, struct arena *arena, struct str *out, bool *plain)
+{
+    const unsigned char *p = (const unsigned char *)js->buf;
+    size_t i = js->pos, start, end;
+    int r;
+
+    if (js->err)
+        return -1;
+    while (i < js->len && is_ws(p[i]))
+        i++;
+    if (!js->fresh) {
+        if (i >= js->len || p[i] != ',')
+            goto general;
+        i++;
+        while (i < js->len && is_ws(p[i]))
+            i++;
+    }
+    if (i >= js->len || p[i] != '"')
+        goto general;
+    start = i + 1;
+    end = start + plain_run(p + start, js->len - start);
+    if (end >= js->len || p[end] != '"')
+        goto general;
+    js->pos = end + 1;
+    js->fresh = false;
+    *out = (struct str){js->buf + start, end - start};
+    *plain = true;
+    return 1;
+general:
+    r = jscan_next_element(js);
+    if (r != 1)
+        return r;
+    if (!jscan_string_decoded(js, arena, out))
+        return -1;
+    *plain = (uintptr_t)out->ptr > (uintptr_t)js->buf &&
+             (uintptr_t)out->ptr + out->len < (uintptr_t)js->buf + js->len;
+    return 1;
+}
+
 bool jscan_bool(struct jscan *js, bool *out)
 {
     enum jtype t = jscan_peek(js);

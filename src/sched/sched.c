@@ -349,9 +349,17 @@ static struct sched_fit filter_topology(const struct sched_pod *sp, const struct
     return fit(SCHED_PASS, SCHED_REASON_NONE);
 }
 
+/* The memo's entry for the node, or NULL when the node must be worked out on its own. */
+static inline const struct sched_model_memo *memo_of(const struct sched_pod *sp,
+                                                     const struct sched_node *n)
+{
+    return sp->memo && n->model_id - 1u < sp->memo_count ? &sp->memo[n->model_id - 1] : NULL;
+}
+
 struct sched_fit sched_filter_node(const struct sched_pod *sp, const struct sched_node *n)
 {
     const struct node_info *node = n->info;
+    const struct sched_model_memo *m;
     int64_t k = sp->pod->gpus;
     struct sched_fit f;
 
@@ -359,7 +367,8 @@ struct sched_fit sched_filter_node(const struct sched_pod *sp, const struct sche
         return fit(SCHED_PASS, SCHED_REASON_NONE);
     if (node->gpu_allocatable <= 0)
         return fit(SCHED_UNRESOLVABLE, SCHED_REASON_NO_GPUS);
-    f = filter_models(sp, node);
+    m = memo_of(sp, n);
+    f = m ? m->fit : filter_models(sp, node);
     if (f.verdict != SCHED_PASS)
         return f;
     if (node->gpu_allocatable < k)
@@ -465,14 +474,10 @@ static int64_t set_quality_ppm(const struct topo *t, uint32_t set)
 {
     int64_t sum = 0, pairs = 0;
 
-    for (unsigned a = 0; a < TOPO_MAX_GPUS; a++) {
-        if (!(set & (1u << a)))
-            continue;
-        for (unsigned b = a + 1; b < TOPO_MAX_GPUS; b++) {
-            unsigned ps;
-            if (!(set & (1u << b)))
-                continue;
-            ps = topo_pair_score(t, a, b);
+    for (uint32_t as = set; as; as &= as - 1) {
+        unsigned a = (unsigned)__builtin_ctz(as);
+        for (uint32_t bs = set & ~((2u << a) - 1); bs; bs &= bs - 1) {
+            unsigned ps = topo_pair_score(t, a, (unsigned)__builtin_ctz(bs));
             sum += (int64_t)(ps > 100 ? 100 : ps) * (PPM / 100);
             pairs++;
         }
@@ -533,8 +538,14 @@ struct sched_score sched_score_node(const struct sched_pod *sp, const struct sch
     s.free_ppm = (s.strategy == POLICY_BINPACK ? taken : alloc - taken) * PPM / alloc;
     s.w_free = pol->weight_free_gpus;
     if (sp->has_preference) {
+        const struct sched_model_memo *m = memo_of(sp, n);
         s.w_model = pol->weight_model;
-        score_model(sp, node, &s);
+        if (m) {
+            s.model_rank = m->model_rank;
+            s.model_ppm = m->model_ppm;
+        } else {
+            score_model(sp, node, &s);
+        }
     }
     /* Interconnect matters from two GPUs on, and only a node that publishes its topology can
      * be judged on it; the others are scored on the other parts alone, not marked down. */
@@ -543,8 +554,9 @@ struct sched_score sched_score_node(const struct sched_pod *sp, const struct sch
         score_topology(sp, n, &s);
     }
     if (sp->demand) {
+        const struct sched_model_memo *m = memo_of(sp, n);
         s.w_scarcity = pol->weight_scarcity;
-        s.scarcity_ppm = scarcity_ppm(sp, node);
+        s.scarcity_ppm = m ? m->scarcity_ppm : scarcity_ppm(sp, node);
     }
     w_rest = s.w_free + s.w_model + s.w_topo;
     if (w_rest + s.w_scarcity <= 0)
@@ -555,6 +567,28 @@ struct sched_score sched_score_node(const struct sched_pod *sp, const struct sch
     else
         s.score = combine(&s, sum, w_rest);
     return s;
+}
+
+void sched_pod_memo_models(struct sched_pod *sp, const struct node_info *const *models,
+                           size_t count, struct sched_model_memo *memo)
+{
+    sp->memo = NULL;
+    sp->memo_count = 0;
+    if (count == 0)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        struct sched_score s = {0};
+        if (sp->has_preference)
+            score_model(sp, models[i], &s);
+        memo[i] = (struct sched_model_memo){
+            .fit = filter_models(sp, models[i]),
+            .model_rank = s.model_rank,
+            .model_ppm = s.model_ppm,
+            .scarcity_ppm = sp->demand ? scarcity_ppm(sp, models[i]) : 0,
+        };
+    }
+    sp->memo = memo;
+    sp->memo_count = count;
 }
 
 uint32_t sched_choose_gpus(const struct sched_pod *sp, const struct sched_node *n)

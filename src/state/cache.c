@@ -73,6 +73,42 @@ static void node_rec_release(void *v)
     }
 }
 
+/* ---- model facts ---- */
+
+/* The 1-based number of the node's model facts, numbering them when they are new; 0 when
+ * CACHE_MODELS_MAX are numbered already. The caller holds the lock. */
+static uint32_t model_id_of(struct cache *c, const struct node_info *n)
+{
+    char key[3 * (K8S_NAME_MAX + 1) + 24];
+    struct strmap_entry *e;
+    struct node_info *m;
+    char *p;
+    int len;
+    bool created;
+
+    if (n->product.len > K8S_NAME_MAX || n->family.len > K8S_NAME_MAX)
+        return 0;
+    len = snprintf(key, sizeof(key), "%.*s\n%.*s\n%lld", (int)n->product.len, n->product.ptr,
+                   (int)n->family.len, n->family.ptr, (long long)n->gpu_memory_mib);
+    if (len < 0 || (size_t)len >= sizeof(key))
+        return 0;
+    e = strmap_find(&c->model_ids, (struct str){key, (size_t)len});
+    if (e)
+        return (uint32_t)e->num;
+    if (c->model_count >= CACHE_MODELS_MAX)
+        return 0;
+    m = xcalloc(1, sizeof(*m) + n->product.len + n->family.len + 2);
+    p = (char *)(m + 1);
+    m->product = cache_put_string(&p, n->product);
+    m->model = (struct str){m->product.ptr, n->model.len};
+    m->family = cache_put_string(&p, n->family);
+    m->gpu_memory_mib = n->gpu_memory_mib;
+    c->models[c->model_count++] = m;
+    e = strmap_upsert(&c->model_ids, (struct str){key, (size_t)len}, &created);
+    e->num = (int64_t)c->model_count;
+    return (uint32_t)c->model_count;
+}
+
 /* ---- snapshots ---- */
 
 static void snapshot_free(struct snapshot_impl *s)
@@ -119,6 +155,7 @@ void cache_node_view(struct cache *c, const struct node_rec *r, int64_t used, in
     out->topo = r->topo;
     out->topo_error = r->topo_error;
     out->agent = r->agent ? &r->agent->pub : NULL;
+    out->model_id = r->model_id;
     if (!r->topo)
         return;
     e = strmap_find(&c->named, r->info.name);
@@ -181,6 +218,8 @@ static struct snapshot_impl *build_snapshot(struct cache *c)
     s->pub.synced = c->nodes_listed && c->pods_listed;
     s->pub.generation = c->generation;
     s->pub.demand = cache_demand_acquire(c);
+    s->pub.models = (const struct node_info *const *)c->models;
+    s->pub.model_count = c->model_count;
     return s;
 }
 
@@ -259,6 +298,8 @@ struct cache *cache_new(void)
     strmap_init(&c->nominated_on);
     cache_pdbs_init(c);
     cache_demand_init(c);
+    strmap_init(&c->model_ids);
+    c->models = xcalloc(CACHE_MODELS_MAX, sizeof(*c->models));
     c->dirty = true;
     return c;
 }
@@ -280,6 +321,10 @@ void cache_free(struct cache *c)
     strmap_destroy(&c->nominated_on, NULL);
     cache_pdbs_free(c);
     cache_demand_free(c);
+    strmap_destroy(&c->model_ids, NULL);
+    for (size_t i = 0; i < c->model_count; i++)
+        free(c->models[i]);
+    free(c->models);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -455,6 +500,7 @@ void cache_node_upsert(struct cache *c, const struct node_info *n)
     e = strmap_upsert(&c->nodes, n->name, NULL);
     prev = e->value;
     node_rec_topology(c, r, n, prev);
+    r->model_id = model_id_of(c, n);
     r->agent = cache_agent_parse(n, prev ? prev->agent : NULL);
     cache_demand_node(c, &r->info, 1);
     e->value = r;

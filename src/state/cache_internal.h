@@ -48,6 +48,7 @@ struct node_rec {
     char topo_key[TOPO_KEY_MAX];     /* of the annotation text; "" when there is none */
     char topo_error[TOPO_ERROR_MAX]; /* "" unless the annotation was refused */
     uint32_t in_use_mask;            /* gpu-extender.io/gpus-in-use */
+    uint32_t model_id;               /* its model facts in c->models, 1-based; 0: none */
     struct agent_rec *agent;         /* NULL: no node agent publishes here */
     char strings[];
 };
@@ -160,6 +161,12 @@ struct cache {
     bool dirty;
     uint64_t generation;
     struct snapshot_impl *current;
+    /* The distinct model facts of nodes (sched.h, struct sched_model_memo): key -> num, the
+     * 1-based id; models[id - 1] holds them. Entries are never changed or freed before the
+     * cache, so a snapshot shares the array and reads the first models it counted. */
+    struct strmap model_ids;
+    struct node_info **models;
+    size_t model_count;
     uint64_t last_contact_ms;
     bool connected;
     char last_error[200]; /* why the last outage began */

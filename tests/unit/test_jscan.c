@@ -1,4 +1,8 @@
 /* test_jscan.c -- the validating JSON cursor: grammar, UTF-8, depth, spans, escapes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "gx/jscan.h"
 
 #include "check.h"
@@ -164,8 +168,83 @@ static void test_errors_are_sticky(void)
     CHECK(!jscan_enter_object(&js));
 }
 
+/* Reads the array in text with jscan_next_string(), or with jscan_next_element() and
+ * jscan_string_decoded() when general; writes what it read and how it ended into out. */
+static void read_strings(const char *text, bool general, char *out, size_t cap)
+{
+    struct arena arena;
+    struct jscan js;
+    size_t len = 0, pos = 0;
+    int r;
+
+    arena_init(&arena, 1 << 16);
+    jscan_init(&js, text, strlen(text), 64);
+    CHECK(jscan_enter_array(&js));
+    for (;;) {
+        struct str s;
+        bool plain = false;
+        if (general) {
+            r = jscan_next_element(&js);
+            if (r == 1 && !jscan_string_decoded(&js, &arena, &s))
+                r = -1;
+            plain = r == 1 && s.ptr > text && s.ptr < text + strlen(text);
+        } else {
+            r = jscan_next_string(&js, &arena, &s, &plain);
+        }
+        if (r != 1)
+            break;
+        len += (size_t)snprintf(out + len, cap - len, "[%.*s|%d]", (int)s.len, s.ptr, plain);
+    }
+    if (r == 0)
+        r = jscan_finish(&js) ? 0 : -1;
+    {
+        const char *msg = jscan_error(&js, &pos);
+        snprintf(out + len, cap - len, " -> %d %s@%zu", r, msg ? msg : "", pos);
+    }
+    arena_destroy(&arena);
+}
+
+/* The one-pass string reader gives what the general one gives, errors and positions too. */
+static void test_next_string(void)
+{
+    static const char *const cases[] = {
+        "[]",
+        "[ ]",
+        "[\"a\"]",
+        "[\"a\",\"bc\" , \"\"]",
+        "[\n\"gpu-node-1\",\t\"x\"\r]",
+        "[\"a\\\"b\",\"c\"]",
+        "[\"\\u0067pu\"]",
+        "[\"caf\xc3\xa9\"]",
+        "[\"a\",1]",
+        "[1]",
+        "[\"a\" \"b\"]",
+        "[\"a\",]",
+        "[\"a\"",
+        "[\"abc",
+        "[\"a\x01\"]",
+        "[\"a\",\"\\q\"]",
+        "[\"0123456789abcdef0123456789abcdef\",\"z\"]",
+        "[\"a\"]x",
+        "[null]",
+    };
+    char a[512], b[512];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        read_strings(cases[i], false, a, sizeof(a));
+        read_strings(cases[i], true, b, sizeof(b));
+        if (strcmp(a, b) != 0) {
+            fprintf(stderr, "%s: one pass %s, general %s\n", cases[i], a, b);
+            abort();
+        }
+    }
+    read_strings("[\"a\",\"b\\n\"]", false, a, sizeof(a));
+    CHECK_STR_EQ(a, "[a|1][b\n|0] -> 0 @0");
+}
+
 int main(void)
 {
+    test_next_string();
     test_grammar();
     test_nul_byte();
     test_depth();
