@@ -14,6 +14,8 @@
  * --constrain K gives every K-th pod of --pods a gpu-extender.io/gpu-model annotation, in
  *   turn T4, L40S, H100 or A100, T4 or L40S: demand for the scarcity part of the score
  *   (scoring.weights.scarcity), which pods without such constraints leave off.
+ * --after-event changes one pod in the cache before each timed call (a watch event), so that
+ *   every call pays for what the first request after an event pays.
  * --callgrind N runs N calls per verb through measured_call() and nothing else, for
  *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=measured_call
  * so the instruction count covers exactly N calls of routes_handle(). */
@@ -94,6 +96,24 @@ static size_t reply_bytes(const struct exchange *ex)
     return n;
 }
 
+/* --after-event: the cache to change before each call, and a node to change it on. */
+static struct cache *event_cache;
+static char event_node[256];
+
+/* One watch event: a pod on event_node holds one GPU, then two, then one again. */
+static void watch_event(int i)
+{
+    struct pod_info p;
+
+    memset(&p, 0, sizeof(p));
+    p.ns = STR_LIT("bench");
+    p.name = p.uid = STR_LIT("bench-event");
+    p.node_name = str_from_cstr(event_node);
+    p.gpus = 1 + i % 2;
+    p.phase = STR_LIT("Running");
+    cache_pod_upsert(event_cache, &p);
+}
+
 /* Model constraints --constrain hands out in turn. */
 static const char *const constraints[] = {"T4", "L40S", "H100,A100", "T4,L40S"};
 
@@ -118,6 +138,9 @@ static void fill_cache(struct cache *c, const char *cluster_path, const char *po
     cache_nodes_relist_begin(c);
     for (size_t i = 0; i < args.node_count; i++)
         cache_node_upsert(c, &args.nodes[i]);
+    if (args.node_count)
+        snprintf(event_node, sizeof(event_node), "%.*s", (int)args.nodes[0].name.len,
+                 args.nodes[0].name.ptr);
     cache_nodes_relist_end(c);
     cache_pods_relist_begin(c);
     for (char *line = pods; line && *line;) {
@@ -198,6 +221,8 @@ static void bench_file(struct routes *r, const char *file, int runs, int callgri
         if (callgrind) {
             for (int i = 0; i < runs; i++) {
                 exchange_prepare(&ex, verbs[v], body, len);
+                if (event_cache)
+                    watch_event(i);
                 measured_call(r, &ex);
                 check_reply(&ex, file, verbs[v]);
                 arena_destroy(&ex.arena);
@@ -213,6 +238,8 @@ static void bench_file(struct routes *r, const char *file, int runs, int callgri
             uint64_t t0;
 
             exchange_prepare(&ex, verbs[v], body, len);
+            if (event_cache)
+                watch_event(i);
             t0 = clock_mono_ns();
             routes_handle(r, &ex);
             total[i] = clock_mono_ns() - t0;
@@ -232,8 +259,9 @@ static void bench_file(struct routes *r, const char *file, int runs, int callgri
             struct rusage ru;
             getrusage(RUSAGE_SELF, &ru);
             printf("{\"file\":\"%s\",\"verb\":\"%s\",\"mode\":\"%s\",\"nodes\":%zu,"
-                   "\"body_bytes\":%zu,\"runs\":%d",
-                   file, verbs[v] + 1, names ? "names" : "full", nodes, len, runs);
+                   "\"body_bytes\":%zu,\"runs\":%d,\"after_event\":%s",
+                   file, verbs[v] + 1, names ? "names" : "full", nodes, len, runs,
+                   event_cache ? "true" : "false");
             print_samples("total_ns", total, runs);
             print_samples("decode_ns", decode, runs);
             printf(",\"arena_bytes\":%zu,\"reply_bytes\":%zu,\"maxrss_kb\":%ld}\n", arena_used,
@@ -251,6 +279,7 @@ int main(int argc, char **argv)
     const char *cluster = NULL, *pods = NULL, *only = NULL, *policy_path = NULL;
     int runs = 15, callgrind = 0, i;
     long constrain = 0;
+    bool after_event = false;
     struct policy_store *pol;
     struct policy *initial;
     struct routes_config rc = {.url_prefix = "/", .mode = "bench"};
@@ -271,12 +300,14 @@ int main(int argc, char **argv)
             only = argv[++i];
         } else if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
             policy_path = argv[++i];
+        } else if (!strcmp(argv[i], "--after-event")) {
+            after_event = true;
         } else if (!strcmp(argv[i], "--constrain") && i + 1 < argc) {
             constrain = strtol(argv[++i], NULL, 10);
         } else {
             fprintf(stderr, "usage: bench_extender [--runs N | --callgrind N] [--verb filter|"
                             "prioritize] [--policy FILE] [--cluster FULL.json [--pods PODS.tsv "
-                            "[--constrain K]]] REQUEST.json...\n");
+                            "[--constrain K]] [--after-event]] REQUEST.json...\n");
             return 2;
         }
     }
@@ -300,6 +331,7 @@ int main(int argc, char **argv)
         c = cache_new();
         fill_cache(c, cluster, pods, constrain);
         rc.cache = c;
+        event_cache = after_event ? c : NULL;
     }
     r = routes_new(&rc);
     for (; i < argc; i++)

@@ -541,6 +541,13 @@ class Bench:
         if r.returncode != 0:
             self.note("bench_extender names failed: %s" % r.stderr[-500:])
         out += [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+        # The first request after a watch event pays for the snapshot rebuild.
+        r = run([self.bench_bin, "--runs", "5" if self.quick else "21", "--after-event", "--verb", "filter",
+                 "--cluster", self.reqf("full", 15000), "--pods", os.path.join(self.data, self.man["pods_tsv"]),
+                 self.reqf("names", 5000)], timeout=600)
+        if r.returncode != 0:
+            self.note("bench_extender --after-event failed: %s" % r.stderr[-500:])
+        out += [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
         self.R["micro"] = out
         log("micro: %d rows" % len(out))
 
@@ -671,6 +678,18 @@ class Bench:
                                  "samples": samples}
         log("fake events: %d PATCHes in %.1f s (%.0f/s); daemon caught up %s ms after the last" % (
             target, t_written, target / t_written, self.R["fake_events"]["lag_ms"]))
+
+    def phase_bind(self):
+        """bind_bench.py: binds per second through the daemon and the fake API server, 16 in flight."""
+        out = os.path.join(self.work, "bind.json")
+        r = run([sys.executable, os.path.join(self.src, "bench", "scripts", "bind_bench.py"), "--daemon", self.daemon,
+                 "--src", self.src, "--pods", "800" if self.quick else "3000", "--json", out], timeout=900)
+        if r.returncode != 0 or not os.path.exists(out):
+            self.note("bind_bench.py failed: %s" % (r.stderr[-800:] or r.stdout[-800:]))
+            return
+        with open(out) as f:
+            self.R["bind"] = {"rows": json.load(f), "table": r.stdout}
+        log("bind: %s" % ", ".join("%s %.0f/s" % (x["phase"].split(":")[0], x["per_s"]) for x in self.R["bind"]["rows"]))
 
     def phase_full(self):
         """Full-Nodes mode: a standalone daemon, the Go baseline and the floor, interleaved."""
@@ -841,30 +860,47 @@ class Bench:
     # ---- judgement
 
     def judge(self):
+        """The targets of the performance issue (#13), each from this run's figures."""
         T = []
 
         def add(name, target, value, ok, why=""):
             T.append({"target": name, "goal": target, "measured": value, "pass": bool(ok), "why": why})
 
         nm = self.R.get("names", {})
-        for verb in ("filter", "prioritize"):
-            s = nm.get("5000", {}).get(verb, {}).get("summary")
-            if s:
-                add("NodeNames, 5,000 nodes, 1 connection: %s p99" % verb, "<= 250 us",
-                    "%d us (p50 %d us; p99 of %d runs %d-%d us)" % (s["p99_us"], s["p50_us"], s["runs"],
-                                                                    s["p99_min_us"], s["p99_max_us"]),
-                    s["p99_us"] <= 250)
+        big = self.R.get("cache", {}).get("names_latency", {})
+        for src, key, label, goal in ((nm, "5000", "5,000 nodes", 250),
+                                      (big, "15000", "15,000 nodes (15,000-node cache)", 1000)):
+            for verb in ("filter", "prioritize"):
+                s = src.get(key, {}).get(verb, {}).get("summary")
+                name = "NodeNames, %s, 1 connection: %s p99" % (label, verb)
+                if s:
+                    add(name, "<= %d us" % goal,
+                        "%d us (p50 %d us; p99 of %d runs %d-%d us)" % (s["p99_us"], s["p50_us"], s["runs"],
+                                                                        s["p99_min_us"], s["p99_max_us"]),
+                        s["p99_us"] <= goal)
+                else:
+                    add(name, "<= %d us" % goal, "not measured", False)
+        micro = {(m["mode"], m["verb"], m["nodes"], m.get("after_event", False)): m for m in self.R.get("micro", [])}
+        cg = self.R.get("callgrind", {})
+        for verb, goal in (("filter", 35), ("prioritize", 45)):
+            m = micro.get(("names", verb, 5000, False))
+            name = "In-process, 5,000 names (NodeNames): %s per node" % verb
+            if m:
+                per = statistics.median(m["total_ns"]) / 5000
+                c = cg.get("%s names 5000" % verb)
+                add(name, "<= %d ns" % goal, "%.1f ns (%s instructions per node)" % (
+                    per, "{:,}".format(c["ir_per_call"] // 5000) if c else "?"), per <= goal)
             else:
-                add("NodeNames, 5,000 nodes, 1 connection: %s p99" % verb, "<= 250 us", "not measured", False)
+                add(name, "<= %d ns" % goal, "not measured", False)
         f = self.R.get("full", {}).get("1000", {})
         s = f.get("filter", {}).get("summary")
         if s:
             add("Full Nodes, 1,000 nodes (%.1f MB), filter p99" % (self.man["sizes"]["1000"]["full_bytes"] / 1e6),
                 "<= 10 ms", "%.2f ms (p50 %.2f ms)" % (s["p99_us"] / 1000, s["p50_us"] / 1000), s["p99_us"] <= 10000)
             r = f["go_ratio_p50"]["median"]
-            add("Full Nodes, 1,000 nodes: faster than the Go baseline (p50 ratio, same run)", ">= 10x",
+            add("Full Nodes, 1,000 nodes: faster than the Go baseline (p50 ratio, same run)", ">= 15x",
                 "%.1fx (Go p50 %.1f ms vs %.2f ms)" % (r, f["go_filter"]["summary"]["p50_us"] / 1000,
-                                                       s["p50_us"] / 1000), r >= 10)
+                                                       s["p50_us"] / 1000), r >= 15)
         b = self.R.get("big")
         if b:
             add("Full Nodes, 15,000 nodes (%.0f MB): answered correctly" % (b["body_bytes"] / 1e6), "correct",
@@ -874,19 +910,40 @@ class Bench:
                 b["ratio"] < 1.5)
         c = nm.get("c16", {}).get("filter", {}).get("summary")
         if c:
-            add("16 connections, small requests (filter, NodeNames, 3 nodes): throughput", ">= 100,000 req/s",
-                "%.0f req/s (floor server %.0f, /healthz %.0f)" % (
-                    c["rps"], nm["c16"]["floor"]["summary"]["rps"], nm["c16"]["healthz"]["summary"]["rps"]),
-                c["rps"] >= 100000)
+            floor = nm["c16"]["floor"]["summary"]["rps"]
+            add("16 connections, small requests (filter, NodeNames, 3 nodes): share of the floor server's rate",
+                ">= 90%", "%.0f%% (%.0f req/s; floor server %.0f, our /healthz %.0f)" % (
+                    100 * c["rps"] / floor, c["rps"], floor, nm["c16"]["healthz"]["summary"]["rps"]),
+                c["rps"] >= 0.9 * floor)
+        bd = self.R.get("bind")
+        if bd:
+            fast = [x for x in bd["rows"] if x["phase"].startswith("fast")]
+            if fast:
+                x = fast[0]
+                add("Bind: binds per second, 16 in flight, fake API server", ">= 1,000 /s",
+                    "%.0f /s (p50 %.2f ms, p99 %.2f ms; the fake alone takes %.0f POSTs/s)" % (
+                        x["per_s"], x["p50_ms"], x["p99_ms"],
+                        next((y["per_s"] for y in bd["rows"] if y["phase"].startswith("fake")), 0)),
+                    x["per_s"] >= 1000)
+                add("Bind: one API call per bind when the cache knows the pod", "every bind",
+                    "%d of %d binds on the one-call path" % (x["fast"], x["binds"]),
+                    x["fast"] == x["binds"] and x["failed"] == 0)
+        ev = micro.get(("names", "filter", 5000, True))
+        if ev:
+            t = statistics.median(ev["total_ns"]) / 1000
+            add("Cache: first filter of 5,000 names after one watch event (15,000 nodes, 150,000 pods), in-process",
+                "<= 175 us (35 ns per node)", "%.0f us (without the event: %.0f us)" % (
+                    t, statistics.median(micro[("names", "filter", 5000, False)]["total_ns"]) / 1000
+                    if ("names", "filter", 5000, False) in micro else 0), t <= 175)
         rc = self.R.get("cache")
         if rc:
             w = rc["watch"]
             add("Cache: watch events ingested", ">= 50,000 /s", "%s /s" % ("{:,}".format(w["events_per_s"])
                                                                           if w["events_per_s"] else "?"),
                 (w["events_per_s"] or 0) >= 50000)
-            add("Cache: resident memory with 15,000 nodes and 150,000 pods", "< 150 MB",
+            add("Cache: resident memory with 15,000 nodes and 150,000 pods", "<= 60 MB",
                 "%.1f MB VmRSS (peak %.1f MB)" % (rc["rss_kb_synced"] / 1024, rc["hwm_kb"] / 1024),
-                rc["rss_kb_synced"] / 1024 < 150)
+                rc["rss_kb_synced"] / 1024 <= 60)
         self.R["targets"] = T
 
     def save(self):
@@ -941,6 +998,9 @@ def main():
         if want("cache"):
             b.load.start("cache (replay API server)")
             b.phase_replay()
+        if want("bind"):
+            b.load.start("bind (fake API server)")
+            b.phase_bind()
         b.load.end()
         b.floor.stop()
         b.judge()

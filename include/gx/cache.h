@@ -38,7 +38,8 @@ struct cache_agent_facts {
 };
 
 struct cache_node {
-    struct node_info info; /* strings owned by the snapshot; raw is empty */
+    /* What every decision reads comes first, with the name and the allocatable count of info
+     * right after it: a request touches two adjacent cache lines of each node it names. */
     int64_t gpus_used;     /* non-terminal pods bound here */
     int64_t gpus_reserved; /* binds in flight, not yet seen bound */
     /* GPU indices, when the node publishes a topology (else topo is NULL and the node is
@@ -47,17 +48,18 @@ struct cache_node {
      * of binds in flight. Any GPUs taken beyond those are unknown_used: taken, but nobody
      * said which, so topology assumes the worst about them. */
     const struct topo *topo;
-    uint32_t named_mask;    /* indices known taken */
-    uint32_t free_mask;     /* healthy and not known taken */
-    unsigned unknown_used;  /* max(0, used + reserved - |named_mask|) */
+    uint32_t named_mask;   /* indices known taken */
+    uint32_t free_mask;    /* healthy and not known taken */
+    unsigned unknown_used; /* max(0, used + reserved - |named_mask|) */
+    /* The node's model facts (product, family, GPU memory) numbered: 1-based into the
+     * snapshot's models; 0 when the cache ran out of numbers (CACHE_MODELS_MAX). */
+    uint32_t model_id;
+    struct node_info info;  /* strings owned by the snapshot; raw is empty */
     const char *topo_error; /* why the topology annotation was refused; "" when it was not */
     /* The node agent's facts; NULL when no agent publishes on this node. Where it lists the
      * node's pods (pods_known), its gpu-extender.io/gpus-in-use is the taken set for them: a
      * listed pod's own gpu-extender.io/gpus no longer counts in named_mask. */
     const struct cache_agent_facts *agent;
-    /* The node's model facts (product, family, GPU memory) numbered: 1-based into the
-     * snapshot's models; 0 when the cache ran out of numbers (CACHE_MODELS_MAX). */
-    uint32_t model_id;
 };
 
 /* Distinct model facts the cache numbers; nodes past them are decided one by one. */
@@ -95,9 +97,8 @@ struct cache_demand {
 bool cache_demand_counts_pending(const struct cache_demand *d, struct str uid);
 
 struct cache_snapshot {
-    size_t node_count;
-    const struct cache_node *nodes;    /* in no particular order */
-    bool synced;                       /* both nodes and pods have been listed once */
+    size_t node_count; /* cache_snapshot_node(snap, 0 .. node_count - 1), in no particular order */
+    bool synced;       /* both nodes and pods have been listed once */
     uint64_t generation;               /* grows with every change published */
     const struct cache_demand *demand; /* never NULL; lives as long as the snapshot */
     /* One node_info per distinct model facts (product, model, family, GPU memory; nothing
@@ -115,9 +116,11 @@ struct cache_status {
     size_t reservations;
     uint64_t events; /* objects applied since start */
     uint64_t relists;
-    size_t topologies;      /* distinct node topology annotations held */
-    size_t topology_shapes; /* distinct links-and-health among them: shared tables */
-    size_t topology_bytes;  /* memory they take, shared tables counted once */
+    uint64_t snapshots_whole;   /* built node by node */
+    uint64_t snapshots_patched; /* only the nodes events touched rebuilt */
+    size_t topologies;          /* distinct node topology annotations held */
+    size_t topology_shapes;     /* distinct links-and-health among them: shared tables */
+    size_t topology_bytes;      /* memory they take, shared tables counted once */
 };
 
 struct cache *cache_new(void);
@@ -167,8 +170,13 @@ enum err cache_pdb_apply_json(struct cache *c, bool deleted, const char *json, s
 /* The current snapshot, with a reference held; never NULL. Pair with cache_snapshot_release(). */
 struct cache_snapshot *cache_snapshot_acquire(struct cache *c);
 void cache_snapshot_release(struct cache_snapshot *snap);
+/* The i-th node of the snapshot, i < node_count. */
+const struct cache_node *cache_snapshot_node(const struct cache_snapshot *snap, size_t i);
 /* The node named name, or NULL. */
 const struct cache_node *cache_snapshot_find(const struct cache_snapshot *snap, struct str name);
+/* out[i] = cache_snapshot_find(snap, names[i]) for every i < n, faster for many names. */
+void cache_snapshot_find_all(const struct cache_snapshot *snap, const struct str *names, size_t n,
+                             const struct cache_node **out);
 
 /* Chooses the GPU indices a bind takes on node (a cache_node as it is right now, every other
  * reservation counted), or returns 0 to take a count only. The mask must lie within

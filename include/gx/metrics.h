@@ -127,6 +127,10 @@ enum metrics_gauge {
     X(EVENTS, "gpu_extender_cache_events_total", "counter", 0, "Node and pod objects applied.")    \
     X(RELISTS, "gpu_extender_cache_relists_total", "counter", 0,                                   \
       "Full lists (start-up, 410 Gone).")                                                          \
+    X(SNAPSHOTS_WHOLE, "gpu_extender_cache_snapshots_whole_total", "counter", 0,                   \
+      "Snapshots built node by node (the first, and after nodes came or went).")                   \
+    X(SNAPSHOTS_PATCHED, "gpu_extender_cache_snapshots_patched_total", "counter", 0,               \
+      "Snapshots that rebuilt only the nodes events touched.")                                     \
     X(TOPOLOGIES, "gpu_extender_cache_topologies", "gauge", 0,                                     \
       "Distinct node topology annotations held.")                                                  \
     X(TOPOLOGY_SHAPES, "gpu_extender_cache_topology_shapes", "gauge", 0,                           \

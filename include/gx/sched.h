@@ -194,6 +194,8 @@ struct sched_node {
     uint32_t free_mask;      /* healthy GPUs not known to be taken (meaningful with topo) */
     unsigned unknown_used;   /* taken GPUs whose indices nobody told us (with topo) */
     uint32_t model_id;       /* the node's model facts, numbered by the cache (1-based); 0: none */
+    bool free_healthy;       /* free_mask holds healthy GPUs only (the cache's views): the
+                                filter need not read the topology to count free healthy GPUs */
 };
 
 /* A cached node as decisions see it. */
@@ -204,7 +206,8 @@ static inline struct sched_node sched_node_of(const struct cache_node *cn)
                                .topo = cn->topo,
                                .free_mask = cn->free_mask,
                                .unknown_used = cn->unknown_used,
-                               .model_id = cn->model_id};
+                               .model_id = cn->model_id,
+                               .free_healthy = true};
 }
 
 /* Decides one node. A pod that requests no GPU fits everywhere: it is not ours to steer. */

@@ -137,7 +137,7 @@ void debug_nodes(const struct debug_ctx *d, struct exchange *ex)
     cJSON_AddNumberToObject(doc, "generation", (double)snap->generation);
     arr = cJSON_AddArrayToObject(doc, "nodes");
     for (size_t i = 0; i < snap->node_count; i++)
-        cJSON_AddItemToArray(arr, node_json(&snap->nodes[i]));
+        cJSON_AddItemToArray(arr, node_json(cache_snapshot_node(snap, i)));
     cache_snapshot_release(snap);
     codec_reply_json(ex, 200, doc);
 }
@@ -400,8 +400,8 @@ static cJSON *explain_doc(const struct debug_ctx *d, const struct sched_pod *sp,
     cJSON_AddStringToObject(doc, "strategy", policy_strategy_name(sp->strategy));
     cJSON_AddStringToObject(doc, "policyHash", sp->pol->hash);
     for (size_t i = 0; i < snap->node_count; i++) {
-        struct sched_node view = sched_node_of(&snap->nodes[i]);
-        rows[i].cn = &snap->nodes[i];
+        struct sched_node view = sched_node_of(cache_snapshot_node(snap, i));
+        rows[i].cn = cache_snapshot_node(snap, i);
         rows[i].fit = sched_filter_node(sp, &view);
         rows[i].score = rows[i].fit.verdict == SCHED_PASS ? sched_score_node(sp, &view).score : 0;
         counts[rows[i].fit.verdict]++;

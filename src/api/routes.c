@@ -160,16 +160,26 @@ static enum err candidates_resolve(struct routes *r, struct exchange *ex, const 
         return ERR_TOO_LARGE;
     }
     out->count = n;
+    if (!a->full_nodes) { /* every name at once: see cache_snapshot_find_all() */
+        const struct cache_node **found = arena_alloc(&ex->arena, (n + 1) * sizeof(*found));
+        if (!found) {
+            errbuf_set(eb, "%s", too_large_msg);
+            return ERR_TOO_LARGE;
+        }
+        cache_snapshot_find_all(out->snap, a->names, n, found);
+        for (size_t i = 0; i < n; i++)
+            out->nodes[i] = found[i] ? sched_node_of(found[i]) : (struct sched_node){0};
+        return ERR_OK;
+    }
     for (size_t i = 0; i < n; i++) {
-        struct str name = a->full_nodes ? a->nodes[i].name : a->names[i];
+        struct str name = a->nodes[i].name;
         const struct cache_node *cn = out->snap ? cache_snapshot_find(out->snap, name) : NULL;
 
-        /* Usage from the cache; in full-Nodes mode the facts come from the request. */
+        /* Usage from the cache, the facts from the request: the cache's model number is not
+         * theirs. */
         out->nodes[i] = cn ? sched_node_of(cn) : (struct sched_node){0};
-        if (a->full_nodes) { /* the request's facts: the cache's model number is not theirs */
-            out->nodes[i].info = &a->nodes[i];
-            out->nodes[i].model_id = 0;
-        }
+        out->nodes[i].info = &a->nodes[i];
+        out->nodes[i].model_id = 0;
     }
     return ERR_OK;
 }
@@ -381,6 +391,8 @@ static enum err append_cache_metrics(struct buf *b, struct cache *cache)
     v[METRICS_CACHE_RESERVATIONS] = (double)st.reservations;
     v[METRICS_CACHE_EVENTS] = (double)st.events;
     v[METRICS_CACHE_RELISTS] = (double)st.relists;
+    v[METRICS_CACHE_SNAPSHOTS_WHOLE] = (double)st.snapshots_whole;
+    v[METRICS_CACHE_SNAPSHOTS_PATCHED] = (double)st.snapshots_patched;
     v[METRICS_CACHE_TOPOLOGIES] = (double)st.topologies;
     v[METRICS_CACHE_TOPOLOGY_SHAPES] = (double)st.topology_shapes;
     v[METRICS_CACHE_TOPOLOGY_BYTES] = (double)st.topology_bytes;

@@ -6,55 +6,6 @@
 
 #include "gx/alloc.h"
 
-/* Eight bytes at a time: node names and UIDs are 20 to 60 bytes, and byte-at-a-time FNV-1a
- * cost more than the rest of a lookup. Each word is mixed in with a multiply and a shift; the
- * length seeds the state, so "a" and "a\0" differ; the end is murmur3's finalizer. */
-static inline uint64_t load_le(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-
-    for (size_t i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static inline uint64_t load8(const unsigned char *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, sizeof(v));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
-static inline uint64_t mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-    return h ^ (h >> 31);
-}
-
-uint64_t strmap_hash(struct str key)
-{
-    const unsigned char *p = (const unsigned char *)key.ptr;
-    size_t n = key.len;
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)n * 0xff51afd7ed558ccdull);
-
-    for (; n >= 8; p += 8, n -= 8)
-        h = mix(h, load8(p));
-    /* The last 1..7 bytes: one load ending at the key's end when the key is that long. */
-    if (n && key.len >= 8)
-        h = mix(h, load8(p + n - 8) >> (8 * (8 - n)));
-    else if (n)
-        h = mix(h, load_le(p, n));
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 33);
-}
-
 /* Is e's key the bytes of key? An empty key may be {NULL, 0}, which memcmp may not see. */
 static inline bool key_eq(const struct strmap_entry *e, uint64_t h, struct str key)
 {

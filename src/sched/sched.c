@@ -337,11 +337,12 @@ static struct sched_fit filter_topology(const struct sched_pod *sp, const struct
     if (!n->topo)
         return sp->topo_required ? fit(SCHED_UNRESOLVABLE, SCHED_REASON_TOPO_UNKNOWN)
                                  : fit(SCHED_PASS, SCHED_REASON_NONE);
-    healthy = topo_healthy_mask(n->topo);
+    healthy = n->free_healthy ? n->free_mask : topo_healthy_mask(n->topo);
     if (bits_popcount32(n->free_mask & healthy) < k + n->unknown_used)
         return fit(SCHED_FAIL, SCHED_REASON_NO_HEALTHY_FREE);
     if (!sp->topo_required)
         return fit(SCHED_PASS, SCHED_REASON_NONE);
+    healthy = topo_healthy_mask(n->topo);
     if (topo_best_min_class(n->topo, healthy, k) < req)
         return fit(SCHED_UNRESOLVABLE, SCHED_REASON_TOPO_NEVER);
     if (!pick_now(n, k, req).ok)

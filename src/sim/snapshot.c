@@ -78,7 +78,7 @@ enum err sim_snapshot_write(struct cache *c, struct buf *out)
 
     buf_init(&topo, 1u << 20);
     for (size_t i = 0; i < snap->node_count && e == ERR_OK; i++) {
-        const struct cache_node *n = &snap->nodes[i];
+        const struct cache_node *n = cache_snapshot_node(snap, i);
         if (n->info.gpu_allocatable <= 0)
             continue;
         e = buf_append_str(out, pw.first ? "{" : ",{");

@@ -23,11 +23,6 @@
 
 #include "cache_internal.h"
 
-static struct str entry_key(const struct strmap_entry *e)
-{
-    return (struct str){e->key, e->key_len};
-}
-
 /* ---- node records ---- */
 
 /* Copies s to *p and advances it past a NUL. */
@@ -111,14 +106,31 @@ static uint32_t model_id_of(struct cache *c, const struct node_info *n)
 
 /* ---- snapshots ---- */
 
+static void chunk_release(struct snap_chunk *k)
+{
+    if (k && atomic_fetch_sub(&k->refs, 1) == 1) {
+        for (size_t i = 0; i < SNAP_CHUNK; i++)
+            node_rec_release(k->recs[i]);
+        free(k);
+    }
+}
+
+static void frame_release(struct snap_frame *f)
+{
+    if (f && atomic_fetch_sub(&f->refs, 1) == 1) {
+        free(f->names);
+        free(f->index);
+        free(f);
+    }
+}
+
 static void snapshot_free(struct snapshot_impl *s)
 {
     cache_demand_release(s->pub.demand);
-    for (size_t i = 0; i < s->pub.node_count; i++)
-        node_rec_release(s->recs[i]);
-    free(s->nodes);
-    free(s->recs);
-    free(s->index);
+    for (size_t i = 0; i < s->chunk_count; i++)
+        chunk_release(s->chunks[i]);
+    free(s->chunks);
+    frame_release(s->frame);
     free(s);
 }
 
@@ -170,74 +182,269 @@ struct build_ctx {
     struct cache *c;
     struct snapshot_impl *s;
     size_t n;
+    char *names; /* where the next node's name goes in the frame's names */
 };
+
+static void add_name_bytes(struct strmap_entry *e, void *ctx)
+{
+    *(size_t *)ctx += ((const struct node_rec *)e->value)->info.name.len + 1;
+}
 
 /* The high half of the hash rides along in the slot, so a probe compares names only when the
  * hashes agree: almost never for the wrong node. */
-static void index_insert(struct snapshot_impl *s, struct str name, uint32_t pos)
+static void index_insert(struct snap_frame *f, struct str name, uint32_t pos)
 {
     uint64_t h = strmap_hash(name);
-    size_t i = h & s->index_mask;
+    size_t i = h & f->index_mask;
 
-    while (s->index[i])
-        i = (i + 1) & s->index_mask;
-    s->index[i] = (h >> 32) << 32 | (uint64_t)(pos + 1);
+    while (f->index[i])
+        i = (i + 1) & f->index_mask;
+    f->index[i] = (h >> 32) << 32 | (uint64_t)(pos + 1);
+}
+
+/* Writes node r's view into chunk slot i, holding a reference to r there; name is where the
+ * frame keeps its name. */
+static void put_view(struct cache *c, struct snap_chunk *k, size_t i, struct node_rec *r,
+                     struct str name)
+{
+    int64_t used = cache_num_of(&c->usage, r->info.name);
+    int64_t reserved = cache_num_of(&c->reserved, r->info.name);
+
+    atomic_fetch_add(&r->refs, 1);
+    node_rec_release(k->recs[i]);
+    k->recs[i] = r;
+    cache_node_view(c, r, used, reserved, &k->nodes[i]);
+    /* Names side by side: lookups compare against a few hundred KB, not the records. */
+    k->nodes[i].info.name = name;
+}
+
+static struct snap_chunk *chunk_new(void)
+{
+    struct snap_chunk *k = xcalloc(1, sizeof(*k));
+
+    atomic_init(&k->refs, 1);
+    return k;
 }
 
 static void add_node(struct strmap_entry *e, void *ctx)
 {
     struct build_ctx *b = ctx;
     struct node_rec *r = e->value;
-    struct cache_node *cn = &b->s->nodes[b->n];
-    struct strmap_entry *u = strmap_find(&b->c->usage, entry_key(e));
-    struct strmap_entry *rv = strmap_find(&b->c->reserved, entry_key(e));
+    struct snap_chunk **k = &b->s->chunks[b->n / SNAP_CHUNK];
 
-    atomic_fetch_add(&r->refs, 1);
-    b->s->recs[b->n] = r;
-    cache_node_view(b->c, r, u ? u->num : 0, rv ? rv->num : 0, cn);
-    index_insert(b->s, r->info.name, (uint32_t)b->n);
+    if (!*k)
+        *k = chunk_new();
+    put_view(b->c, *k, b->n % SNAP_CHUNK, r, cache_put_string(&b->names, r->info.name));
+    index_insert(b->s->frame, r->info.name, (uint32_t)b->n);
     b->n++;
 }
 
-static struct snapshot_impl *build_snapshot(struct cache *c)
+static void finish_snapshot(struct cache *c, struct snapshot_impl *s)
 {
-    struct snapshot_impl *s = xcalloc(1, sizeof(*s));
-    struct build_ctx b = {c, s, 0};
-    size_t n = c->nodes.count, slots = 16;
-
-    while (slots < 2 * n)
-        slots *= 2;
-    atomic_init(&s->refs, 1);
-    s->nodes = xcalloc(n ? n : 1, sizeof(*s->nodes));
-    s->recs = xcalloc(n ? n : 1, sizeof(*s->recs));
-    s->index = xcalloc(slots, sizeof(*s->index));
-    s->index_mask = slots - 1;
-    strmap_each(&c->nodes, add_node, &b);
-    s->pub.node_count = b.n;
-    s->pub.nodes = s->nodes;
+    s->pub.node_count = s->frame->count;
     s->pub.synced = c->nodes_listed && c->pods_listed;
     s->pub.generation = c->generation;
     s->pub.demand = cache_demand_acquire(c);
     s->pub.models = (const struct node_info *const *)c->models;
     s->pub.model_count = c->model_count;
+}
+
+/* Every node's view, a new frame: O(cluster), for the first snapshot and when nodes come or
+ * go. */
+static struct snapshot_impl *build_snapshot(struct cache *c)
+{
+    struct snapshot_impl *s = xcalloc(1, sizeof(*s));
+    struct snap_frame *f = xcalloc(1, sizeof(*f));
+    struct build_ctx b = {c, s, 0, NULL};
+    size_t n = c->nodes.count, slots = 16, name_bytes = 1;
+
+    while (slots < 2 * n)
+        slots *= 2;
+    atomic_init(&s->refs, 1);
+    atomic_init(&f->refs, 1);
+    strmap_each(&c->nodes, add_name_bytes, &name_bytes);
+    f->names = b.names = xcalloc(name_bytes, 1);
+    f->index = xcalloc(slots, sizeof(*f->index));
+    f->index_mask = slots - 1;
+    f->count = n;
+    s->frame = f;
+    s->chunk_count = (n + SNAP_CHUNK - 1) / SNAP_CHUNK;
+    s->chunks = xcalloc(s->chunk_count ? s->chunk_count : 1, sizeof(*s->chunks));
+    strmap_each(&c->nodes, add_node, &b);
+    finish_snapshot(c, s);
     return s;
+}
+
+static const struct cache_node *probe(const struct snapshot_impl *s, struct str name, uint64_t h,
+                                      size_t *pos);
+
+struct patch_ctx {
+    struct cache *c;
+    struct snapshot_impl *s;
+    const struct snapshot_impl *prev;
+    bool *copied; /* per chunk: already this snapshot's own */
+    bool ok;
+};
+
+/* Rebuilds one touched node's view in a copy of its chunk. A name the frame does not know, or
+ * a node gone from the cache, means the shape changed: the caller builds whole. */
+static void patch_node(struct strmap_entry *e, void *ctx)
+{
+    struct patch_ctx *p = ctx;
+    struct str name = {e->key, e->key_len};
+    struct strmap_entry *ne = strmap_find(&p->c->nodes, name);
+    size_t pos, ci;
+    struct snap_chunk *k;
+
+    bool known;
+
+    if (!p->ok)
+        return;
+    known = probe(p->prev, name, strmap_hash(name), &pos) != NULL;
+    if (!ne && !known)
+        return; /* pods on a node the cache does not hold: no view to change */
+    if (!ne || !known) {
+        p->ok = false;
+        return;
+    }
+    ci = pos / SNAP_CHUNK;
+    if (!p->copied[ci]) {
+        const struct snap_chunk *old = p->s->chunks[ci];
+        k = chunk_new();
+        memcpy(k->nodes, old->nodes, sizeof(k->nodes));
+        for (size_t i = 0; i < SNAP_CHUNK; i++) {
+            k->recs[i] = old->recs[i];
+            if (k->recs[i])
+                atomic_fetch_add(&k->recs[i]->refs, 1);
+        }
+        chunk_release(p->s->chunks[ci]);
+        p->s->chunks[ci] = k;
+        p->copied[ci] = true;
+    }
+    k = p->s->chunks[ci];
+    put_view(p->c, k, pos % SNAP_CHUNK, ne->value, k->nodes[pos % SNAP_CHUNK].info.name);
+}
+
+/* The previous snapshot with the touched nodes' views rebuilt: its frame and every untouched
+ * chunk shared, so a watch event costs the chunks it touched, not the cluster. NULL when the
+ * shape changed and the snapshot must be built whole. */
+static struct snapshot_impl *patch_snapshot(struct cache *c, const struct snapshot_impl *prev)
+{
+    struct snapshot_impl *s;
+    struct patch_ctx p;
+
+    if (c->reshaped || prev->frame->count != c->nodes.count ||
+        c->touched.count > prev->frame->count / 4 + 1)
+        return NULL;
+    s = xcalloc(1, sizeof(*s));
+    atomic_init(&s->refs, 1);
+    s->frame = prev->frame;
+    atomic_fetch_add(&s->frame->refs, 1);
+    s->chunk_count = prev->chunk_count;
+    s->chunks = xcalloc(s->chunk_count ? s->chunk_count : 1, sizeof(*s->chunks));
+    for (size_t i = 0; i < s->chunk_count; i++) {
+        s->chunks[i] = prev->chunks[i];
+        atomic_fetch_add(&s->chunks[i]->refs, 1);
+    }
+    p = (struct patch_ctx){c, s, prev, xcalloc(s->chunk_count + 1, sizeof(bool)), true};
+    strmap_each(&c->touched, patch_node, &p);
+    free(p.copied);
+    if (!p.ok) {
+        snapshot_free(s);
+        return NULL;
+    }
+    finish_snapshot(c, s);
+    return s;
+}
+
+void cache_touch(struct cache *c, struct str node)
+{
+    if (c->current && !c->reshaped)
+        strmap_upsert(&c->touched, node, NULL);
+}
+
+const struct cache_node *cache_snapshot_node(const struct cache_snapshot *snap, size_t i)
+{
+    return snap_node((const struct snapshot_impl *)snap, i);
+}
+
+/* Are the n bytes at a and b the same? Names of 8 to 16 bytes, most node names, take two
+ * loads each instead of a call. */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x0, y0, x1, y1;
+
+    if (n < 8 || n > 16)
+        return memcmp(a, b, n) == 0;
+    memcpy(&x0, a, 8);
+    memcpy(&y0, b, 8);
+    memcpy(&x1, a + n - 8, 8);
+    memcpy(&y1, b + n - 8, 8);
+    return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+}
+
+/* The node named name, whose hash is h, probing from its slot; *pos (may be NULL) gets its
+ * position. */
+static const struct cache_node *probe(const struct snapshot_impl *s, struct str name, uint64_t h,
+                                      size_t *pos)
+{
+    const struct snap_frame *f = s->frame;
+    uint64_t tag = (h >> 32) << 32;
+
+    for (size_t i = h & f->index_mask; f->index[i]; i = (i + 1) & f->index_mask) {
+        const struct cache_node *cn;
+        size_t at;
+        if ((f->index[i] & ~UINT64_C(0xffffffff)) != tag)
+            continue;
+        at = (uint32_t)f->index[i] - 1;
+        cn = snap_node(s, at);
+        if (cn->info.name.len == name.len && same_bytes(cn->info.name.ptr, name.ptr, name.len)) {
+            if (pos)
+                *pos = at;
+            return cn;
+        }
+    }
+    return NULL;
 }
 
 const struct cache_node *cache_snapshot_find(const struct cache_snapshot *snap, struct str name)
 {
-    const struct snapshot_impl *s = (const struct snapshot_impl *)snap;
-    uint64_t h = strmap_hash(name), tag = (h >> 32) << 32;
-    size_t i = h & s->index_mask;
+    return probe((const struct snapshot_impl *)snap, name, strmap_hash(name), NULL);
+}
 
-    for (; s->index[i]; i = (i + 1) & s->index_mask) {
-        const struct cache_node *cn;
-        if ((s->index[i] & ~UINT64_C(0xffffffff)) != tag)
-            continue;
-        cn = &s->nodes[(uint32_t)s->index[i] - 1];
-        if (str_eq(cn->info.name, name))
-            return cn;
+/* In batches, so that memory is asked for before it is needed: every name's hash first, with
+ * its index slot prefetched; then the slots, with the nodes they point at prefetched; then
+ * the names compared. A request of thousands of names spends its time waiting on memory
+ * otherwise, one miss after the other. */
+#define FIND_BATCH 32
+
+void cache_snapshot_find_all(const struct cache_snapshot *snap, const struct str *names, size_t n,
+                             const struct cache_node **out)
+{
+    const struct snapshot_impl *s = (const struct snapshot_impl *)snap;
+    const struct snap_frame *f = s->frame;
+
+    for (size_t base = 0; base < n; base += FIND_BATCH) {
+        size_t m = n - base < FIND_BATCH ? n - base : FIND_BATCH;
+        uint64_t h[FIND_BATCH];
+        size_t slot[FIND_BATCH];
+
+        for (size_t j = 0; j < m; j++) {
+            h[j] = strmap_hash(names[base + j]);
+            slot[j] = h[j] & f->index_mask;
+            __builtin_prefetch(&f->index[slot[j]]);
+        }
+        for (size_t j = 0; j < m; j++) {
+            uint64_t v = f->index[slot[j]];
+            if (v && (v & ~UINT64_C(0xffffffff)) == ((h[j] >> 32) << 32)) {
+                const struct cache_node *cn = snap_node(s, (uint32_t)v - 1);
+                __builtin_prefetch(cn);
+                __builtin_prefetch((const char *)cn + 64);
+            }
+        }
+        for (size_t j = 0; j < m; j++)
+            out[base + j] = probe(s, names[base + j], h[j], NULL);
     }
-    return NULL;
 }
 
 /* Drops reservations the watch never confirmed; the caller holds the lock. */
@@ -245,10 +452,21 @@ struct snapshot_impl *cache_snapshot_current(struct cache *c)
 {
     cache_expire_reservations(c);
     if (c->dirty || !c->current) {
-        struct snapshot_impl *old = c->current;
+        struct snapshot_impl *old = c->current, *next = NULL;
         c->generation++;
-        c->current = build_snapshot(c);
+        if (old)
+            next = patch_snapshot(c, old);
+        c->current = next ? next : build_snapshot(c);
+        if (next)
+            c->snapshots_patched++;
+        else
+            c->snapshots_whole++;
         c->dirty = false;
+        c->reshaped = false;
+        if (c->touched.count) {
+            strmap_destroy(&c->touched, NULL);
+            strmap_init(&c->touched);
+        }
         if (old)
             cache_snapshot_release(&old->pub);
     }
@@ -299,6 +517,7 @@ struct cache *cache_new(void)
     cache_pdbs_init(c);
     cache_demand_init(c);
     strmap_init(&c->model_ids);
+    strmap_init(&c->touched);
     c->models = xcalloc(CACHE_MODELS_MAX, sizeof(*c->models));
     c->dirty = true;
     return c;
@@ -322,6 +541,7 @@ void cache_free(struct cache *c)
     cache_pdbs_free(c);
     cache_demand_free(c);
     strmap_destroy(&c->model_ids, NULL);
+    strmap_destroy(&c->touched, NULL);
     for (size_t i = 0; i < c->model_count; i++)
         free(c->models[i]);
     free(c->models);
@@ -499,6 +719,10 @@ void cache_node_upsert(struct cache *c, const struct node_info *n)
     pthread_mutex_lock(&c->lock);
     e = strmap_upsert(&c->nodes, n->name, NULL);
     prev = e->value;
+    if (prev)
+        cache_touch(c, n->name);
+    else
+        c->reshaped = true;
     node_rec_topology(c, r, n, prev);
     r->model_id = model_id_of(c, n);
     r->agent = cache_agent_parse(n, prev ? prev->agent : NULL);
@@ -517,6 +741,8 @@ static void node_remove(struct cache *c, struct str name)
 {
     struct node_rec *r = strmap_remove(&c->nodes, name);
 
+    if (r)
+        c->reshaped = true;
     if (r && r->agent)
         cache_agent_resync(c, name);
     node_drop(c, r);
@@ -540,6 +766,7 @@ static void usage_add(struct cache *c, const char *node, int64_t gpus)
     e->num += gpus;
     if (e->num <= 0)
         strmap_remove(&c->usage, str_from_cstr(node));
+    cache_touch(c, str_from_cstr(node));
 }
 
 /* Puts a pod on the list of node in lists (delta 1) or takes it off (-1). */
@@ -803,6 +1030,8 @@ void cache_status_get(struct cache *c, struct cache_status *out)
     out->reservations = c->resv.count;
     out->events = c->events;
     out->relists = c->relists;
+    out->snapshots_whole = c->snapshots_whole;
+    out->snapshots_patched = c->snapshots_patched;
     out->topologies = c->topos.count;
     out->topology_bytes = 0;
     strmap_each(&c->topos, add_topo_bytes, &out->topology_bytes);

@@ -124,14 +124,39 @@ struct index_refs {
     uint16_t refs[INDEX_SLOTS];
 };
 
-struct snapshot_impl {
-    struct cache_snapshot pub; /* first: the public view */
+/* A snapshot's nodes live in chunks of SNAP_CHUNK views, each chunk refcounted and shared by
+ * the snapshots that did not change it: after a watch event the next snapshot copies the chunk
+ * pointers and rebuilds only the chunks of the nodes the event touched. The frame (which node
+ * is where, the name index, the names) is shared the same way until nodes come or go. */
+#define SNAP_CHUNK 64
+
+struct snap_chunk {
     atomic_int refs;
-    struct cache_node *nodes;
-    struct node_rec **recs;
+    struct cache_node nodes[SNAP_CHUNK];
+    struct node_rec *recs[SNAP_CHUNK]; /* one reference each; NULL past the last node */
+};
+
+struct snap_frame {
+    atomic_int refs;
+    size_t count;
+    char *names;     /* every node's name, NUL-terminated, one after another */
     uint64_t *index; /* open addressing: hash's high 32 bits << 32 | node position + 1; 0 empty */
     size_t index_mask;
 };
+
+struct snapshot_impl {
+    struct cache_snapshot pub; /* first: the public view */
+    atomic_int refs;
+    struct snap_frame *frame;
+    struct snap_chunk **chunks;
+    size_t chunk_count;
+};
+
+/* The view at position pos of a snapshot. */
+static inline const struct cache_node *snap_node(const struct snapshot_impl *s, size_t pos)
+{
+    return &s->chunks[pos / SNAP_CHUNK]->nodes[pos % SNAP_CHUNK];
+}
 
 struct cache {
     pthread_mutex_t lock;
@@ -161,6 +186,11 @@ struct cache {
     bool dirty;
     uint64_t generation;
     struct snapshot_impl *current;
+    /* What changed since current was built: the nodes whose views may differ (name -> NULL),
+     * and whether nodes came or went (then the next snapshot is built whole). */
+    struct strmap touched;
+    bool reshaped;
+    uint64_t snapshots_whole, snapshots_patched;
     /* The distinct model facts of nodes (sched.h, struct sched_model_memo): key -> num, the
      * 1-based id; models[id - 1] holds them. Entries are never changed or freed before the
      * cache, so a snapshot shares the array and reads the first models it counted. */
@@ -191,6 +221,8 @@ void cache_node_view(struct cache *c, const struct node_rec *r, int64_t used, in
 void cache_pending_strings(struct pod_info *p, struct str *out[PENDING_STRINGS]);
 /* The current snapshot, rebuilt first if anything changed, with a reference added. */
 struct snapshot_impl *cache_snapshot_current(struct cache *c);
+/* Notes that node's view (usage, reservations, named GPUs, its record) may have changed. */
+void cache_touch(struct cache *c, struct str node);
 /* Copies s to *p and advances it past a NUL. */
 struct str cache_put_string(char **p, struct str s);
 

@@ -37,6 +37,7 @@ void cache_index_add(struct cache *c, struct str node, uint32_t mask, int delta)
 
     if (!mask)
         return;
+    cache_touch(c, node);
     e = strmap_upsert(&c->named, node, NULL);
     if (!e->value)
         e->value = xcalloc(1, sizeof(struct index_refs));
@@ -69,6 +70,7 @@ void cache_drop_reservation(struct cache *c, struct str key)
     e = strmap_find(&c->reserved, str_from_cstr(r->node));
     if (e && (e->num -= r->gpus) <= 0)
         strmap_remove(&c->reserved, str_from_cstr(r->node));
+    cache_touch(c, str_from_cstr(r->node));
     free(r);
     c->dirty = true;
 }
@@ -188,6 +190,7 @@ static enum err reserve_locked(struct cache *c, struct reserve_req *q, struct er
     q->mask = r->mask;
     strmap_upsert(&c->resv, key, NULL)->value = r;
     strmap_upsert(&c->reserved, node, NULL)->num += gpus;
+    cache_touch(c, node);
     cache_index_add(c, node, r->mask, 1);
     c->dirty = true;
     return ERR_OK;

@@ -29,7 +29,7 @@ static void check(struct cache *c, size_t size)
     struct cache_snapshot *s = cache_snapshot_acquire(c);
 
     for (size_t i = 0; i < s->node_count; i++) {
-        const struct cache_node *n = &s->nodes[i];
+        const struct cache_node *n = cache_snapshot_node(s, i);
 
         if (n->free_mask & n->named_mask)
             abort();

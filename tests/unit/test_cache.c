@@ -576,8 +576,188 @@ static void test_demand(void)
     cache_free(c);
 }
 
+/* ---- snapshots patched after events against snapshots built whole ---- */
+
+enum op_kind {
+    OP_POD,
+    OP_POD_DELETE,
+    OP_RESERVE,
+    OP_RELEASE,
+    OP_NODE,
+    OP_NODE_ADD,
+    OP_NODE_DELETE
+};
+
+struct op {
+    enum op_kind kind;
+    unsigned node, pod;
+    int64_t gpus;
+    unsigned index; /* the GPU index a pod names, 0: none */
+};
+
+#define PATCH_NODES 200
+
+static void apply(struct cache *c, const struct op *o)
+{
+    char name[32], uid[32], idx[16];
+    struct errbuf eb = ERRBUF_INIT;
+    struct node_info n;
+    struct pod_info p;
+
+    snprintf(name, sizeof(name), "node-%u", o->node);
+    snprintf(uid, sizeof(uid), "pod-%u", o->pod);
+    switch (o->kind) {
+    case OP_POD:
+    case OP_POD_DELETE:
+        p = pod(uid, name, o->gpus, "Running");
+        if (o->index) {
+            snprintf(idx, sizeof(idx), "%u", o->index - 1);
+            p.ann_gpus = str_from_cstr(idx);
+        }
+        if (o->kind == OP_POD)
+            cache_pod_upsert(c, &p);
+        else
+            cache_pod_delete(c, &p);
+        break;
+    case OP_RESERVE:
+        if (cache_reserve(c, str_from_cstr(uid), str_from_cstr(name), o->gpus, NULL, NULL, NULL,
+                          &eb) != ERR_OK)
+            errbuf_clear(&eb); /* not free, or already reserved: the same in both caches */
+        break;
+    case OP_RELEASE:
+        cache_release(c, str_from_cstr(uid), str_from_cstr(name));
+        break;
+    case OP_NODE:
+    case OP_NODE_ADD:
+        n = node(name, o->gpus);
+        if (o->index)
+            n.ann_topology = STR_LIT(box4);
+        cache_node_upsert(c, &n);
+        break;
+    case OP_NODE_DELETE:
+        cache_node_delete(c, str_from_cstr(name));
+        break;
+    }
+}
+
+/* Every view of a against the same node in b. */
+static void check_same_views(struct cache_snapshot *a, struct cache_snapshot *b)
+{
+    CHECK_EQ(a->node_count, b->node_count);
+    for (size_t i = 0; i < b->node_count; i++) {
+        const struct cache_node *y = cache_snapshot_node(b, i);
+        const struct cache_node *x = cache_snapshot_find(a, y->info.name);
+        CHECK(x != NULL);
+        CHECK(str_eq(x->info.name, y->info.name));
+        CHECK_EQ(x->gpus_used, y->gpus_used);
+        CHECK_EQ(x->gpus_reserved, y->gpus_reserved);
+        CHECK_EQ(x->named_mask, y->named_mask);
+        CHECK_EQ(x->free_mask, y->free_mask);
+        CHECK_EQ(x->unknown_used, y->unknown_used);
+        CHECK_EQ(x->info.gpu_allocatable, y->info.gpu_allocatable);
+        CHECK_EQ(x->topo != NULL, y->topo != NULL);
+        CHECK(str_eq(x->info.product, y->info.product));
+    }
+}
+
+/* A cache that takes a snapshot after every event patches the previous one; a cache that
+ * takes the events without any reader builds its first snapshot whole. At checkpoints both
+ * must show every node alike. An old snapshot is held across many events, to check that the
+ * chunks it shares outlive the newer snapshots' changes (ASan). */
+static void test_patched_snapshots(void)
+{
+    static struct op ops[3000];
+    struct cache *a = cache_new();
+    struct cache_snapshot *held = NULL;
+    uint32_t seed = 7;
+    unsigned nodes = PATCH_NODES;
+
+    for (size_t i = 0; i < GX_ARRAY_LEN(ops); i++) {
+        unsigned r = (seed = seed * 1103515245u + 12345u) >> 8;
+        struct op *o = &ops[i];
+        o->node = r % nodes;
+        o->pod = (r >> 8) % 400;
+        o->gpus = 1 + (int64_t)((r >> 4) % 3);
+        o->index = (r >> 12) % 3 == 0 ? 1 + (r >> 14) % 4 : 0;
+        switch ((r >> 16) % 20) {
+        case 0:
+            o->kind = OP_NODE;
+            o->gpus = 4 + (int64_t)((r >> 4) % 5);
+            break;
+        case 1:
+            o->kind = OP_NODE_ADD;
+            o->node = nodes++;
+            o->gpus = 8;
+            break;
+        case 2:
+            o->kind = i % 200 == 2 ? OP_NODE_DELETE : OP_POD;
+            break;
+        case 3:
+        case 4:
+            o->kind = OP_RESERVE;
+            break;
+        case 5:
+            o->kind = OP_RELEASE;
+            break;
+        case 6:
+        case 7:
+        case 8:
+            o->kind = OP_POD_DELETE;
+            break;
+        default:
+            o->kind = OP_POD;
+        }
+    }
+    cache_nodes_relist_begin(a);
+    for (unsigned i = 0; i < PATCH_NODES; i++) {
+        struct op o = {.kind = OP_NODE_ADD, .node = i, .gpus = 8, .index = i % 2};
+        apply(a, &o);
+    }
+    cache_nodes_relist_end(a);
+    cache_pods_relist_begin(a);
+    cache_pods_relist_end(a);
+    for (size_t i = 0; i < GX_ARRAY_LEN(ops); i++) {
+        struct cache_snapshot *s;
+        apply(a, &ops[i]);
+        s = cache_snapshot_acquire(a);
+        if (i % 500 == 0) {
+            cache_snapshot_release(held);
+            held = cache_snapshot_acquire(a);
+        }
+        if (i % 250 == 249) {
+            struct cache *b = cache_new();
+            struct cache_snapshot *whole;
+            cache_nodes_relist_begin(b);
+            for (unsigned k = 0; k < PATCH_NODES; k++) {
+                struct op o = {.kind = OP_NODE_ADD, .node = k, .gpus = 8, .index = k % 2};
+                apply(b, &o);
+            }
+            cache_nodes_relist_end(b);
+            cache_pods_relist_begin(b);
+            cache_pods_relist_end(b);
+            for (size_t k = 0; k <= i; k++)
+                apply(b, &ops[k]);
+            whole = cache_snapshot_acquire(b);
+            check_same_views(s, whole);
+            cache_snapshot_release(whole);
+            cache_free(b);
+        }
+        cache_snapshot_release(s);
+    }
+    cache_snapshot_release(held);
+    {
+        struct cache_status st;
+        cache_status_get(a, &st);
+        /* Most events patched the snapshot; nodes coming and going rebuilt it whole. */
+        CHECK(st.snapshots_patched > 2000);
+        CHECK(st.snapshots_whole > 50);
+    }
+    cache_free(a);
+}
+
 int main(void)
 {
+    test_patched_snapshots();
     test_bind_facts();
     test_demand();
     test_topology_books();

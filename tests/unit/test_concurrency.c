@@ -173,7 +173,8 @@ int main(void)
         pthread_join(r[i], NULL);
     snap = cache_snapshot_acquire(cache);
     for (size_t i = 0; i < snap->node_count; i++)
-        CHECK(snap->nodes[i].gpus_reserved <= snap->nodes[i].info.gpu_allocatable);
+        CHECK(cache_snapshot_node(snap, i)->gpus_reserved <=
+              cache_snapshot_node(snap, i)->info.gpu_allocatable);
     cache_snapshot_release(snap);
     CHECK(atomic_load(&requests) > 0);
     routes_free(routes);

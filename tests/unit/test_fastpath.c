@@ -196,7 +196,7 @@ static size_t check_decisions(const struct cache_snapshot *snap, const struct po
     sched_pod_memo_models(&fast, snap->models, snap->model_count, memo);
     CHECK(fast.memo != NULL);
     for (size_t i = 0; i < snap->node_count; i++) {
-        struct sched_node n = sched_node_of(&snap->nodes[i]);
+        struct sched_node n = sched_node_of(cache_snapshot_node(snap, i));
         struct sched_fit a = sched_filter_node(&plain, &n), b = sched_filter_node(&fast, &n);
         CHECK(n.model_id >= 1 && n.model_id <= snap->model_count);
         CHECK_EQ(a.verdict, b.verdict);
@@ -216,7 +216,7 @@ static void demand_of(const struct cache_snapshot *snap, struct sched_demand *d)
 {
     sched_demand_init(d);
     for (size_t i = 0; i < snap->node_count; i++)
-        sched_demand_add_node(d, &snap->nodes[i].info);
+        sched_demand_add_node(d, &cache_snapshot_node(snap, i)->info);
     if (d->model_count >= 3) {
         sched_demand_add(d, 1u, 40);
         sched_demand_add(d, 2u | 4u, 90);
