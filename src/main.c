@@ -1,6 +1,9 @@
 /* main.c -- argv/env -> config -> policy -> API server client -> routes -> HTTP server ->
  * wait for a signal -> drain and stop. The only place that connects modules to each other. */
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -486,6 +489,19 @@ static void wait_for_signal(struct daemon *d, const sigset_t *set)
     }
 }
 
+/* glibc gives each thread that allocates its own malloc arena, up to 8 per core. The watch
+ * threads fill theirs with a whole cluster's records, and the pages freed around them stay
+ * with each arena: at 15,000 nodes and 150,000 pods, two arenas hold the cache in 58 MB
+ * where one per thread took 65 MB (bench/scripts/cache_rss.py). Requests allocate once each
+ * (their arena), so two are enough for them. MALLOC_ARENA_MAX, when set, is the operator's. */
+static void limit_malloc_arenas(void)
+{
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+    if (!getenv("MALLOC_ARENA_MAX"))
+        mallopt(M_ARENA_MAX, 2);
+#endif
+}
+
 int main(int argc, char **argv)
 {
     struct daemon d;
@@ -495,6 +511,7 @@ int main(int argc, char **argv)
     int rc = 1;
 
     memset(&d, 0, sizeof(d));
+    limit_malloc_arenas();
     if (argc > 1 && strcmp(argv[1], "simulate") == 0)
         return sim_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "snapshot") == 0)

@@ -44,12 +44,12 @@ struct node_rec {
     atomic_int refs;
     bool seen; /* during a relist; guarded by the cache lock */
     struct node_info info;
-    struct topo *topo;               /* one reference, counted in c->topos; NULL: count-only */
-    char topo_key[TOPO_KEY_MAX];     /* of the annotation text; "" when there is none */
-    char topo_error[TOPO_ERROR_MAX]; /* "" unless the annotation was refused */
-    uint32_t in_use_mask;            /* gpu-extender.io/gpus-in-use */
-    uint32_t model_id;               /* its model facts in c->models, 1-based; 0: none */
-    struct agent_rec *agent;         /* NULL: no node agent publishes here */
+    struct topo *topo;           /* one reference, counted in c->topos; NULL: count-only */
+    char topo_key[TOPO_KEY_MAX]; /* of the annotation text; "" when there is none */
+    char *topo_error;            /* NULL unless the annotation was refused (malloc'd) */
+    uint32_t in_use_mask;        /* gpu-extender.io/gpus-in-use */
+    uint32_t model_id;           /* its model facts in c->models, 1-based; 0: none */
+    struct agent_rec *agent;     /* NULL: no node agent publishes here */
     char strings[];
 };
 
