@@ -176,20 +176,15 @@ struct cache {
     struct strmap demand_models;
     struct strmap demand_groups;
     struct strmap demand_pending;
-    bool demand_dirty;
     uint64_t demand_generation;
     struct demand_impl *demand_current;
-    bool pdbs_listed;
-    bool relist_pods; /* a namespace got its first budget after the pods were listed */
     uint64_t pdb_events;
-    bool nodes_listed, pods_listed;
-    bool dirty;
     uint64_t generation;
     struct snapshot_impl *current;
     /* What changed since current was built: the nodes whose views may differ (name -> NULL),
-     * and whether nodes came or went (then the next snapshot is built whole). */
+     * and (reshaped, below) whether nodes came or went: then the next snapshot is built
+     * whole. */
     struct strmap touched;
-    bool reshaped;
     uint64_t snapshots_whole, snapshots_patched;
     /* The distinct model facts of nodes (sched.h, struct sched_model_memo): key -> num, the
      * 1-based id; models[id - 1] holds them. Entries are never changed or freed before the
@@ -198,9 +193,15 @@ struct cache {
     struct node_info **models;
     size_t model_count;
     uint64_t last_contact_ms;
+    uint64_t events, relists;
+    bool demand_dirty;
+    bool pdbs_listed;
+    bool relist_pods; /* a namespace got its first budget after the pods were listed */
+    bool nodes_listed, pods_listed;
+    bool dirty;
+    bool reshaped;
     bool connected;
     char last_error[200]; /* why the last outage began */
-    uint64_t events, relists;
 };
 
 /* A PodDisruptionBudget: its decoded facts, strings in text. */
