@@ -640,6 +640,19 @@ static void apply(struct cache *c, const struct op *o)
     }
 }
 
+/* PATCH_NODES nodes of 8 GPUs (every other one with a topology), listed, and no pods. */
+static void start_cluster(struct cache *c)
+{
+    cache_nodes_relist_begin(c);
+    for (unsigned i = 0; i < PATCH_NODES; i++) {
+        struct op o = {.kind = OP_NODE_ADD, .node = i, .gpus = 8, .index = i % 2};
+        apply(c, &o);
+    }
+    cache_nodes_relist_end(c);
+    cache_pods_relist_begin(c);
+    cache_pods_relist_end(c);
+}
+
 /* Every view of a against the same node in b. */
 static void check_same_views(struct cache_snapshot *a, struct cache_snapshot *b)
 {
@@ -708,14 +721,7 @@ static void test_patched_snapshots(void)
             o->kind = OP_POD;
         }
     }
-    cache_nodes_relist_begin(a);
-    for (unsigned i = 0; i < PATCH_NODES; i++) {
-        struct op o = {.kind = OP_NODE_ADD, .node = i, .gpus = 8, .index = i % 2};
-        apply(a, &o);
-    }
-    cache_nodes_relist_end(a);
-    cache_pods_relist_begin(a);
-    cache_pods_relist_end(a);
+    start_cluster(a);
     for (size_t i = 0; i < GX_ARRAY_LEN(ops); i++) {
         struct cache_snapshot *s;
         apply(a, &ops[i]);
@@ -727,14 +733,7 @@ static void test_patched_snapshots(void)
         if (i % 250 == 249) {
             struct cache *b = cache_new();
             struct cache_snapshot *whole;
-            cache_nodes_relist_begin(b);
-            for (unsigned k = 0; k < PATCH_NODES; k++) {
-                struct op o = {.kind = OP_NODE_ADD, .node = k, .gpus = 8, .index = k % 2};
-                apply(b, &o);
-            }
-            cache_nodes_relist_end(b);
-            cache_pods_relist_begin(b);
-            cache_pods_relist_end(b);
+            start_cluster(b);
             for (size_t k = 0; k <= i; k++)
                 apply(b, &ops[k]);
             whole = cache_snapshot_acquire(b);
