@@ -621,14 +621,21 @@ size_t jstr_decode(struct str raw, char *out, size_t cap)
     size_t i = 0, o = 0;
 
     while (i < raw.len) {
+        /* The run up to the next escape is copied as it is, in one go: annotation values that
+         * hold JSON (a node's topology) escape a quote every few bytes, but most text none. */
+        const unsigned char *bs = memchr(p + i, '\\', raw.len - i);
+        size_t run = bs ? (size_t)(bs - (p + i)) : raw.len - i;
         unsigned char tmp[4];
-        size_t n = 1;
+        size_t n;
 
-        if (p[i] == '\\') {
-            i += decode_escape(p + i, raw.len - i, tmp, &n);
-        } else {
-            tmp[0] = p[i++];
-        }
+        if (o + run + 1 > cap)
+            return SIZE_MAX;
+        memcpy(out + o, p + i, run);
+        o += run;
+        i += run;
+        if (i == raw.len)
+            break;
+        i += decode_escape(p + i, raw.len - i, tmp, &n);
         if (o + n + 1 > cap)
             return SIZE_MAX;
         memcpy(out + o, tmp, n);

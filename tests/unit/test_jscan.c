@@ -152,6 +152,14 @@ static void test_escaped_keys(void)
     CHECK_EQ(jstr_decode(lone, out, sizeof(out)), 4);
     CHECK(memcmp(out, "\xef\xbf\xbdx", 4) == 0);
     CHECK_EQ(jstr_decode(pair, out, 4), SIZE_MAX);
+    /* Runs between escapes are copied whole; the cap counts them too, and the NUL. */
+    CHECK_EQ(jstr_decode(STR_LIT("{\\\"gpus\\\":[1]}"), out, sizeof(out)), 12);
+    CHECK_STR_EQ(out, "{\"gpus\":[1]}");
+    CHECK_EQ(jstr_decode(STR_LIT("plain text"), out, sizeof(out)), 10);
+    CHECK_STR_EQ(out, "plain text");
+    CHECK_EQ(jstr_decode(STR_LIT("0123456789abcdef"), out, sizeof(out)), SIZE_MAX);
+    CHECK_EQ(jstr_decode(STR_LIT("0123456789abcd\\n"), out, sizeof(out)), 15);
+    CHECK_EQ(jstr_decode(STR_LIT("0123456789abcde\\n"), out, sizeof(out)), SIZE_MAX);
 }
 
 static void test_errors_are_sticky(void)
