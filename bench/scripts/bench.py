@@ -535,12 +535,33 @@ class Bench:
                 self.note("bench_extender full-%d failed: %s" % (n, r.stderr[-500:]))
                 continue
             out += [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
-        r = run([self.bench_bin, "--runs", "9" if self.quick else "51", "--cluster", self.reqf("full", 15000),
-                 "--pods", os.path.join(self.data, self.man["pods_tsv"])] +
-                [self.reqf("names", n) for n in [3] + sizes], timeout=600)
-        if r.returncode != 0:
-            self.note("bench_extender names failed: %s" % r.stderr[-500:])
-        out += [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+        # NodeNames rows from three processes, their samples pooled: on a shared virtual machine one
+        # process can run markedly slower than the next for its whole life, so one process's
+        # median says more about the machine than about the code.
+        pooled = {}
+        for _ in range(1 if self.quick else 3):
+            r = run([self.bench_bin, "--runs", "9" if self.quick else "51", "--cluster", self.reqf("full", 15000),
+                     "--pods", os.path.join(self.data, self.man["pods_tsv"])] +
+                    [self.reqf("names", n) for n in [3] + sizes], timeout=600)
+            if r.returncode != 0:
+                self.note("bench_extender names failed: %s" % r.stderr[-500:])
+            for line in r.stdout.splitlines():
+                if not line.startswith("{"):
+                    continue
+                o = json.loads(line)
+                k = (o["file"], o["verb"])
+                if k in pooled:
+                    p = pooled[k]
+                    p["total_ns"] += o["total_ns"]
+                    p["decode_ns"] += o["decode_ns"]
+                    p["runs"] += o["runs"]
+                    p["processes"] += 1
+                    p["process_medians_ns"].append(statistics.median(o["total_ns"]))
+                else:
+                    o["processes"] = 1
+                    o["process_medians_ns"] = [statistics.median(o["total_ns"])]
+                    pooled[k] = o
+        out += list(pooled.values())
         # The first request after a watch event pays for the snapshot rebuild.
         r = run([self.bench_bin, "--runs", "5" if self.quick else "21", "--after-event", "--verb", "filter",
                  "--cluster", self.reqf("full", 15000), "--pods", os.path.join(self.data, self.man["pods_tsv"]),
@@ -888,8 +909,9 @@ class Bench:
             if m:
                 per = statistics.median(m["total_ns"]) / 5000
                 c = cg.get("%s names 5000" % verb)
-                add(name, "<= %d ns" % goal, "%.1f ns (%s instructions per node)" % (
-                    per, "{:,}".format(c["ir_per_call"] // 5000) if c else "?"), per <= goal)
+                add(name, "<= %d ns" % goal, "%.1f ns (%s instructions per node; medians of %d processes: %s)" % (
+                    per, "{:,}".format(c["ir_per_call"] // 5000) if c else "?", m.get("processes", 1),
+                    ", ".join("%.1f" % (x / 5000) for x in m.get("process_medians_ns", []))), per <= goal)
             else:
                 add(name, "<= %d ns" % goal, "not measured", False)
         f = self.R.get("full", {}).get("1000", {})
