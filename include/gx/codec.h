@@ -32,6 +32,7 @@ struct ext_args {
     /* Every name is a view into the body that needed no decoding: its JSON string is the name
      * with the quote before and after it, as it came. */
     bool names_plain;
+    const char *body_end; /* one past the body's last byte */
 };
 
 struct ext_bind_args {
@@ -124,10 +125,11 @@ struct codec_filter_result {
 enum err codec_reply_filter(struct exchange *ex,
                             const struct codec_filter_result *res) GX_MUST_CHECK;
 
-/* Encodes a HostPriorityList (a bare array) for names[i] with scores[i]. names_plain: every
- * name is a view into the request body with its quotes around it (ext_args.names_plain). */
+/* Encodes a HostPriorityList (a bare array) for names[i] with scores[i]. plain_end: when every
+ * name is a view into the request body with its quotes around it (ext_args.names_plain), the
+ * body's end (ext_args.body_end); else NULL. */
 enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,
-                                size_t n, bool names_plain) GX_MUST_CHECK;
+                                size_t n, const char *plain_end) GX_MUST_CHECK;
 
 /* Set (by the differential test, before any request) to encode NodeNames replies the general
  * way, escaping every name, instead of copying plain names from the body. */

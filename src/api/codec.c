@@ -103,6 +103,7 @@ static bool decode_names(struct jscan *js, struct arena *arena, struct ext_args 
     }
     out->has_names = true;
     out->names_plain = all_plain;
+    out->body_end = js->buf + js->len;
     return r == 0;
 }
 
@@ -409,6 +410,18 @@ static inline struct str quoted_name(struct str name)
     return (struct str){name.ptr - 1, name.len + 2};
 }
 
+/* Copies the quoted name q to p. Most node names fit 16 bytes with their quotes: one fixed
+ * copy does those (the output has 16 bytes of slack, and the body holds 16 from q.ptr on),
+ * instead of a call per name. */
+static inline char *put_quoted(char *p, struct str q, const char *body_end)
+{
+    if (q.len <= 16 && body_end - q.ptr >= 16) {
+        memcpy(p, q.ptr, 16);
+        return p + q.len;
+    }
+    return put(p, q.ptr, q.len);
+}
+
 static enum err fast_filter_names(struct exchange *ex, const struct codec_filter_result *res)
 {
     static const char head[] = "{\"Nodes\":null,\"NodeNames\":[";
@@ -417,7 +430,7 @@ static enum err fast_filter_names(struct exchange *ex, const struct codec_filter
     const struct ext_args *a = res->args;
     struct reason_memo memo = {0};
     struct str *reasons = arena_alloc(&ex->arena, (a->name_count + 1) * sizeof(*reasons));
-    size_t size = sizeof(head) + sizeof(mid) + sizeof(tail);
+    size_t size = sizeof(head) + sizeof(mid) + sizeof(tail) + 16; /* put_quoted()'s slack */
     enum err e = reasons ? ERR_OK : ERR_TOO_LARGE;
     char *out, *p;
     bool first;
@@ -445,7 +458,7 @@ static enum err fast_filter_names(struct exchange *ex, const struct codec_filter
         if (!first)
             *p++ = ',';
         first = false;
-        p = put(p, q.ptr, q.len);
+        p = put_quoted(p, q, a->body_end);
     }
     p = PUT_LIT(p, mid);
     first = true;
@@ -456,7 +469,7 @@ static enum err fast_filter_names(struct exchange *ex, const struct codec_filter
         if (!first)
             *p++ = ',';
         first = false;
-        p = put(p, q.ptr, q.len);
+        p = put_quoted(p, q, a->body_end);
         *p++ = ':';
         p = put(p, reasons[i].ptr, reasons[i].len);
     }
@@ -602,10 +615,10 @@ static inline char *put_score(char *p, int score)
 }
 
 static enum err fast_prioritize(struct exchange *ex, const struct str *names, const int *scores,
-                                size_t n)
+                                size_t n, const char *body_end)
 {
     static const char host[] = ",{\"Host\":";
-    size_t size = 3;
+    size_t size = 3 + 16; /* put_quoted()'s slack */
     char *out, *p;
 
     for (size_t i = 0; i < n; i++)
@@ -618,7 +631,7 @@ static enum err fast_prioritize(struct exchange *ex, const struct str *names, co
     for (size_t i = 0; i < n; i++) {
         struct str q = quoted_name(names[i]);
         p = i ? PUT_LIT(p, host) : PUT_LIT(p, "{\"Host\":");
-        p = put(p, q.ptr, q.len);
+        p = put_quoted(p, q, body_end);
         p = put_score(p, scores[i]);
     }
     *p++ = ']';
@@ -627,7 +640,7 @@ static enum err fast_prioritize(struct exchange *ex, const struct str *names, co
 }
 
 enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,
-                                size_t n, bool names_plain)
+                                size_t n, const char *plain_end)
 {
     struct buf b;
     enum err e;
@@ -635,8 +648,8 @@ enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, co
 
     for (size_t i = 0; i < n && small; i++)
         small = scores[i] >= 0 && scores[i] <= 99;
-    if (names_plain && small && !codec_reference_encoder)
-        return fast_prioritize(ex, names, scores, n);
+    if (plain_end && small && !codec_reference_encoder)
+        return fast_prioritize(ex, names, scores, n, plain_end);
 
     buf_init(&b, ex->arena.cap_bytes);
     e = buf_append(&b, "[", 1);

@@ -288,7 +288,7 @@ static enum err reply_prioritize(struct routes *r, struct exchange *ex, const st
     score_nodes(&sp, prepared, c, scores);
     demand_done(&hold);
     return codec_reply_prioritize(ex, names, scores, c->count,
-                                  !args->full_nodes && args->names_plain);
+                                  !args->full_nodes && args->names_plain ? args->body_end : NULL);
 }
 
 static enum route_result handle_prioritize(struct routes *r, struct exchange *ex)

@@ -315,7 +315,7 @@ static void test_names_reply_and_prioritize(void)
                        "\"FailedAndUnresolvableNodes\":{\"c\":\"gpu-extender: node has no "
                        "nvidia.com/gpu\"},\"Error\":\"\"}");
     free(text);
-    CHECK_EQ(codec_reply_prioritize(&ex, names, scores, 2, false), ERR_OK);
+    CHECK_EQ(codec_reply_prioritize(&ex, names, scores, 2, NULL), ERR_OK);
     text = exchange_reply_join(&ex, &len);
     CHECK_STR_EQ(text, "[{\"Host\":\"a\\\"b\",\"Score\":10},{\"Host\":\"c\",\"Score\":0}]");
     free(text);
