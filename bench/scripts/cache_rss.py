@@ -27,6 +27,17 @@ def vmrss_kb(pid):
     return -1
 
 
+def topology_kb(url):
+    """The cache's own count of the memory its topologies take (gpu_extender_cache_topology_bytes)."""
+    try:
+        for line in urllib.request.urlopen(url, timeout=5).read().decode().splitlines():
+            if line.startswith("gpu_extender_cache_topology_bytes "):
+                return "%d" % (float(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return "?"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("binaries", nargs="+")
@@ -51,7 +62,7 @@ def main():
                     "\"http://127.0.0.1:%d\"}}]\nusers: [{name: u, user: {token: bench-token}}]\n"
                     "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
                     % port)
-        print("| binary | sync s | VmRSS kB |\n|---|---:|---:|")
+        print("| binary | sync s | VmRSS kB | topologies kB |\n|---|---:|---:|---:|")
         for _ in range(a.runs):
             for binary in a.binaries:
                 pfile = os.path.join(work, "daemon.port")
@@ -74,7 +85,8 @@ def main():
                         time.sleep(0.2)
                     sync = time.time() - t0
                     time.sleep(1)
-                    print("| %s | %.1f | %d |" % (binary, sync, vmrss_kb(d.pid)), flush=True)
+                    print("| %s | %.1f | %d | %s |" % (binary, sync, vmrss_kb(d.pid),
+                                                       topology_kb(url.replace("/readyz", "/metrics"))), flush=True)
                 finally:
                     d.terminate()
                     d.wait()

@@ -357,7 +357,8 @@ int main(void)
     fill_cache(c);
     snap = cache_snapshot_acquire(c);
     CHECK_EQ(snap->node_count, CLUSTER);
-    /* Every kind but the duplicate row is its own model facts; nodes share them. */
+    /* Each row of kinds is its own model facts (the two A100-40GB rows differ in memory),
+     * shared by the nodes that drew it. */
     CHECK_EQ(snap->model_count, GX_ARRAY_LEN(kinds));
     demand_of(snap, demand);
 
