@@ -250,8 +250,69 @@ static void test_next_string(void)
     CHECK_STR_EQ(a, "[a|1][b\n|0] -> 0 @0");
 }
 
+/* Walks text (a one-string array) with jscan_string; writes what it read and how it ended. */
+static void read_one(const char *text, size_t len, char *out, size_t cap)
+{
+    struct jscan js;
+    struct str raw = {0};
+    const char *msg;
+    size_t pos = 0;
+    bool ok;
+
+    jscan_init(&js, text, len, 8);
+    ok = jscan_enter_array(&js) && jscan_next_element(&js) == 1 && jscan_string(&js, &raw) &&
+         jscan_next_element(&js) == 0 && jscan_finish(&js);
+    msg = jscan_error(&js, &pos);
+    snprintf(out, cap, "%d [%.*s] %s@%zu", ok, (int)raw.len, raw.ptr ? raw.ptr : "", msg ? msg : "",
+             pos);
+}
+
+/* Strings of every length up to 48 with one byte of each kind at every place in them: read
+ * with 40 bytes after them (where the 16- and 32-byte checks run) and at the buffer's end
+ * (where they cannot), the two reads agree, errors and positions included. */
+static void test_string_fast_path(void)
+{
+    static const char *const kinds[] = {"",     "\\n",      "\\q",  "\\u00e9",  "\x01", "\t",
+                                        "\x7f", "\xc3\xa9", "\x80", "\xe2\x82", "\\\"", "/"};
+    char text[160], a[256], b[256];
+    unsigned checked = 0;
+
+    for (size_t len = 0; len <= 48; len++) {
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            for (size_t at = 0; at <= len; at++) {
+                size_t n = 0, klen = strlen(kinds[k]);
+                if (k == 0 && at > 0)
+                    break; /* the plain string: once per length */
+                text[n++] = '[';
+                text[n++] = '"';
+                memset(text + n, 'x', len + klen);
+                memcpy(text + n + at, kinds[k], klen);
+                n += len + klen;
+                text[n++] = '"';
+                text[n++] = ']';
+                read_one(text, n, a, sizeof(a));
+                memset(text + n, ' ', 40);
+                read_one(text, n + 40, b, sizeof(b));
+                if (strcmp(a, b) != 0) {
+                    fprintf(stderr, "string %zu+%zu at %zu: at the end %s, with room %s\n", len, k,
+                            at, a, b);
+                    abort();
+                }
+                checked++;
+            }
+        }
+    }
+    CHECK(checked > 5000);
+    {
+        const char *exact = "[\"0123456789abcdef0123456789abcdef\"]    ";
+        read_one(exact, strlen(exact), a, sizeof(a));
+    }
+    CHECK_STR_EQ(a, "1 [0123456789abcdef0123456789abcdef] @0");
+}
+
 int main(void)
 {
+    test_string_fast_path();
     test_next_string();
     test_grammar();
     test_nul_byte();
