@@ -611,15 +611,31 @@ static unsigned hex_val(unsigned char c)
  * consumed from p. Lone surrogates become U+FFFD, as Go's decoder does. */
 static size_t decode_escape(const unsigned char *p, size_t n, unsigned char out[4], size_t *out_len)
 {
-    static const char simple_from[] = "\"\\/bfnrt";
-    static const char simple_to[] = "\"\\/\b\f\n\r\t";
     unsigned cp;
     size_t used = 6;
-    const char *s;
 
     if (p[1] != 'u') {
-        s = strchr(simple_from, p[1]);
-        out[0] = (unsigned char)simple_to[s - simple_from];
+        /* One of " \\ / b f n r t: the first three stand for themselves. */
+        switch (p[1]) {
+        case 'b':
+            out[0] = '\b';
+            break;
+        case 'f':
+            out[0] = '\f';
+            break;
+        case 'n':
+            out[0] = '\n';
+            break;
+        case 'r':
+            out[0] = '\r';
+            break;
+        case 't':
+            out[0] = '\t';
+            break;
+        default:
+            out[0] = p[1];
+            break;
+        }
         *out_len = 1;
         return 2;
     }
@@ -699,6 +715,12 @@ static bool raw_cmp(struct str raw, const char *lit, bool ci)
     char tmp[256];
     struct str dec = raw;
 
+    /* An escape is longer than what it stands for: a raw string shorter than the literal
+     * never matches, and one just as long only when it has no escape and the same bytes. */
+    if (raw.len < n)
+        return false;
+    if (raw.len == n)
+        return (ci ? str_ieq_cstr(raw, lit) : memcmp(raw.ptr, lit, n) == 0) && jstr_is_plain(raw);
     if (!jstr_is_plain(raw)) {
         size_t len = jstr_decode(raw, tmp, sizeof(tmp));
         if (len == SIZE_MAX)

@@ -147,6 +147,13 @@ static void test_escaped_keys(void)
     char out[16];
 
     CHECK(jstr_eq(raw, "nvidia.com/gpu"));
+    /* As long as the literal, byte for byte, yet an escape: not equal. */
+    CHECK(!jstr_eq(STR_LIT("\\n"), "\\n"));
+    CHECK(!jstr_ieq(STR_LIT("\\t"), "\\T"));
+    CHECK(jstr_eq(STR_LIT("\\n"), "\n"));
+    CHECK(jstr_eq(STR_LIT("a\\\\b"), "a\\b"));
+    CHECK(!jstr_eq(STR_LIT("gpu"), "gpus"));
+    CHECK(jstr_ieq(STR_LIT("NodeNames"), "nodenames"));
     CHECK_EQ(jstr_decode(pair, out, sizeof(out)), 4);
     CHECK(memcmp(out, "\xf0\x9f\x98\x80", 4) == 0);
     CHECK_EQ(jstr_decode(lone, out, sizeof(out)), 4);
