@@ -90,12 +90,13 @@ struct shape {
 /* One node's topology: its shape, and what is its own. */
 struct topo {
     atomic_int refs;
+    uint16_t uuid_at[TOPO_MAX_GPUS]; /* where each GPU's UUID starts in text */
     struct shape *s;
-    int numa[TOPO_MAX_GPUS];
-    const char *uuid[TOPO_MAX_GPUS]; /* into uuid_text */
-    char *uuid_text;
     size_t own_bytes;
+    int32_t numa[TOPO_MAX_GPUS];
+    char text[]; /* the UUIDs, each NUL-terminated: one allocation with the rest */
 };
+_Static_assert(TOPO_MAX_GPUS *(TOPO_UUID_MAX + 1) <= UINT16_MAX, "a UUID's offset fits uuid_at");
 
 /* The answers of one solve: for every class c, the best set of min class >= c (0: none). */
 struct solution {
@@ -419,20 +420,19 @@ static void shape_put(struct shape *t)
 
 struct topo *topo_build(const struct desc *d)
 {
-    struct topo *t = xcalloc(1, sizeof(*t));
-    size_t len = 0;
-    char *p;
+    struct topo *t;
+    size_t len = 0, at = 0;
 
-    atomic_init(&t->refs, 1);
-    t->s = shape_get(d);
     for (unsigned i = 0; i < d->n; i++)
         len += strlen(d->uuid[i]) + 1;
-    t->uuid_text = p = xmalloc(len ? len : 1);
+    t = xcalloc(1, sizeof(*t) + len);
+    atomic_init(&t->refs, 1);
+    t->s = shape_get(d);
     for (unsigned i = 0; i < d->n; i++) {
         size_t n = strlen(d->uuid[i]) + 1;
-        memcpy(p, d->uuid[i], n);
-        t->uuid[i] = p;
-        p += n;
+        memcpy(t->text + at, d->uuid[i], n);
+        t->uuid_at[i] = (uint16_t)at;
+        at += n;
         t->numa[i] = d->numa[i];
     }
     t->own_bytes = sizeof(*t) + len;
@@ -450,7 +450,6 @@ void topo_release(struct topo *t)
     if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     shape_put(t->s);
-    free(t->uuid_text);
     free(t);
 }
 
@@ -468,7 +467,7 @@ uint32_t topo_healthy_mask(const struct topo *t)
 
 const char *topo_gpu_uuid(const struct topo *t, unsigned index)
 {
-    return index < t->s->d.n ? t->uuid[index] : "";
+    return index < t->s->d.n ? t->text + t->uuid_at[index] : "";
 }
 
 int topo_gpu_numa(const struct topo *t, unsigned index)
