@@ -249,6 +249,8 @@ struct sched_score {
  *   preference applies, and wt only for pods asking 2 or more GPUs on a node that publishes
  *   its topology. */
 struct sched_score sched_score_node(const struct sched_pod *sp, const struct sched_node *node);
+/* sched_score_node(...).score, without the parts. */
+int sched_score_value(const struct sched_pod *sp, const struct sched_node *node);
 
 /* The GPU set to record on a bind: the set topology chooses for the pod on this node, honouring
  * the rule's requirement. 0 when the node has no topology or no set fits. */

@@ -263,7 +263,7 @@ static void score_nodes(const struct sched_pod *sp, bool prepared, const struct 
                         int *scores)
 {
     for (size_t i = 0; i < c->count; i++)
-        scores[i] = prepared && c->nodes[i].info ? sched_score_node(sp, &c->nodes[i]).score : 0;
+        scores[i] = prepared && c->nodes[i].info ? sched_score_value(sp, &c->nodes[i]) : 0;
 }
 
 static enum err reply_prioritize(struct routes *r, struct exchange *ex, const struct ext_args *args,

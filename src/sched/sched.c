@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gx/bits.h"
+#include "gx/compiler.h"
 
 /* Policy link classes are topology classes under another name (policy.h cannot depend on the
  * state module); the cast in topo_class_of() relies on these. */
@@ -524,7 +525,10 @@ static int combine(const struct sched_score *s, int64_t sum, int64_t w_rest)
     return (int)(score + (levels * s->scarcity_ppm + PPM / 2) / PPM);
 }
 
-struct sched_score sched_score_node(const struct sched_pod *sp, const struct sched_node *n)
+/* Scores n into *out. Inlined into both entry points, so the one that wants only the score
+ * (prioritize, once per node) does not keep the parts. */
+static GX_ALWAYS_INLINE void score_node(const struct sched_pod *sp, const struct sched_node *n,
+                                        struct sched_score *out)
 {
     const struct policy *pol = sp->pol;
     const struct node_info *node = n->info;
@@ -532,8 +536,9 @@ struct sched_score sched_score_node(const struct sched_pod *sp, const struct sch
     int64_t alloc = node->gpu_allocatable, k = sp->pod->gpus;
     int64_t taken = n->used + k, w_rest, sum;
 
+    *out = s;
     if (k <= 0 || alloc <= 0)
-        return s;
+        return;
     if (taken > alloc)
         taken = alloc;
     s.free_ppm = (s.strategy == POLICY_BINPACK ? taken : alloc - taken) * PPM / alloc;
@@ -560,14 +565,32 @@ struct sched_score sched_score_node(const struct sched_pod *sp, const struct sch
         s.scarcity_ppm = m ? m->scarcity_ppm : scarcity_ppm(sp, node);
     }
     w_rest = s.w_free + s.w_model + s.w_topo;
-    if (w_rest + s.w_scarcity <= 0)
-        return s;
+    if (w_rest + s.w_scarcity <= 0) {
+        *out = s;
+        return;
+    }
     sum = s.w_free * s.free_ppm + s.w_model * s.model_ppm + s.w_topo * s.topo_ppm;
     if (!s.w_scarcity) /* the weighted average, as without the part */
         s.score = (int)((10 * sum + w_rest * PPM / 2) / (w_rest * PPM));
     else
         s.score = combine(&s, sum, w_rest);
+    *out = s;
+}
+
+struct sched_score sched_score_node(const struct sched_pod *sp, const struct sched_node *n)
+{
+    struct sched_score s;
+
+    score_node(sp, n, &s);
     return s;
+}
+
+int sched_score_value(const struct sched_pod *sp, const struct sched_node *n)
+{
+    struct sched_score s;
+
+    score_node(sp, n, &s);
+    return s.score;
 }
 
 void sched_pod_memo_models(struct sched_pod *sp, const struct node_info *const *models,

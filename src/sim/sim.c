@@ -179,7 +179,7 @@ static double rate(struct run *r, size_t pod, const struct nstate *n)
     switch (r->spec->strategy) {
     case SIM_POLICY:
         v = view(n);
-        return sched_score_node(&r->sp[pod], &v).score;
+        return sched_score_value(&r->sp[pod], &v);
     case SIM_BEST_FIT:
         return -(double)(n->info.gpu_allocatable - n->used - k);
     default:
