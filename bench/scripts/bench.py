@@ -712,6 +712,37 @@ class Bench:
             self.R["bind"] = {"rows": json.load(f), "table": r.stdout}
         log("bind: %s" % ", ".join("%s %.0f/s" % (x["phase"].split(":")[0], x["per_s"]) for x in self.R["bind"]["rows"]))
 
+    def nofit_body(self, path):
+        """path's request with the pod asking for more GPUs than any node has (its requests and
+        limits), written beside it; checked to fail on every node."""
+        raw = open(path, "rb").read()
+        pod_end = raw.index(b'"Nodes"')
+        head = raw[:pod_end].replace(b'"nvidia.com/gpu":"2"', b'"nvidia.com/gpu":"4096"')
+        if head == raw[:pod_end]:
+            raise RuntimeError("%s: no 2-GPU request in the pod to raise" % path)
+        out = os.path.join(self.work, "nofit-" + os.path.basename(path))
+        with open(out, "wb") as f:
+            f.write(head + raw[pod_end:])
+        return out
+
+    def check_nofit(self, url, body, n):
+        out = os.path.join(self.work, "answer.json")
+        code, _ = self.curl_post(url + "/filter", body, out)
+        with open(out, "rb") as f:
+            raw = f.read()
+        os.unlink(out)
+        ok, why = False, "HTTP %d: %s" % (code, raw[:300])
+        if code == 200:
+            a = json.loads(raw)
+            failed = len(a.get("FailedNodes") or {}) + len(a.get("FailedAndUnresolvableNodes") or {})
+            passed = len(((a.get("Nodes") or {}).get("items")) or [])
+            ok, why = passed == 0 and failed == n, "%d passed, %d failed, %d reply bytes" % (passed, failed, len(raw))
+        self.R.setdefault("checks", []).append({"what": "daemon filter full-%d, a pod that fits no node" % n,
+                                                "ok": ok, "detail": why})
+        if not ok:
+            self.note("answer check FAILED: filter nofit-%d: %s" % (n, why))
+        self.R.setdefault("full_nofit_reply_bytes", len(raw))
+
     def phase_full(self):
         """Full-Nodes mode: a standalone daemon, the Go baseline and the floor, interleaved."""
         d, url = self.start_daemon("daemon-full", [])
@@ -728,11 +759,18 @@ class Bench:
         res = {}
         for n in wrk_sizes:
             body = self.reqf("full", n)
-            s = self.wrk_series([("filter", url + "/filter", "POST", body),
-                                 ("go_filter", gurl + "/filter", "POST", body),
-                                 ("prioritize", url + "/prioritize", "POST", body),
-                                 ("go_prioritize", gurl + "/prioritize", "POST", body),
-                                 ("floor", self.floor_url + "/filter", "POST", body)])
+            targets = [("filter", url + "/filter", "POST", body),
+                       ("go_filter", gurl + "/filter", "POST", body),
+                       ("prioritize", url + "/prioritize", "POST", body),
+                       ("go_prioritize", gurl + "/prioritize", "POST", body),
+                       ("floor", self.floor_url + "/filter", "POST", body)]
+            if n == 1000:
+                # The same body with a pod that fits no node: the reply is the failure map, not
+                # 12 MB of passing nodes, which splits taking the body in from sending it back.
+                nofit = self.nofit_body(body)
+                self.check_nofit(url, nofit, n)
+                targets.append(("filter_nofit", url + "/filter", "POST", nofit))
+            s = self.wrk_series(targets)
             res[str(n)] = {k: {"summary": self.summarize(v), "runs": v} for k, v in s.items()}
             ratios = [g_["latency_us"]["p50"] / o["latency_us"]["p50"]
                       for g_, o in zip(s["go_filter"], s["filter"]) if o["latency_us"]["p50"]]

@@ -44,6 +44,26 @@ def top_of(R, key):
         "%s %.0f%%" % (t["fn"], t["pct"]) for t in cg["top"][:6])
 
 
+def full_split(R, m):
+    """Where the HTTP part of the 1,000-node full-Nodes filter goes, from the same run: taking the
+    body in (the same body with a pod that fits no node, whose reply is small, minus the work)
+    and sending the passing nodes back (the real reply minus that)."""
+    f = R["full"]["1000"]
+    nf = f.get("filter_nofit", {}).get("summary")
+    if not nf:
+        return ""
+    ours, nofit = f["filter"]["summary"]["p50_us"], nf["p50_us"]
+    work = statistics.median(m["total_ns"]) / 1000
+    return ("The same body with a pod that fits no node (a %.0f KB reply instead of %.1f MB) takes %s at p50, so "
+            "sending the passing nodes back costs %s and taking the body in %s beyond the work; the floor server "
+            "takes the same body in within %s. libmicrohttpd reads a body 16 KiB at a time, half its 32 KiB "
+            "connection pool, with a poll() before each read (counted by hand with strace -c over one request: "
+            "about 800 of each); a larger pool would cut that, but every open connection may fill its pool with "
+            "headers (README, Hardening)." % (
+                R.get("full_nofit_reply_bytes", 0) / 1e3, m["reply_bytes"] / 1e6, us(nofit), us(ours - nofit),
+                us(nofit - work), us(f["floor"]["summary"]["p50_us"])))
+
+
 def why_fail(R, t):
     """A plain reason for a failed target, from the figures of the same run."""
     try:
@@ -88,46 +108,38 @@ def _why_fail(R, t):
         m = micro.get(("full", "filter", 1000))
         f = R["full"]["1000"]
         if m:
-            size = R["data"]["sizes"]["1000"]["full_bytes"] / 1e6
             ours = f["filter"]["summary"]["p50_us"]
             go = f["go_filter"]["summary"]["p50_us"]
             work = statistics.median(m["total_ns"]) / 1000
             return ("Round trip, our p50 is %s and Go's (encoding/json, decoding the body and re-encoding the "
                     "passing nodes) %s: %.1fx. Of our %s, the work is %s (in-process, decode %s); the other %s is "
-                    "HTTP: taking the %.1f MB body in through libmicrohttpd's 32 KiB connection buffer and sending "
-                    "12.4 MB back (the floor server, which takes the same body in and answers 2 bytes, needs %s). "
-                    "Both servers pay that transfer, so the ratio is bounded by it: with the HTTP part as it is, "
-                    "15x needs Go's round trip at %s." % (
+                    "HTTP, which both servers pay. %s 15x needs our round trip within %s, and with no work at "
+                    "all it would still take %s." % (
                         us(ours), us(go), go / ours, us(ours), us(work),
-                        us(statistics.median(m["decode_ns"]) / 1000), us(ours - work), size,
-                        us(f["floor"]["summary"]["p50_us"]), us(15 * ours)))
+                        us(statistics.median(m["decode_ns"]) / 1000), us(ours - work), full_split(R, m),
+                        us(go / 15), us(ours - work)))
     if name.startswith("Full Nodes, 1,000 nodes (") and "p99" in name:
         m = micro.get(("full", "filter", 1000))
         f = R["full"]["1000"]
         if m:
+            ours = f["filter"]["summary"]["p50_us"]
+            work = statistics.median(m["total_ns"]) / 1000
             return ("In-process, the filter of this %.1f MB body takes %s at best (%s median; decode alone %s at "
-                    "best, about %.0f MB/s), and moving the body over loopback costs %s more (floor p50 with the "
-                    "same body, which echoes nothing back, while we send %.1f MB back): p50 %s, p99 %s." % (
-                        m["body_bytes"] / 1e6, us(min(m["total_ns"]) / 1000),
-                        us(statistics.median(m["total_ns"]) / 1000), us(min(m["decode_ns"]) / 1000),
-                        m["body_bytes"] / (min(m["decode_ns"]) / 1e9) / 1e6, us(f["floor"]["summary"]["p50_us"]),
-                        m["reply_bytes"] / 1e6, us(f["filter"]["summary"]["p50_us"]),
-                        us(f["filter"]["summary"]["p99_us"]))) + top_of(R, "filter full 1000") + (
-                " The scanner validates every byte with SSE2 runs inside strings but one byte at a time "
-                "between them; a structural pass over 32 or 64 bytes at a time (simdjson's approach) is not "
-                "built. libmicrohttpd also reads the body through its 32 KiB connection buffer, one recv and "
-                "one callback per 32 KiB: measured by hand with wrk on this body, a 256 KiB buffer takes the "
-                "mean from 29.9 to 23.7 ms, but it would let every open connection hold 8 times as much "
-                "header memory (README, Hardening), so it is not taken.")
+                    "best, about %.0f MB/s). Our round trip: p50 %s, p99 %s. %s With no work at all the p50 "
+                    "would still be %s." % (
+                        m["body_bytes"] / 1e6, us(min(m["total_ns"]) / 1000), us(work),
+                        us(min(m["decode_ns"]) / 1000), m["body_bytes"] / (min(m["decode_ns"]) / 1e9) / 1e6,
+                        us(ours), us(f["filter"]["summary"]["p99_us"]), full_split(R, m),
+                        us(ours - work))) + top_of(R, "filter full 1000")
     if name.startswith("16 connections"):
         c = R["names"]["c16"]
         m = micro.get(("names", "filter", 3))
         return ("gpu-extender's own /healthz, which does no work, reaches %.0f req/s, %.0f%% of the floor "
                 "server's %.0f req/s with the same wrk on the same %d cores: the HTTP layer costs little. What "
                 "the filter adds is the request itself: %s in-process for this 3-node request (median), almost "
-                "all of it decoding and validating the captured Pod's 3 KB (its managedFields included) with "
-                "the byte-at-a-time structural scanner, which on 2 cores shared with wrk is %.0f%% of the "
-                "time a request may take at 90%% of the floor's rate." % (
+                "all of it decoding and validating the captured Pod's 3 KB (its managedFields included), which "
+                "on 2 cores shared with wrk is %.0f%% of the time a request may take at 90%% of the floor's "
+                "rate." % (
                     c["healthz"]["summary"]["rps"], 100 * c["healthz"]["summary"]["rps"] / c["floor"]["summary"]["rps"],
                     c["floor"]["summary"]["rps"], R["env"]["cores"],
                     us(statistics.median(m["total_ns"]) / 1000) if m else "?",
@@ -379,7 +391,10 @@ def write(R, out_dir, work):
         L.append("\n## HTTP, full-Nodes mode (nodeCacheCapable: false), standalone daemon\n")
         L.append("Filter echoes the passing Node objects. The Go baseline (`bench/go`, encoding/json into "
                  "Kubernetes-shaped structs) runs in the same loop, interleaved; the ratio is Go p50 / our p50 "
-                 "per run, median over runs. 5,000 and 15,000 nodes: curl, a few requests each.\n")
+                 "per run, median over runs. The row of a pod that fits no node sends the same 1,000-node body "
+                 "with the pod's GPU request raised to 4096: every node fails, so the reply is the failure map "
+                 "alone, which separates taking the body in from sending the passing nodes back. 5,000 and "
+                 "15,000 nodes: curl, a few requests each.\n")
         rows = []
         for n in sorted((k for k in full if k.isdigit()), key=int):
             row = full[n]
@@ -395,6 +410,12 @@ def write(R, out_dir, work):
                              "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
                              "%s / %s" % (us(g["p50_us"]), us(g["p99_us"])),
                              "%.1fx" % (g["p50_us"] / s["p50_us"]), "-"])
+                if "filter_nofit" in row:
+                    s = row["filter_nofit"]["summary"]
+                    rows.append(["{:,}".format(int(n)), mb(size), "filter, a pod that fits no node (wrk)",
+                                 us(s["p50_us"]),
+                                 "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                                 "-", "-", "-"])
             else:
                 o = row.get("filter", {}).get("median_us")
                 g = row.get("go_filter", {}).get("median_us")
