@@ -204,6 +204,8 @@ static size_t check_decisions(const struct cache_snapshot *snap, const struct po
         if (a.verdict == SCHED_PASS) {
             passed++;
             check_same_score(sched_score_node(&plain, &n), sched_score_node(&fast, &n));
+            /* What prioritize calls: the score alone, the same number. */
+            CHECK_EQ(sched_score_value(&fast, &n), sched_score_node(&plain, &n).score);
         }
     }
     free(memo);

@@ -216,6 +216,7 @@ static int score(const struct pod_info *p, const struct node_info *n, int64_t us
     struct errbuf eb = ERRBUF_INIT;
 
     CHECK(sched_pod_prepare(&sp, p, pol, &eb));
+    CHECK_EQ(sched_score_value(&sp, &sn), sched_score_node(&sp, &sn).score);
     return sched_score_node(&sp, &sn).score;
 }
 
