@@ -521,7 +521,7 @@ bool jscan_string(struct jscan *js, struct str *raw)
 
 bool jscan_string_decoded(struct jscan *js, struct arena *arena, struct str *out)
 {
-    struct str raw;
+    struct str raw = {0}; /* set by jscan_string(); clang-analyzer loses it in the SSE2 path */
     char *p;
 
     if (!jscan_string(js, &raw))
@@ -720,7 +720,8 @@ static bool raw_cmp(struct str raw, const char *lit, bool ci)
     if (raw.len < n)
         return false;
     if (raw.len == n)
-        return (ci ? str_ieq_cstr(raw, lit) : memcmp(raw.ptr, lit, n) == 0) && jstr_is_plain(raw);
+        return n == 0 ||
+               ((ci ? str_ieq_cstr(raw, lit) : memcmp(raw.ptr, lit, n) == 0) && jstr_is_plain(raw));
     if (!jstr_is_plain(raw)) {
         size_t len = jstr_decode(raw, tmp, sizeof(tmp));
         if (len == SIZE_MAX)
@@ -773,7 +774,7 @@ bool jscan_walk_object(struct jscan *js, const char *const *names, size_t n, uns
                        jscan_member_fn *fn, void *ctx)
 {
     uint32_t seen = 0;
-    struct str key;
+    struct str key = {0}; /* as raw in jscan_string_decoded() */
     int r;
 
     if ((flags & JSCAN_WALK_OR_NULL) && jscan_peek(js) == JSON_NULL)
