@@ -131,10 +131,6 @@ enum err codec_reply_filter(struct exchange *ex,
 enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, const int *scores,
                                 size_t n, const char *plain_end) GX_MUST_CHECK;
 
-/* Set (by the differential test, before any request) to encode NodeNames replies the general
- * way, escaping every name, instead of copying plain names from the body. */
-extern bool codec_reference_encoder;
-
 /* Encodes an ExtenderBindingResult {"Error": msg}; an empty msg means success. */
 enum err codec_reply_bind(struct exchange *ex, const char *msg) GX_MUST_CHECK;
 

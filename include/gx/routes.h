@@ -27,10 +27,12 @@ struct routes_config {
     struct policy_store *policies; /* borrowed; must outlive the routes */
     routes_bind_fn *bind;          /* NULL: standalone, bind answers with an Error */
     void *bind_ctx;
-    const char *mode;    /* "standalone" or the API server URL, shown by /readyz */
-    struct cache *cache; /* NULL: standalone, no cluster state (free GPUs = allocatable) */
-    bool ops_only;       /* the operations listener: /healthz, /readyz, /metrics, /version and
-                            nothing else (the verbs and /debug answer 404 there) */
+    const char *mode;     /* "standalone" or the API server URL, shown by /readyz */
+    struct cache *cache;  /* NULL: standalone, no cluster state (free GPUs = allocatable) */
+    bool ops_only;        /* the operations listener: /healthz, /readyz, /metrics, /version and
+                             nothing else (the verbs and /debug answer 404 there) */
+    bool general_encoder; /* NodeNames replies encoded the general way, every name escaped,
+                             instead of copied from the body (test_fastpath compares the two) */
 };
 
 struct routes;

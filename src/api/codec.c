@@ -9,8 +9,6 @@
 
 #define ERROR_JSON_MAX 1024
 
-bool codec_reference_encoder;
-
 enum err codec_scan_error(struct jscan *js, struct errbuf *eb)
 {
     size_t pos;
@@ -561,7 +559,7 @@ enum err codec_reply_filter(struct exchange *ex, const struct codec_filter_resul
 
     if (res->error)
         return reply_error_object(ex, 200, true, res->error);
-    if (!res->args->full_nodes && res->args->names_plain && !codec_reference_encoder) {
+    if (!res->args->full_nodes && res->args->names_plain) {
         e = fast_filter_names(ex, res);
         if (e != ERR_NOT_FOUND)
             return e;
@@ -648,7 +646,7 @@ enum err codec_reply_prioritize(struct exchange *ex, const struct str *names, co
 
     for (size_t i = 0; i < n && small; i++)
         small = scores[i] >= 0 && scores[i] <= 99;
-    if (plain_end && small && !codec_reference_encoder)
+    if (plain_end && small)
         return fast_prioritize(ex, names, scores, n, plain_end);
 
     buf_init(&b, ex->arena.cap_bytes);

@@ -30,6 +30,7 @@ struct routes {
     char mode[256];
     struct cache *cache;
     bool ops_only;
+    bool general_encoder;
     struct debug_ctx debug;
     struct preempt_deps preempt;
     struct demand_memo *demand;
@@ -59,6 +60,7 @@ struct routes *routes_new(const struct routes_config *cfg)
     r->bind_ctx = cfg->bind_ctx;
     r->cache = cfg->cache;
     r->ops_only = cfg->ops_only;
+    r->general_encoder = cfg->general_encoder;
     r->demand = demand_memo_new();
     r->debug =
         (struct debug_ctx){.cache = cfg->cache, .policies = cfg->policies, .demand = r->demand};
@@ -112,7 +114,7 @@ static const char not_synced_msg[] =
     "gpu-extender: the cluster cache has not synced with the API server yet; retry";
 static const char too_large_msg[] = "gpu-extender: request too large for its memory budget";
 
-static bool decode_request(struct exchange *ex, struct ext_args *args)
+static bool decode_request(const struct routes *r, struct exchange *ex, struct ext_args *args)
 {
     struct errbuf eb = ERRBUF_INIT;
     enum err e = codec_decode_args(&ex->arena, ex->body, ex->body_len, args, &eb);
@@ -123,6 +125,9 @@ static bool decode_request(struct exchange *ex, struct ext_args *args)
         codec_reply_err(ex, e, eb.msg);
         return false;
     }
+    /* The general encoder: as if no name were a plain view into the body. */
+    if (r->general_encoder)
+        args->names_plain = false;
     return true;
 }
 
@@ -241,7 +246,7 @@ static enum route_result handle_filter(struct routes *r, struct exchange *ex)
     struct policy *pol;
     enum err e;
 
-    if (!decode_request(ex, &args))
+    if (!decode_request(r, ex, &args))
         return ROUTE_REPLIED;
     pol = policy_store_get(r->policies);
     if (candidates_resolve(r, ex, &args, &c, &eb) != ERR_OK ||
@@ -299,7 +304,7 @@ static enum route_result handle_prioritize(struct routes *r, struct exchange *ex
     struct policy *pol;
     enum err e;
 
-    if (!decode_request(ex, &args))
+    if (!decode_request(r, ex, &args))
         return ROUTE_REPLIED;
     e = candidates_resolve(r, ex, &args, &c, &eb);
     if (e == ERR_OK) {
