@@ -30,6 +30,8 @@ struct doc {
 
 static void put(struct doc *d, const char *s, size_t n)
 {
+    if (n == 0)
+        return; /* d->p may still be NULL */
     if (d->len + n > d->cap) {
         d->cap = (d->len + n) * 2 + 64;
         d->p = realloc(d->p, d->cap);
