@@ -491,9 +491,10 @@ static void wait_for_signal(struct daemon *d, const sigset_t *set)
 
 /* glibc gives each thread that allocates its own malloc arena, up to 8 per core. The watch
  * threads fill theirs with a whole cluster's records, and the pages freed around them stay
- * with each arena: at 15,000 nodes and 150,000 pods, two arenas hold the cache in 58 MB
- * where one per thread took 65 MB (bench/scripts/cache_rss.py). Requests allocate once each
- * (their arena), so two are enough for them. MALLOC_ARENA_MAX, when set, is the operator's. */
+ * with each arena: at 15,000 nodes and 150,000 pods, two arenas hold the cache in 55 to 61 MB
+ * where one per thread took 65 MB (bench/scripts/cache_rss.py; README, "Cluster cache"). Requests
+ * allocate once each (their arena), so two are enough for them. MALLOC_ARENA_MAX, when set, is the
+ * operator's. */
 static void limit_malloc_arenas(void)
 {
 #if defined(__GLIBC__) && defined(M_ARENA_MAX)

@@ -24,6 +24,11 @@ def us(v):
     return "%.0f µs" % v
 
 
+def p99_of_runs(s):
+    """A wrk series' median p99, with the spread of its runs' p99."""
+    return "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"]))
+
+
 def mb(b):
     return "%.1f" % (b / 1e6)
 
@@ -361,14 +366,14 @@ def write(R, out_dir, work):
             for verb in ("filter", "prioritize"):
                 s = nm[n][verb]["summary"]
                 rows.append(["{:,}".format(int(n)), verb, us(s["p50_us"]),
-                             "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                             p99_of_runs(s),
                              "%s / %s" % (us(fl["p50_us"]), us(fl["p99_us"])), us(s["p50_us"] - fl["p50_us"]),
                              "{:,.0f}".format(s["rps"])])
         for n, row in sorted(R.get("cache", {}).get("names_latency", {}).items(), key=lambda kv: int(kv[0])):
             for verb in ("filter", "prioritize"):
                 s = row[verb]["summary"]
                 rows.append(["{:,} (15k cache)".format(int(n)), verb, us(s["p50_us"]),
-                             "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                             p99_of_runs(s),
                              "-", "-", "{:,.0f}".format(s["rps"])])
         L.append(table(["nodes", "verb", "p50", "p99 (runs)", "floor p50 / p99", "overhead p50", "req/s"], rows))
         g = nm["get"]
@@ -402,19 +407,19 @@ def write(R, out_dir, work):
             if "summary" in row.get("filter", {}):
                 s, g, fl = row["filter"]["summary"], row["go_filter"]["summary"], row["floor"]["summary"]
                 rows.append(["{:,}".format(int(n)), mb(size), "filter (wrk)", us(s["p50_us"]),
-                             "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                             p99_of_runs(s),
                              "%s / %s" % (us(g["p50_us"]), us(g["p99_us"])),
                              "%.1fx" % row["go_ratio_p50"]["median"], us(fl["p50_us"])])
                 s, g = row["prioritize"]["summary"], row["go_prioritize"]["summary"]
                 rows.append(["{:,}".format(int(n)), mb(size), "prioritize (wrk)", us(s["p50_us"]),
-                             "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                             p99_of_runs(s),
                              "%s / %s" % (us(g["p50_us"]), us(g["p99_us"])),
                              "%.1fx" % (g["p50_us"] / s["p50_us"]), "-"])
                 if "filter_nofit" in row:
                     s = row["filter_nofit"]["summary"]
                     rows.append(["{:,}".format(int(n)), mb(size), "filter, a pod that fits no node (wrk)",
                                  us(s["p50_us"]),
-                                 "%s (%s–%s)" % (us(s["p99_us"]), us(s["p99_min_us"]), us(s["p99_max_us"])),
+                                 p99_of_runs(s),
                                  "-", "-", "-"])
             else:
                 o = row.get("filter", {}).get("median_us")

@@ -536,9 +536,10 @@ static GX_ALWAYS_INLINE void score_node(const struct sched_pod *sp, const struct
     int64_t alloc = node->gpu_allocatable, k = sp->pod->gpus;
     int64_t taken = n->used + k, w_rest, sum;
 
-    *out = s;
-    if (k <= 0 || alloc <= 0)
+    if (k <= 0 || alloc <= 0) {
+        *out = s;
         return;
+    }
     if (taken > alloc)
         taken = alloc;
     s.free_ppm = (s.strategy == POLICY_BINPACK ? taken : alloc - taken) * PPM / alloc;

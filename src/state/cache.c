@@ -299,7 +299,6 @@ static void patch_node(struct strmap_entry *e, void *ctx)
     struct strmap_entry *ne = strmap_find(&p->c->nodes, name);
     size_t pos, ci;
     struct snap_chunk *k;
-
     bool known;
 
     if (!p->ok)
