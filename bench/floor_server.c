@@ -4,8 +4,12 @@
  * answers 200 with the 2-byte body {} on the same keep-alive connection. No routing, no
  * parsing beyond Content-Length, no allocation per request: what wrk measures against it is
  * the loopback round trip plus wrk's own cost, on this machine, in the same run.
+ * --reply-bytes N answers a JSON body of N bytes instead, built once at start, so that an
+ * exchange whose reply is large (a full-Nodes filter echoes megabytes of Nodes) has a floor
+ * too: the same body in, the same number of bytes back, nothing done in between.
  *
- *   floor_server [--threads N] [--port-file FILE]      listens on 127.0.0.1, a free port
+ *   floor_server [--threads N] [--port-file FILE] [--reply-bytes N]
+ *                                                      listens on 127.0.0.1, a free port
  *
  * N threads (default 2) each accept on their own SO_REUSEPORT socket and run an epoll loop,
  * as gpu-extender's libmicrohttpd runs one epoll loop per thread. SIGTERM/SIGINT end it. */
@@ -13,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,8 +31,9 @@
 #define HDR_MAX 65536
 #define MAX_THREADS 64
 
-static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                            "Content-Length: 2\r\n\r\n{}";
+/* The whole reply, headers and body: the 2-byte {} unless --reply-bytes says otherwise. */
+static char *reply;
+static size_t reply_len;
 
 struct conn {
     int fd;
@@ -82,16 +88,48 @@ static size_t content_length(const struct conn *c)
     return 0;
 }
 
+/* A reply of body_len bytes: {} or {"x":"aaa...a"}, whichever length is asked (at least 2). */
+static int build_reply(size_t body_len)
+{
+    char head[160];
+    int h = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     body_len);
+
+    if (h < 0 || (size_t)h >= sizeof(head) || body_len < 2)
+        return -1;
+    reply_len = (size_t)h + body_len;
+    reply = malloc(reply_len);
+    if (!reply)
+        return -1;
+    memcpy(reply, head, (size_t)h);
+    if (body_len < 8) {
+        memset(reply + h, ' ', body_len);
+        reply[h] = '{';
+        reply[reply_len - 1] = '}';
+    } else {
+        memcpy(reply + h, "{\"x\":\"", 6);
+        memset(reply + h + 6, 'a', body_len - 8);
+        memcpy(reply + reply_len - 2, "\"}", 2);
+    }
+    return 0;
+}
+
 static int send_reply(int fd)
 {
     size_t off = 0;
 
-    while (off < sizeof(reply) - 1) {
-        ssize_t n = send(fd, reply + off, sizeof(reply) - 1 - off, MSG_NOSIGNAL);
+    while (off < reply_len) {
+        ssize_t n = send(fd, reply + off, reply_len - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
-            continue; /* a 70-byte reply to a client waiting for it: this does not spin */
+        if (n < 0 && errno == EAGAIN) {
+            /* The client reads what it has: wait for room rather than spin. */
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            if (poll(&pfd, 1, 30000) <= 0)
+                return -1;
+            continue;
+        }
         if (n <= 0)
             return -1;
         off += (size_t)n;
@@ -186,6 +224,7 @@ int main(int argc, char **argv)
 {
     const char *port_file = NULL;
     int threads = 2, fds[MAX_THREADS];
+    size_t reply_bytes = 2;
     pthread_t tids[MAX_THREADS];
     struct sigaction sa;
 
@@ -194,10 +233,16 @@ int main(int argc, char **argv)
             threads = (int)strtol(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--port-file") && i + 1 < argc) {
             port_file = argv[++i];
+        } else if (!strcmp(argv[i], "--reply-bytes") && i + 1 < argc) {
+            reply_bytes = (size_t)strtoull(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: floor_server [--threads N] [--port-file FILE]\n");
+            fprintf(stderr, "usage: floor_server [--threads N] [--port-file FILE] [--reply-bytes N]\n");
             return 2;
         }
+    }
+    if (build_reply(reply_bytes) != 0) {
+        fprintf(stderr, "floor_server: --reply-bytes must be at least 2\n");
+        return 2;
     }
     if (threads < 1 || threads > MAX_THREADS)
         threads = 2;

@@ -419,10 +419,16 @@ class Bench:
     # ---- phases
 
     def start_floor(self):
-        pf = os.path.join(self.work, "floor.port")
-        self.floor = Proc("floor_server", [self.floor_bin, "--threads", str(os.cpu_count() or 2),
-                                           "--port-file", pf], os.path.join(self.work, "floor.log"))
-        self.floor_url = "http://127.0.0.1:%d" % wait_port(pf, self.floor, 10)
+        self.floor, self.floor_url = self.floor_proc("floor")
+
+    def floor_proc(self, name, reply_bytes=None):
+        """A floor server answering {} (or a JSON body of reply_bytes bytes): (Proc, url)."""
+        pf = os.path.join(self.work, name + ".port")
+        cmd = [self.floor_bin, "--threads", str(os.cpu_count() or 2), "--port-file", pf]
+        if reply_bytes:
+            cmd += ["--reply-bytes", str(reply_bytes)]
+        p = Proc("floor_server", cmd, os.path.join(self.work, name + ".log"))
+        return p, "http://127.0.0.1:%d" % wait_port(pf, p, 10)
 
     def start_daemon(self, name, extra, env=None):
         pf = os.path.join(self.work, name + ".port")
@@ -725,6 +731,16 @@ class Bench:
             f.write(head + raw[pod_end:])
         return out
 
+    def reply_bytes(self, url, body):
+        """The size of the body of url's answer to body."""
+        out = os.path.join(self.work, "answer.json")
+        code, _ = self.curl_post(url, body, out)
+        size = os.path.getsize(out)
+        os.unlink(out)
+        if code != 200:
+            raise RuntimeError("%s answered HTTP %d" % (url, code))
+        return size
+
     def check_nofit(self, url, body, n):
         out = os.path.join(self.work, "answer.json")
         code, _ = self.curl_post(url + "/filter", body, out)
@@ -764,13 +780,22 @@ class Bench:
                        ("prioritize", url + "/prioritize", "POST", body),
                        ("go_prioritize", gurl + "/prioritize", "POST", body),
                        ("floor", self.floor_url + "/filter", "POST", body)]
+            echo = None
             if n == 1000:
                 # The same body with a pod that fits no node: the reply is the failure map, not
                 # 12 MB of passing nodes, which splits taking the body in from sending it back.
                 nofit = self.nofit_body(body)
                 self.check_nofit(url, nofit, n)
                 targets.append(("filter_nofit", url + "/filter", "POST", nofit))
+                # And the floor of the whole exchange: the same body in, as many bytes back as
+                # our filter answers, nothing done in between.
+                reply = self.reply_bytes(url + "/filter", body)
+                echo, echo_url = self.floor_proc("floor-echo", reply)
+                targets.append(("floor_echo", echo_url + "/filter", "POST", body))
+                self.R["full_reply_bytes"] = reply
             s = self.wrk_series(targets)
+            if echo:
+                echo.stop()
             res[str(n)] = {k: {"summary": self.summarize(v), "runs": v} for k, v in s.items()}
             ratios = [g_["latency_us"]["p50"] / o["latency_us"]["p50"]
                       for g_, o in zip(s["go_filter"], s["filter"]) if o["latency_us"]["p50"]]
