@@ -92,9 +92,10 @@ static size_t content_length(const struct conn *c)
 static int build_reply(size_t body_len)
 {
     char head[160];
-    int h = snprintf(head, sizeof(head),
-                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     body_len);
+    int h =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                 body_len);
 
     if (h < 0 || (size_t)h >= sizeof(head) || body_len < 2)
         return -1;
@@ -236,7 +237,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--reply-bytes") && i + 1 < argc) {
             reply_bytes = (size_t)strtoull(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: floor_server [--threads N] [--port-file FILE] [--reply-bytes N]\n");
+            fprintf(stderr,
+                    "usage: floor_server [--threads N] [--port-file FILE] [--reply-bytes N]\n");
             return 2;
         }
     }
