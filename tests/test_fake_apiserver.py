@@ -9,6 +9,7 @@ The captures are tests/fixtures/kube-1.26/apiserver; KUBE_FIXTURES names another
 capture's apiserver dir.
 """
 
+import base64
 import http.client
 import json
 import os
@@ -314,6 +315,18 @@ class PlainTest(unittest.TestCase):
                          [("PodScheduled", "True", None)])
         st, again = f.json("GET", PODS + "/bind-me")
         self.assertEqual(again, got)
+        # the version before the bind is intact: the bind copies what it changes and shares the
+        # rest, so a list at rv0 (a continue token pinned there) must still see the pod unbound
+        tok = base64.urlsafe_b64encode(json.dumps(
+            {"v": "meta.k8s.io/v1", "rv": int(rv0), "start": "bind-me"}).encode()).decode().rstrip("=")
+        st, old = f.json("GET", PODS + "?limit=1&continue=" + tok)
+        self.assertEqual(st, 200)
+        before = old["items"][0]
+        self.assertEqual(before["metadata"]["name"], "bind-me")
+        self.assertEqual(before["metadata"]["resourceVersion"], rv0)
+        self.assertNotIn("nodeName", before["spec"])
+        self.assertEqual(before["metadata"]["annotations"], {"keep": "me"})
+        self.assertEqual(before["status"], {"phase": "Pending", "qosClass": "Burstable"})
         # second binding: conflict with the exact message
         st, e = f.json("POST", PODS + "/bind-me/binding", binding("bind-me", "gpu-node-1"))
         self.assertEqual(st, 409)
