@@ -81,6 +81,23 @@ def echo_over(R, goal_us):
         us(e["p99_us"]), us(goal_us))
 
 
+def echo_budget(R, budget_us, work_us):
+    """Whether the floor's HTTP plus our work would fit a p50 budget: which of the two stands in
+    the way."""
+    e = R["full"]["1000"].get("floor_echo", {}).get("summary")
+    if not e:
+        return ""
+    both = e["p50_us"] + work_us
+    if e["p50_us"] >= budget_us:
+        return " The floor's p50 (%s) alone is over that, so no server meets this goal here." % us(e["p50_us"])
+    if both > budget_us:
+        return (" The floor's p50 (%s) plus our work (%s) is %s, over that too: both the work and the HTTP "
+                "library stand in the way." % (us(e["p50_us"]), us(work_us), us(both)))
+    return (" The floor's p50 (%s) plus our work (%s) is %s, within it: what stands in the way is how "
+            "libmicrohttpd takes the body in and sends the reply, %s above the floor." % (
+                us(e["p50_us"]), us(work_us), us(both), us(R["full"]["1000"]["filter"]["summary"]["p50_us"] - both)))
+
+
 def floor_echo(R):
     """What the whole 1,000-node full-Nodes exchange costs a server that does nothing."""
     e = R["full"]["1000"].get("floor_echo", {}).get("summary")
@@ -145,7 +162,7 @@ def _why_fail(R, t):
                     "all it would still take %s." % (
                         us(ours), us(go), go / ours, us(ours), us(work),
                         us(statistics.median(m["decode_ns"]) / 1000), us(ours - work), full_split(R, m),
-                        us(go / 15), us(ours - work)))
+                        us(go / 15), us(ours - work))) + echo_budget(R, go / 15, work)
     if name.startswith("Full Nodes, 1,000 nodes (") and "p99" in name:
         m = micro.get(("full", "filter", 1000))
         f = R["full"]["1000"]
