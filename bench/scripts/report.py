@@ -196,11 +196,13 @@ def _why_fail(R, t):
         cg = R.get("callgrind", {}).get("%s names 5000" % verb)
         if m:
             t = sorted(m["total_ns"])
-            return ("The median of %d calls is %.1f ns per node (fastest %.1f, slowest %.1f): this machine's "
-                    "speed moves between runs by more than the margin (the figure is the wall clock of a "
-                    "2-core virtual machine). Callgrind's %s instructions per node are the repeatable figure; "
-                    "where they go: %s." % (
-                        len(t), statistics.median(t) / 5000, t[0] / 5000, t[-1] / 5000,
+            meds = m.get("process_medians_ns") or [statistics.median(t)]
+            return ("The median of %d processes' medians is %.1f ns per node (the processes: %s; of all %d calls, "
+                    "fastest %.1f, slowest %.1f): this machine's speed moves between processes and runs by more "
+                    "than the margin (the figure is the wall clock of a 2-core virtual machine). Callgrind's %s "
+                    "instructions per node are the repeatable figure; where they go: %s." % (
+                        len(meds), statistics.median(meds) / 5000, ", ".join("%.1f" % (x / 5000) for x in meds),
+                        len(t), t[0] / 5000, t[-1] / 5000,
                         "{:,}".format(cg["ir_per_call"] // 5000) if cg else "?",
                         ", ".join("%s %.0f%%" % (x["fn"], x["pct"]) for x in (cg or {}).get("top", [])[:6])))
         return "See the micro-benchmark table: the per-node cost of this verb in this run."
@@ -235,15 +237,18 @@ def _why_fail(R, t):
     if name.startswith("Cache: first filter"):
         ev = next((m for m in R.get("micro", []) if m.get("after_event")), None)
         if ev:
-            t = statistics.median(ev["total_ns"]) / 1000
-            q = statistics.median(ev.get("quiet_ns") or [0]) / 1000
+            t = statistics.median(ev.get("process_medians_ns") or [statistics.median(ev["total_ns"])]) / 1000
+            q = statistics.median(ev.get("process_quiet_medians_ns") or
+                                  [statistics.median(ev.get("quiet_ns") or [0])]) / 1000
             base = micro.get(("names", "filter", 5000))
-            b = statistics.median(base["total_ns"]) / 1000 if base else 0
+            b = statistics.median(base.get("process_medians_ns") or [statistics.median(base["total_ns"])]) / 1000 \
+                if base else 0
             return ("After an event the snapshot is patched, not rebuilt: the call after an event takes %.0f µs "
-                    "and the same call without one, interleaved in the same process, %.0f µs, so the event "
-                    "costs %.0f µs. The quiet call itself took %.0f µs here against %.0f µs in the micro-benchmark "
-                    "of the same request earlier in this run: this 2-core virtual machine runs some processes "
-                    "markedly slower than others, and this one was slow. The event's own cost is the repeatable "
+                    "and the same call without one, interleaved in the same processes, %.0f µs, so the event "
+                    "costs %.0f µs (medians of the processes' medians). The quiet call itself took %.0f µs here "
+                    "against %.0f µs in the micro-benchmark of the same request earlier in this run: this 2-core "
+                    "virtual machine runs some processes markedly slower than others. The event's own cost is the "
+                    "repeatable "
                     "part: about 0.1 M instructions (callgrind, `bench_extender --callgrind 6 --after-event`)." % (
                         t, q, t - q, q, b))
         return "See the micro-benchmark table."
