@@ -207,6 +207,11 @@ static void candidates_release(struct candidates *c)
         cache_snapshot_release(c->snap);
 }
 
+/* How many nodes ahead the decision loops ask for a node's record: its counts were read when
+ * the names were resolved, but the allocatable count sits on the record's next cache line, and
+ * the nodes of a request come in no order the hardware could guess. */
+#define NODE_PREFETCH_AHEAD 8
+
 static bool filter_nodes(struct exchange *ex, struct sched_pod *sp, const struct candidates *c,
                          struct codec_filter_result *res)
 {
@@ -218,6 +223,8 @@ static bool filter_nodes(struct exchange *ex, struct sched_pod *sp, const struct
         return false;
     candidates_memo(ex, c, sp);
     for (size_t i = 0; i < c->count; i++) {
+        if (i + NODE_PREFETCH_AHEAD < c->count && c->nodes[i + NODE_PREFETCH_AHEAD].info)
+            __builtin_prefetch(&c->nodes[i + NODE_PREFETCH_AHEAD].info->gpu_allocatable);
         infos[i] = c->nodes[i].info;
         if (!c->nodes[i].info)
             fits[i] = (struct sched_fit){SCHED_UNRESOLVABLE, SCHED_REASON_UNKNOWN_NODE};
@@ -267,8 +274,13 @@ static enum route_result handle_filter(struct routes *r, struct exchange *ex)
 static void score_nodes(const struct sched_pod *sp, bool prepared, const struct candidates *c,
                         int *scores)
 {
-    for (size_t i = 0; i < c->count; i++)
+    for (size_t i = 0; i < c->count; i++) {
+        if (i + NODE_PREFETCH_AHEAD < c->count && c->nodes[i + NODE_PREFETCH_AHEAD].info) {
+            __builtin_prefetch(&c->nodes[i + NODE_PREFETCH_AHEAD].info->gpu_allocatable);
+            __builtin_prefetch(c->nodes[i + NODE_PREFETCH_AHEAD].topo); /* NULL is harmless */
+        }
         scores[i] = prepared && c->nodes[i].info ? sched_score_value(sp, &c->nodes[i]) : 0;
+    }
 }
 
 static enum err reply_prioritize(struct routes *r, struct exchange *ex, const struct ext_args *args,
