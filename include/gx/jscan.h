@@ -48,6 +48,7 @@ struct jscan {
     uint32_t depth;
     uint32_t max_depth;
     bool fresh;      /* just entered a container: no comma expected before the next item */
+    bool str_plain;  /* the last string or key scanned has no escape: its raw bytes are its text */
     const char *err; /* static message; NULL while all is well */
     size_t err_pos;
     enum jscan_errkind err_kind;

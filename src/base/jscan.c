@@ -193,6 +193,7 @@ static bool scan_string_any(struct jscan *js, struct str *raw)
     const unsigned char *p = (const unsigned char *)js->buf;
     size_t i = js->pos + 1;
     size_t start = i;
+    bool plain = true;
 
     for (;;) {
         size_t step;
@@ -204,9 +205,10 @@ static bool scan_string_any(struct jscan *js, struct str *raw)
         }
         if (p[i] == '"')
             break;
-        if (p[i] == '\\')
+        if (p[i] == '\\') {
             step = escape_len(p + i, js->len - i);
-        else if (p[i] >= 0x80)
+            plain = false;
+        } else if (p[i] >= 0x80)
             step = utf8_seq(p + i, js->len - i);
         else
             step = 0;
@@ -222,6 +224,7 @@ static bool scan_string_any(struct jscan *js, struct str *raw)
         raw->ptr = js->buf + start;
         raw->len = i - start;
     }
+    js->str_plain = plain;
     js->pos = i + 1;
     return true;
 }
@@ -260,6 +263,7 @@ static inline bool scan_string(struct jscan *js, struct str *raw)
                 raw->ptr = js->buf + i;
                 raw->len = end - i;
             }
+            js->str_plain = true;
             js->pos = end + 1;
             return true;
         }
@@ -526,7 +530,7 @@ bool jscan_string_decoded(struct jscan *js, struct arena *arena, struct str *out
 
     if (!jscan_string(js, &raw))
         return false;
-    if (jstr_is_plain(raw)) {
+    if (js->str_plain) {
         *out = raw;
         return true;
     }
@@ -759,13 +763,28 @@ static bool may_match(struct str key, const char *name, bool icase)
     return k == '\\' || (icase ? fold(k) == fold(c) : k == c);
 }
 
-static int find_key(struct str key, const char *const *names, size_t n, bool icase)
+/* plain: the key has no escape (the scanner saw none), so its raw bytes are its text and only
+ * a name of its length can match; a key with escapes is decoded to be compared. lens[i] holds
+ * strlen(names[i]) once it was needed, 0 before (a name that is empty or over 255 bytes is
+ * measured every time). */
+static int find_key(struct str key, bool plain, const char *const *names, size_t n, bool icase,
+                    uint8_t *lens)
 {
     for (size_t i = 0; i < n; i++) {
         if (!may_match(key, names[i], icase))
             continue;
-        if (icase ? jstr_ieq(key, names[i]) : jstr_eq(key, names[i]))
+        if (plain) {
+            size_t len = lens[i];
+            if (!len) {
+                len = strlen(names[i]);
+                lens[i] = len <= UINT8_MAX ? (uint8_t)len : 0;
+            }
+            if (len == key.len && (icase ? str_ieq_cstr(key, names[i])
+                                         : len == 0 || memcmp(key.ptr, names[i], len) == 0))
+                return (int)i;
+        } else if (icase ? jstr_ieq(key, names[i]) : jstr_eq(key, names[i])) {
             return (int)i;
+        }
     }
     return -1;
 }
@@ -775,6 +794,7 @@ bool jscan_walk_object(struct jscan *js, const char *const *names, size_t n, uns
 {
     uint32_t seen = 0;
     struct str key = {0}; /* as raw in jscan_string_decoded() */
+    uint8_t lens[JSCAN_WALK_MAX_KEYS] = {0};
     int r;
 
     if ((flags & JSCAN_WALK_OR_NULL) && jscan_peek(js) == JSON_NULL)
@@ -784,7 +804,7 @@ bool jscan_walk_object(struct jscan *js, const char *const *names, size_t n, uns
     if (!jscan_enter_object(js))
         return false;
     while ((r = jscan_next_member(js, &key)) == 1) {
-        int i = find_key(key, names, n, flags & JSCAN_WALK_ICASE);
+        int i = find_key(key, js->str_plain, names, n, flags & JSCAN_WALK_ICASE, lens);
         bool ok;
 
         if (i >= 0 && (seen & (1u << i)))

@@ -169,6 +169,61 @@ static void test_escaped_keys(void)
     CHECK_EQ(jstr_decode(STR_LIT("0123456789abcde\\n"), out, sizeof(out)), SIZE_MAX);
 }
 
+/* jscan_walk_object() compares a key the scanner saw no escape in by its bytes and length,
+ * and decodes one with escapes first: both ways must find the same names. */
+static bool record_key(struct jscan *js, int key, void *ctx)
+{
+    int *got = ctx;
+
+    got[got[0] + 1] = key;
+    got[0]++;
+    return jscan_skip(js, NULL);
+}
+
+static void test_walk_keys(void)
+{
+    static const char *const names[] = {"name", "nvidia.com/gpu",
+                                        "a-name-over-thirty-two-bytes-long-here", "Kind"};
+    static const struct {
+        const char *doc;
+        unsigned flags;
+        int want[6]; /* count, then the index found for each member (-1: none) */
+    } cases[] = {
+        /* plain keys, by bytes and length: a prefix or an extension of a name is not it */
+        {"{\"name\":1,\"nam\":2,\"names\":3,\"nvidia.com/gpu\":4}",
+         JSCAN_WALK_ALL_KEYS,
+         {4, 0, -1, -1, 1}},
+        /* escaped keys are decoded: the same names, and a longer raw key may still match */
+        {"{\"n\\u0061me\":1,\"nvidia.com\\/gpu\":2,\"n\\u0061mes\":3}",
+         JSCAN_WALK_ALL_KEYS,
+         {3, 0, 1, -1}},
+        /* over 32 bytes the scanner takes its long way, plain or escaped (a name found twice
+         * in one object is refused, so one document each) */
+        {"{\"a-name-over-thirty-two-bytes-long-here\":1,\"a-name-over-thirty-two-bytes-long-her\":"
+         "2}",
+         JSCAN_WALK_ALL_KEYS,
+         {2, 2, -1}},
+        {"{\"a-name-over-thirty-two-bytes-long-her\\u0065\":1}", JSCAN_WALK_ALL_KEYS, {1, 2}},
+        /* case-insensitive walks fold plain and escaped keys alike */
+        {"{\"KIND\":1,\"kinds\":2}", JSCAN_WALK_ALL_KEYS | JSCAN_WALK_ICASE, {2, 3, -1}},
+        {"{\"kin\\u0044\":1,\"NAME\":2}", JSCAN_WALK_ALL_KEYS | JSCAN_WALK_ICASE, {2, 3, 0}},
+        /* case matters otherwise */
+        {"{\"kind\":1,\"Kind\":2}", JSCAN_WALK_ALL_KEYS, {2, -1, 3}},
+    };
+
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        struct jscan js;
+        int got[8] = {0};
+
+        jscan_init(&js, cases[c].doc, strlen(cases[c].doc), 8);
+        CHECK(jscan_walk_object(&js, names, 4, cases[c].flags, record_key, got));
+        CHECK(jscan_finish(&js));
+        CHECK_EQ(got[0], cases[c].want[0]);
+        for (int i = 0; i < cases[c].want[0]; i++)
+            CHECK_EQ(got[i + 1], cases[c].want[i + 1]);
+    }
+}
+
 static void test_errors_are_sticky(void)
 {
     struct jscan js;
@@ -326,6 +381,7 @@ int main(void)
     test_depth();
     test_cursor_and_spans();
     test_escaped_keys();
+    test_walk_keys();
     test_errors_are_sticky();
     printf("test_jscan: ok\n");
     return 0;
