@@ -224,6 +224,58 @@ static void test_walk_keys(void)
     }
 }
 
+/* The escapes jstr_decode() meets in annotation values, and what each stands for. */
+static const struct {
+    const char *raw, *text;
+} pieces[] = {
+    {"a", "a"},
+    {"{", "{"},
+    {"\\\"", "\""},
+    {"\\\\", "\\"},
+    {"\\/", "/"},
+    {"\\n", "\n"},
+    {"\\u0041", "A"},
+    {"\\u00e9", "\xc3\xa9"},
+    {"\\ud83d\\ude00", "\xf0\x9f\x98\x80"},
+    {"0123456789", "0123456789"},
+};
+
+/* Strings of pieces drawn at random, up to 80 bytes and more, decoded into buffers of every
+ * size around what they need: the 16-byte path and the byte path must agree with the pieces
+ * (the text, or SIZE_MAX when it and its NUL do not fit) and write nothing past the cap. */
+static void test_decode_runs(void)
+{
+    unsigned seed = 12345;
+
+    for (int round = 0; round < 3000; round++) {
+        char raw[512], want[512], out[600];
+        size_t rl = 0, wl = 0, pieces_n = (size_t)(round % 24);
+
+        for (size_t k = 0; k < pieces_n; k++) {
+            size_t pick;
+            seed = seed * 1103515245u + 12345u;
+            pick = (seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]));
+            memcpy(raw + rl, pieces[pick].raw, strlen(pieces[pick].raw));
+            rl += strlen(pieces[pick].raw);
+            memcpy(want + wl, pieces[pick].text, strlen(pieces[pick].text));
+            wl += strlen(pieces[pick].text);
+        }
+        for (size_t cap = 0; cap <= wl + 2; cap++) {
+            size_t got;
+            memset(out, '#', sizeof(out));
+            got = jstr_decode((struct str){raw, rl}, out, cap);
+            if (cap > wl) {
+                CHECK_EQ(got, wl);
+                CHECK(memcmp(out, want, wl) == 0 && out[wl] == '\0');
+            } else {
+                CHECK_EQ(got, SIZE_MAX);
+            }
+            for (size_t b = cap; b < sizeof(out); b++)
+                CHECK(out[b] == '#');
+        }
+    }
+}
+
 static void test_errors_are_sticky(void)
 {
     struct jscan js;
@@ -382,6 +434,7 @@ int main(void)
     test_cursor_and_spans();
     test_escaped_keys();
     test_walk_keys();
+    test_decode_runs();
     test_errors_are_sticky();
     printf("test_jscan: ok\n");
     return 0;
