@@ -729,7 +729,8 @@ size_t jstr_decode(struct str raw, char *out, size_t cap)
         i += decode_escape(p + i, raw.len - i, tmp, &n);
         if (o + n + 1 > cap)
             return SIZE_MAX;
-        memcpy(out + o, tmp, n);
+        for (size_t k = 0; k < n; k++) /* one byte, four at most: a loop, not a call */
+            out[o + k] = (char)tmp[k];
         o += n;
     }
     if (o + 1 > cap)
