@@ -52,7 +52,7 @@ static bool decode_items(struct jscan *js, struct arena *arena, struct ext_args 
         out->nodes = codec_grow(arena, out->nodes, out->node_count, &cap, sizeof(*out->nodes), 64);
         if (!out->nodes)
             return jscan_fail_budget(js);
-        if (!obj_node_decode(js, arena, &out->nodes[out->node_count]))
+        if (!obj_node_decode_facts(js, arena, &out->nodes[out->node_count]))
             return false;
         out->node_count++;
     }

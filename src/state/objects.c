@@ -152,6 +152,7 @@ static const char *const node_label_names[] = {OBJ_LABEL_PRODUCT, OBJ_LABEL_FAMI
 struct node_ctx {
     struct arena *arena;
     struct node_info *node;
+    bool annotations; /* read ours; else skip them (validated all the same) */
 };
 
 static bool node_label(struct jscan *js, int idx, void *ctx)
@@ -209,6 +210,8 @@ static bool node_meta(struct jscan *js, int idx, void *ctx)
     case 1:
         return obj_walk(js, node_label_names, GX_ARRAY_LEN(node_label_names), node_label, c);
     case 2:
+        if (!c->annotations)
+            return jscan_skip(js, NULL);
         return obj_walk(js, node_ann_names, GX_ARRAY_LEN(node_ann_names), node_annotation, c);
     default:
         return jscan_skip(js, NULL);
@@ -302,9 +305,10 @@ static const struct obj_parts node_parts = {
                GX_ARRAY_LEN(node_status_names)},
     .fns = {node_meta, node_spec, node_status}};
 
-bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *out)
+static bool node_decode(struct jscan *js, struct arena *arena, struct node_info *out,
+                        bool annotations)
 {
-    struct node_ctx c = {arena, out};
+    struct node_ctx c = {arena, out, annotations};
     size_t start;
 
     memset(out, 0, sizeof(*out));
@@ -317,6 +321,16 @@ bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *ou
     if (out->name.len == 0)
         return jscan_fail(js, "node has no metadata.name");
     return true;
+}
+
+bool obj_node_decode(struct jscan *js, struct arena *arena, struct node_info *out)
+{
+    return node_decode(js, arena, out, true);
+}
+
+bool obj_node_decode_facts(struct jscan *js, struct arena *arena, struct node_info *out)
+{
+    return node_decode(js, arena, out, false);
 }
 
 /* ---- Pods ---- */

@@ -1,6 +1,8 @@
 /* test_codec.c -- decoding every captured extender request (pretty and raw bytes, both
  * nodeCacheCapable modes) and encoding replies that kube-scheduler's decoder accepts. */
 #include "gx/codec.h"
+#include "gx/jscan.h"
+#include "gx/objects.h"
 
 #include "check.h"
 #include "exchange_helpers.h"
@@ -170,6 +172,46 @@ static void test_bad_args(void)
     }
 }
 
+/* The Nodes of a request are decided on their facts; our annotations on them are skipped
+ * (topology and GPU use come from the cache, which reads them from the watch), yet still
+ * validated: a broken escape inside one fails the request as before. */
+static void test_request_node_annotations(void)
+{
+    static const char node[] =
+        "{\"metadata\":{\"name\":\"n1\",\"annotations\":{\"gpu-extender.io/topology\":"
+        "\"{\\\"gpus\\\":[]}\",\"gpu-extender.io/gpus-in-use\":\"0,1\"}},"
+        "\"status\":{\"allocatable\":{\"nvidia.com/gpu\":\"8\"}}}";
+    char body[1024];
+    struct arena arena;
+    struct ext_args args;
+    struct errbuf eb = ERRBUF_INIT;
+    struct node_info cached;
+    struct jscan js;
+
+    snprintf(body, sizeof(body), "{\"Pod\":{},\"Nodes\":{\"items\":[%s]}}", node);
+    arena_init(&arena, 1 << 20);
+    CHECK_EQ(codec_decode_args(&arena, body, strlen(body), &args, &eb), ERR_OK);
+    CHECK_EQ(args.node_count, 1);
+    CHECK_STRN_EQ(args.nodes[0].name.ptr, args.nodes[0].name.len, "n1");
+    CHECK_EQ(args.nodes[0].gpu_allocatable, 8);
+    CHECK_EQ(args.nodes[0].ann_topology.len, 0);
+    CHECK_EQ(args.nodes[0].ann_gpus_in_use.len, 0);
+    CHECK(args.nodes[0].raw.len == strlen(node));
+    /* the cache's decoder, on the same object, keeps them */
+    jscan_init(&js, node, strlen(node), 64);
+    CHECK(obj_node_decode(&js, &arena, &cached));
+    CHECK_STRN_EQ(cached.ann_topology.ptr, cached.ann_topology.len, "{\"gpus\":[]}");
+    CHECK_STRN_EQ(cached.ann_gpus_in_use.ptr, cached.ann_gpus_in_use.len, "0,1");
+    arena_destroy(&arena);
+
+    snprintf(body, sizeof(body),
+             "{\"Pod\":{},\"Nodes\":{\"items\":[{\"metadata\":{\"name\":\"n1\",\"annotations\":"
+             "{\"gpu-extender.io/topology\":\"\\q\"}}}]}}");
+    arena_init(&arena, 1 << 20);
+    CHECK_EQ(codec_decode_args(&arena, body, strlen(body), &args, &eb), ERR_PARSE);
+    arena_destroy(&arena);
+}
+
 /* The preemption facts of a Pod: spec.priority (int32; absent or null is 0) and
  * spec.preemptionPolicy (only "Never" forbids preempting). */
 static void test_pod_priority(void)
@@ -332,6 +374,7 @@ int main(void)
     test_preempt_is_not_filter();
     test_bind_args();
     test_bad_args();
+    test_request_node_annotations();
     test_pod_priority();
     test_filter_echo();
     test_names_reply_and_prioritize();
