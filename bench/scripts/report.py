@@ -245,12 +245,12 @@ def _why_fail(R, t):
                 if base else 0
             return ("After an event the snapshot is patched, not rebuilt: the call after an event takes %.0f µs "
                     "and the same call without one, interleaved in the same processes, %.0f µs, so the event "
-                    "costs %.0f µs (medians of the processes' medians). The quiet call itself took %.0f µs here "
+                    "costs %s (medians of the processes' medians). The quiet call itself took %.0f µs here "
                     "against %.0f µs in the micro-benchmark of the same request earlier in this run: this 2-core "
                     "virtual machine runs some processes markedly slower than others. The event's own cost is the "
                     "repeatable "
                     "part: about 0.1 M instructions (callgrind, `bench_extender --callgrind 6 --after-event`)." % (
-                        t, q, t - q, q, b))
+                        t, q, "%.0f µs" % (t - q) if t >= q else "nothing measurable (%.0f µs)" % (t - q), q, b))
         return "See the micro-benchmark table."
     if name.startswith("Cache: resident"):
         rc = R["cache"]
