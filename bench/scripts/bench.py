@@ -536,6 +536,34 @@ class Bench:
                       "in this run" % ("bench/bench_topology.c exists but the build has no bench_topology target"
                                        if os.path.exists(src) else "no bench/bench_topology.c"))
 
+    def pooled_runs(self, cmd, processes, what):
+        """Runs bench_extender cmd in that many processes and pools each (file, verb) row's samples,
+        keeping every process's median of total_ns (and of quiet_ns, after an event)."""
+        pooled = {}
+        for _ in range(processes):
+            r = run(cmd, timeout=600)
+            if r.returncode != 0:
+                self.note("bench_extender %s failed: %s" % (what, r.stderr[-500:]))
+            for line in r.stdout.splitlines():
+                if not line.startswith("{"):
+                    continue
+                o = json.loads(line)
+                p = pooled.get((o["file"], o["verb"]))
+                if p is None:
+                    p = pooled[(o["file"], o["verb"])] = dict(o, processes=0, process_medians_ns=[],
+                                                                total_ns=[], decode_ns=[], runs=0)
+                    if "quiet_ns" in o:
+                        p.update(quiet_ns=[], process_quiet_medians_ns=[])
+                p["total_ns"] += o["total_ns"]
+                p["decode_ns"] += o["decode_ns"]
+                p["runs"] += o["runs"]
+                p["processes"] += 1
+                p["process_medians_ns"].append(statistics.median(o["total_ns"]))
+                if "quiet_ns" in o:
+                    p["quiet_ns"] += o["quiet_ns"]
+                    p["process_quiet_medians_ns"].append(statistics.median(o["quiet_ns"] or [0]))
+        return list(pooled.values())
+
     def phase_micro(self):
         out = []
         sizes = [100, 420, 500, 750, 1000, 5000, 15000]
@@ -553,57 +581,15 @@ class Bench:
         # with the same instructions), so one process's median says more about the machine than
         # about the code. The targets take the median of the processes' medians: the typical
         # process, which one slow process of five does not move.
-        pooled = {}
-        for _ in range(1 if self.quick else 5):
-            r = run([self.bench_bin, "--runs", "9" if self.quick else "51", "--cluster", self.reqf("full", 15000),
-                     "--pods", os.path.join(self.data, self.man["pods_tsv"])] +
-                    [self.reqf("names", n) for n in [3] + sizes], timeout=600)
-            if r.returncode != 0:
-                self.note("bench_extender names failed: %s" % r.stderr[-500:])
-            for line in r.stdout.splitlines():
-                if not line.startswith("{"):
-                    continue
-                o = json.loads(line)
-                k = (o["file"], o["verb"])
-                if k in pooled:
-                    p = pooled[k]
-                    p["total_ns"] += o["total_ns"]
-                    p["decode_ns"] += o["decode_ns"]
-                    p["runs"] += o["runs"]
-                    p["processes"] += 1
-                    p["process_medians_ns"].append(statistics.median(o["total_ns"]))
-                else:
-                    o["processes"] = 1
-                    o["process_medians_ns"] = [statistics.median(o["total_ns"])]
-                    pooled[k] = o
-        out += list(pooled.values())
+        out += self.pooled_runs([self.bench_bin, "--runs", "9" if self.quick else "51", "--cluster",
+                                 self.reqf("full", 15000), "--pods", os.path.join(self.data, self.man["pods_tsv"])] +
+                                [self.reqf("names", n) for n in [3] + sizes], 1 if self.quick else 5, "names")
         # The first request after a watch event pays for the snapshot rebuild. Three processes,
         # for the same reason as above.
-        ev = None
-        for _ in range(1 if self.quick else 3):
-            r = run([self.bench_bin, "--runs", "5" if self.quick else "21", "--after-event", "--verb", "filter",
-                     "--cluster", self.reqf("full", 15000), "--pods", os.path.join(self.data, self.man["pods_tsv"]),
-                     self.reqf("names", 5000)], timeout=600)
-            if r.returncode != 0:
-                self.note("bench_extender --after-event failed: %s" % r.stderr[-500:])
-            for line in r.stdout.splitlines():
-                if not line.startswith("{"):
-                    continue
-                o = json.loads(line)
-                meds = (statistics.median(o["total_ns"]), statistics.median(o.get("quiet_ns") or [0]))
-                if ev is None:
-                    ev = o
-                    ev["processes"] = 1
-                    ev["process_medians_ns"], ev["process_quiet_medians_ns"] = [meds[0]], [meds[1]]
-                else:
-                    ev["total_ns"] += o["total_ns"]
-                    ev["quiet_ns"] = (ev.get("quiet_ns") or []) + (o.get("quiet_ns") or [])
-                    ev["decode_ns"] += o["decode_ns"]
-                    ev["processes"] += 1
-                    ev["process_medians_ns"].append(meds[0])
-                    ev["process_quiet_medians_ns"].append(meds[1])
-        if ev:
-            out.append(ev)
+        out += self.pooled_runs([self.bench_bin, "--runs", "5" if self.quick else "21", "--after-event", "--verb",
+                                 "filter", "--cluster", self.reqf("full", 15000), "--pods",
+                                 os.path.join(self.data, self.man["pods_tsv"]), self.reqf("names", 5000)],
+                                1 if self.quick else 3, "--after-event")
         self.R["micro"] = out
         log("micro: %d rows" % len(out))
 
