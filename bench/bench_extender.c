@@ -119,60 +119,6 @@ static void watch_event(int i)
 /* Model constraints --constrain hands out in turn. */
 static const char *const constraints[] = {"T4", "L40S", "H100,A100", "T4,L40S"};
 
-/* The Nodes of a full-Nodes request body, decoded as the watch decodes them for the cache
- * (obj_node_decode(), our annotations included: the topologies), not as a request's Nodes. */
-struct cluster {
-    struct arena *arena;
-    struct node_info *nodes;
-    size_t count, cap;
-};
-
-static bool cluster_items(struct jscan *js, int idx, void *ctx)
-{
-    struct cluster *cl = ctx;
-    int r;
-
-    (void)idx;
-    if (!jscan_enter_array(js))
-        return false;
-    while ((r = jscan_next_element(js)) == 1) {
-        if (cl->count == cl->cap) {
-            struct node_info *bigger;
-            cl->cap = cl->cap ? 2 * cl->cap : 1024;
-            bigger = arena_alloc(cl->arena, cl->cap * sizeof(*bigger));
-            if (!bigger)
-                return jscan_fail_budget(js);
-            if (cl->count)
-                memcpy(bigger, cl->nodes, cl->count * sizeof(*bigger));
-            cl->nodes = bigger;
-        }
-        if (!obj_node_decode(js, cl->arena, &cl->nodes[cl->count]))
-            return false;
-        cl->count++;
-    }
-    return r == 0;
-}
-
-static bool cluster_nodes(struct jscan *js, int idx, void *ctx)
-{
-    static const char *const items[] = {"items"};
-
-    (void)idx;
-    return jscan_walk_object(js, items, 1, 0, cluster_items, ctx);
-}
-
-static bool decode_cluster(struct arena *a, const char *body, size_t len, struct cluster *cl)
-{
-    static const char *const top[] = {"Nodes"};
-    struct jscan js;
-
-    memset(cl, 0, sizeof(*cl));
-    cl->arena = a;
-    jscan_init(&js, body, len, JSCAN_MAX_DEPTH);
-    return jscan_walk_object(&js, top, 1, JSCAN_WALK_ICASE, cluster_nodes, cl) &&
-           jscan_finish(&js) && cl->count > 0;
-}
-
 /* Fills the cache from a full-Nodes request body and the pods TSV, then marks both listed;
  * every constrain-th pod (0: none) gets a model annotation. */
 static void fill_cache(struct cache *c, const char *cluster_path, const char *pods_path,
@@ -182,21 +128,34 @@ static void fill_cache(struct cache *c, const char *cluster_path, const char *po
     char *body = read_file(cluster_path, &len);
     char *pods = pods_path ? read_file(pods_path, &plen) : NULL;
     struct arena a;
-    struct cluster cl;
+    struct ext_args args;
+    struct errbuf eb = ERRBUF_INIT;
     size_t n_pods = 0, n_topo = 0;
 
     arena_init(&a, ARENA_BASE_BYTES + len);
-    if (!decode_cluster(&a, body, len, &cl)) {
-        fprintf(stderr, "bench_extender: %s: not a full-Nodes request with Nodes\n", cluster_path);
+    if (codec_decode_args(&a, body, len, &args, &eb) != ERR_OK || !args.full_nodes ||
+        !args.node_count) {
+        fprintf(stderr, "bench_extender: %s: not a full-Nodes request: %s\n", cluster_path, eb.msg);
         exit(1);
     }
     cache_nodes_relist_begin(c);
-    for (size_t i = 0; i < cl.count; i++) {
-        cache_node_upsert(c, &cl.nodes[i]);
-        n_topo += cl.nodes[i].ann_topology.len > 0;
+    for (size_t i = 0; i < args.node_count; i++) {
+        /* A request's Nodes are decoded without our annotations; the cache takes them as the
+         * watch does, topologies included: each Node's own bytes again, with the watch's decoder.
+         */
+        struct node_info n;
+        struct jscan js;
+        jscan_init(&js, args.nodes[i].raw.ptr, args.nodes[i].raw.len, JSCAN_MAX_DEPTH);
+        if (!obj_node_decode(&js, &a, &n)) {
+            fprintf(stderr, "bench_extender: %s: node %zu: %s\n", cluster_path, i,
+                    jscan_error(&js, NULL));
+            exit(1);
+        }
+        cache_node_upsert(c, &n);
+        n_topo += n.ann_topology.len > 0;
     }
-    snprintf(event_node, sizeof(event_node), "%.*s", (int)cl.nodes[0].name.len,
-             cl.nodes[0].name.ptr);
+    snprintf(event_node, sizeof(event_node), "%.*s", (int)args.nodes[0].name.len,
+             args.nodes[0].name.ptr);
     cache_nodes_relist_end(c);
     cache_pods_relist_begin(c);
     for (char *line = pods; line && *line;) {
@@ -233,7 +192,7 @@ static void fill_cache(struct cache *c, const char *cluster_path, const char *po
     cache_pods_relist_end(c);
     fprintf(stderr,
             "bench_extender: cache holds %zu nodes (%zu with a topology) and %zu pods (%s)\n",
-            cl.count, n_topo, n_pods, cluster_path);
+            args.node_count, n_topo, n_pods, cluster_path);
     arena_destroy(&a);
     free(body);
     free(pods);

@@ -72,9 +72,14 @@ def full_split(R, m):
                 us(nofit - work), us(f["floor"]["summary"]["p50_us"]))) + floor_echo(R)
 
 
+def echo_summary(R):
+    """The summary of the floor server answering the 1,000-node body with a reply as long as ours."""
+    return R["full"]["1000"].get("floor_echo", {}).get("summary")
+
+
 def echo_over(R, goal_us):
     """A sentence when even the floor of the full-Nodes exchange is over a p99 goal."""
-    e = R["full"]["1000"].get("floor_echo", {}).get("summary")
+    e = echo_summary(R)
     if not e or e["p99_us"] <= goal_us:
         return ""
     return " The floor's p99 (%s) is itself over %s, so no server meets this goal here." % (
@@ -84,7 +89,7 @@ def echo_over(R, goal_us):
 def echo_budget(R, budget_us, work_us):
     """Whether the floor's HTTP plus our work would fit a p50 budget: which of the two stands in
     the way."""
-    e = R["full"]["1000"].get("floor_echo", {}).get("summary")
+    e = echo_summary(R)
     if not e:
         return ""
     both = e["p50_us"] + work_us
@@ -100,7 +105,7 @@ def echo_budget(R, budget_us, work_us):
 
 def floor_echo(R):
     """What the whole 1,000-node full-Nodes exchange costs a server that does nothing."""
-    e = R["full"]["1000"].get("floor_echo", {}).get("summary")
+    e = echo_summary(R)
     if not e:
         return ""
     return (" The floor server answering the same body with as many bytes as our filter sends back (%.1f MB), "
