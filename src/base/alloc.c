@@ -5,6 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+/* A sanitizer that replaces malloc: ASan, TSan (and MSan, for completeness). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define GX_SANITIZER_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
+    __has_feature(memory_sanitizer)
+#define GX_SANITIZER_MALLOC 1
+#endif
+#endif
+
 static void oom(size_t n)
 {
     fprintf(stderr, "level=error mod=alloc msg=\"out of memory\" bytes=%zu\n", n);
@@ -50,4 +64,11 @@ char *xstrndup(const char *s, size_t n)
 char *xstrdup(const char *s)
 {
     return xstrndup(s, strlen(s));
+}
+
+void alloc_trim(void)
+{
+#if defined(__GLIBC__) && !defined(GX_SANITIZER_MALLOC)
+    malloc_trim(0);
+#endif
 }

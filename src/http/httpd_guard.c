@@ -5,7 +5,6 @@
  * bounded time, whatever they send. The shutdown happens under the list's lock, and a
  * connection leaves the list (MHD's CLOSED notification, which takes the lock) before its
  * descriptor is closed, so the watchdog never touches a descriptor that was reused. */
-#include <malloc.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -63,7 +62,7 @@ static void *watchdog(void *arg)
         sweep(g, clock_mono_ms());
         if (g->open + GUARD_TRIM_AFTER <= g->peak) {
             g->peak = g->open;
-            malloc_trim(0);
+            alloc_trim();
         }
     }
     pthread_mutex_unlock(&g->lock);

@@ -9,9 +9,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <string.h>
 #include <time.h>
 
@@ -617,9 +614,7 @@ static void sweep(struct cache *c, bool is_node)
  * that is several MB of resident memory nobody uses). */
 static void give_back_memory(void)
 {
-#if defined(__GLIBC__)
-    malloc_trim(0);
-#endif
+    alloc_trim();
 }
 
 void cache_nodes_relist_end(struct cache *c)
