@@ -37,8 +37,11 @@
 #define OBJ_ANN_GPU_PODS "gpu-extender.io/gpu-pods"
 #define OBJ_ANN_AGENT "gpu-extender.io/agent"
 #define OBJ_ANN_AGENT_CHANGED_AT "gpu-extender.io/agent-changed-at"
-/* Annotations we write on the Binding (and so read back on bound pods). */
+/* Annotations we write on the Binding (and so read back on bound pods). The Binding records
+ * the model it chose in gpu-extender.io/gpu-model, which overwrites the pod's own requirement
+ * there; that requirement, when the pod had one, is kept in gpu-model-required. */
 #define OBJ_ANN_GPU_COUNT "gpu-extender.io/gpu-count"
+#define OBJ_ANN_GPU_MODEL_REQUIRED "gpu-extender.io/gpu-model-required"
 #define OBJ_ANN_GPUS "gpu-extender.io/gpus"
 #define OBJ_ANN_GPU_UUIDS "gpu-extender.io/gpu-uuids"
 #define OBJ_ANN_POLICY_RULE "gpu-extender.io/policy-rule"
@@ -69,11 +72,14 @@ struct pod_info {
     struct str ns;
     struct str name;
     struct str uid;
-    struct str node_name;     /* spec.nodeName; empty while pending */
-    struct str phase;         /* status.phase */
-    bool deleting;            /* metadata.deletionTimestamp is set */
-    int64_t gpus;             /* effective nvidia.com/gpu request, Kubernetes rules */
-    struct str ann_gpu_model; /* raw annotation values; empty when absent */
+    struct str node_name; /* spec.nodeName; empty while pending */
+    struct str phase;     /* status.phase */
+    bool deleting;        /* metadata.deletionTimestamp is set */
+    int64_t gpus;         /* effective nvidia.com/gpu request, Kubernetes rules */
+    /* The pod's required models: gpu-extender.io/gpu-model, except on a pod we bound (spec.nodeName
+     * set and our gpu-count record present), whose gpu-model is our record of the model it got:
+     * there, gpu-model-required. Raw annotation values, like the ones below; empty when absent. */
+    struct str ann_gpu_model;
     struct str ann_gpu_model_preferred;
     struct str ann_strategy;
     struct str ann_use_gputype;

@@ -148,14 +148,14 @@ static int check_pod(struct bind_ctx *b, const struct pod_info *pod)
 }
 
 /* Appends ,"key":"value" when value is not empty. */
-static enum err append_annotation(struct buf *out, const char *key, const char *value)
+static enum err append_annotation(struct buf *out, const char *key, struct str value)
 {
     enum err e;
 
-    if (!value[0])
+    if (!value.len)
         return ERR_OK;
     e = buf_printf(out, ",\"%s\":", key);
-    return e == ERR_OK ? buf_append_json_str(out, value, strlen(value)) : e;
+    return e == ERR_OK ? buf_append_json_str(out, value.ptr, value.len) : e;
 }
 
 static enum err binding_body(const struct bind_ctx *b, const char *model,
@@ -184,12 +184,14 @@ static enum err binding_body(const struct bind_ctx *b, const char *model,
         e = buf_append_json_str(out, model, strlen(model));
     if (e == ERR_OK)
         e = buf_printf(out, ",\"" OBJ_ANN_GPU_COUNT "\":\"%s\"", count);
+    if (e == ERR_OK && pod->ann_gpu_model.len) /* the requirement the record above replaces */
+        e = append_annotation(out, OBJ_ANN_GPU_MODEL_REQUIRED, pod->ann_gpu_model);
     if (e == ERR_OK)
-        e = append_annotation(out, OBJ_ANN_GPUS, choice->gpus);
+        e = append_annotation(out, OBJ_ANN_GPUS, str_from_cstr(choice->gpus));
     if (e == ERR_OK)
-        e = append_annotation(out, OBJ_ANN_GPU_UUIDS, choice->gpu_uuids);
+        e = append_annotation(out, OBJ_ANN_GPU_UUIDS, str_from_cstr(choice->gpu_uuids));
     if (e == ERR_OK)
-        e = append_annotation(out, OBJ_ANN_POLICY_RULE, choice->rule);
+        e = append_annotation(out, OBJ_ANN_POLICY_RULE, str_from_cstr(choice->rule));
     if (e == ERR_OK)
         e = buf_printf(out,
                        "}},\"target\":{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"name\":\"%s\"}}",

@@ -168,6 +168,14 @@ get_pod b-three
 assert_json "gpu-count is 3" 'd["metadata"]["annotations"]["gpu-extender.io/gpu-count"]' 3 "$KAPI_FILE"
 assert_json "on gpu-node-1" 'd["spec"]["nodeName"]' gpu-node-1 "$KAPI_FILE"
 
+begin "a pod with its own gpu-model: the record replaces it on the pod, gpu-model-required keeps it"
+create_pod b-req 'd["metadata"]["annotations"] = {"gpu-extender.io/gpu-model": "A100,H100"}'
+bind b-req gpu-node-1 "$POD_UID"
+assert_json "success" 'd["Error"]' ""
+get_pod b-req
+assert_json "gpu-model is the model got" 'd["metadata"]["annotations"]["gpu-extender.io/gpu-model"]' "$A100" "$KAPI_FILE"
+assert_json "gpu-model-required is the pod's own" 'd["metadata"]["annotations"]["gpu-extender.io/gpu-model-required"]' "A100,H100" "$KAPI_FILE"
+
 begin "the model annotation is the node's model (a T4 node)"
 kapi GET /api/v1/nodes/gpu-node-3
 py '

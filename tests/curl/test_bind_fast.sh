@@ -106,6 +106,24 @@ assert_eq "bind_fast_path_total +1" 1 "$(metric_delta "$K/m1" "$K/m2" gpu_extend
 assert_eq "bind_slow_path_total +0" 0 "$(metric_delta "$K/m1" "$K/m2" gpu_extender_bind_slow_path_total)"
 assert_eq "bind_total success/201 +1" 1 "$(metric_delta "$K/m1" "$K/m2" 'gpu_extender_bind_total{result="success",status="201"}')"
 
+begin "a pod with its own gpu-model: the Binding records the model got and keeps the requirement"
+# The record overwrites gpu-extender.io/gpu-model on the pod; without gpu-model-required the
+# cache would read every bound pod as needing exactly its node's model (the scarcity demand).
+export REQ='a100, "h100"'
+cached_pod f-req 'import os; d["metadata"]["annotations"] = {"gpu-extender.io/gpu-model": os.environ["REQ"]}'
+id0=$(last_request_id)
+bind f-req gpu-node-2 "$POD_UID"
+assert_json "success" 'd["Error"]' ""
+calls_since "$id0"
+assert_eq "the fast path: one POST binding" "POST $PODS/f-req/binding 201" "$CALLS"
+admin GET "/requests?since=$id0&match=$(py 'import urllib.parse; print(urllib.parse.quote("POST .*/binding$"))')" >/dev/null
+py 'open(sys.argv[2], "w").write(json.load(open(sys.argv[1]))[-1]["body"])' "$ADMIN_FILE" "$K/binding.json"
+assert_json "the decision's annotations plus the requirement, escaped" 'd["metadata"]["annotations"]' \
+    "{\"gpu-extender.io/gpu-count\": \"1\", \"gpu-extender.io/gpu-model\": \"$A100\", \"gpu-extender.io/gpu-model-required\": \"a100, \\\"h100\\\"\", \"gpu-extender.io/policy-rule\": \"default\"}" "$K/binding.json"
+get_pod f-req
+assert_json "gpu-model on the pod is the record" 'd["metadata"]["annotations"]["gpu-extender.io/gpu-model"]' "$A100" "$KAPI_FILE"
+assert_json "gpu-model-required on the pod is the pod's own" 'd["metadata"]["annotations"]["gpu-extender.io/gpu-model-required"]' "$REQ" "$KAPI_FILE"
+
 begin "a retried bind of a pod the watch shows bound: the slow path, success"
 deadline=$(_deadline 5)
 while _before "$deadline"; do # the watch brings the binding's MODIFIED event

@@ -51,6 +51,53 @@ static void test_gpu_request_rules(void)
     CHECK_EQ(pod_gpus("{\"containers\":[" C("3000m") "]}"), 3);
 }
 
+/* The required models decoded from a pod with these annotations (a JSON object's members) and
+ * spec.nodeName (NULL: pending), into out. */
+static void pod_required(const char *annotations, const char *node, char *out, size_t cap)
+{
+    char doc[4096];
+    struct pod_info pod;
+    struct arena arena;
+    struct jscan js;
+
+    snprintf(doc, sizeof(doc),
+             "{\"metadata\":{\"name\":\"p\",\"annotations\":{%s}},\"spec\":{%s%s%s"
+             "\"containers\":[" C("1") "]}}",
+             annotations, node ? "\"nodeName\":\"" : "", node ? node : "", node ? "\"," : "");
+    arena_init(&arena, 1 << 20);
+    jscan_init(&js, doc, strlen(doc), 64);
+    CHECK(obj_pod_decode(&js, &arena, &pod));
+    CHECK(jscan_finish(&js));
+    snprintf(out, cap, "%.*s", (int)pod.ann_gpu_model.len,
+             pod.ann_gpu_model.ptr ? pod.ann_gpu_model.ptr : "");
+    arena_destroy(&arena);
+}
+
+/* Our Binding writes the model it chose over gpu-extender.io/gpu-model and keeps the pod's own
+ * in gpu-model-required: a pod we bound requires what it asked for, not what it got. */
+static void test_bound_pod_requirement(void)
+{
+    const char *record = "\"gpu-extender.io/gpu-model\":\"NVIDIA-A100-SXM4-80GB\","
+                         "\"gpu-extender.io/gpu-count\":\"1\"";
+    char buf[256], with_required[512];
+
+    snprintf(with_required, sizeof(with_required), "%s,%s", record,
+             "\"gpu-extender.io/gpu-model-required\":\"A100,H100\"");
+    pod_required(with_required, "n1", buf, sizeof(buf));
+    CHECK_STR_EQ(buf, "A100,H100");
+    pod_required(record, "n1", buf, sizeof(buf)); /* it asked for no model */
+    CHECK_STR_EQ(buf, "");
+    /* Bound without our record (another scheduler): its annotation is its own. */
+    pod_required("\"gpu-extender.io/gpu-model\":\"T4\"", "n1", buf, sizeof(buf));
+    CHECK_STR_EQ(buf, "T4");
+    /* Pending with a copied record (a manifest saved from a bound pod): gpu-model is what the
+     * filter will hold it to, so it stays the requirement. */
+    pod_required(with_required, NULL, buf, sizeof(buf));
+    CHECK_STR_EQ(buf, "NVIDIA-A100-SXM4-80GB");
+    pod_required("\"gpu-extender.io/gpu-model\":\"T4\"", NULL, buf, sizeof(buf));
+    CHECK_STR_EQ(buf, "T4");
+}
+
 static void test_bad_quantities(void)
 {
     static const char *const bad[] = {"1.5", "-1", "abc", "", "1500m", "99999", "1Gi"};
@@ -403,6 +450,7 @@ int main(void)
 {
     test_gpu_request_rules();
     test_bad_quantities();
+    test_bound_pod_requirement();
     test_model_names();
     test_model_matching();
     test_filter();
