@@ -90,6 +90,17 @@ set_tests_properties(integration_policy_steering PROPERTIES
   ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
   REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_policy_steering.py")
 
+# Scarcity steering (tests/integration/README.md): the scarcity part from the demand the watch
+# feeds, bound pods' requirements read back from the Binding's annotations, a restart, and the
+# same cluster with the weight at 0 after a hot reload.
+add_test(NAME integration_scarcity_steering COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_scarcity_steering.py -v)
+set_tests_properties(integration_scarcity_steering PROPERTIES
+  LABELS integration
+  TIMEOUT 90
+  ENVIRONMENT "${GX_INTEGRATION_ENV};GX_BIN=$<TARGET_FILE:gpu-extender>"
+  REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_scarcity_steering.py;${CMAKE_SOURCE_DIR}/policy/examples/scarcity.yaml")
+
 # Preemption (tests/integration/test_preempt_sim.py): the simulator as kube-scheduler 1.28 with
 # ignoredByScheduler: false and preemptVerb: preempt, DefaultPreemption and a kubelet; the issue's
 # scenario in both nodeCacheCapable modes, an NVLink quad evicted whole, a PDB respected, churn
