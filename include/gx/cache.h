@@ -78,8 +78,9 @@ struct cache_demand_model {
 };
 
 struct cache_demand_group {
-    struct pod_info pod; /* ns, priority_class, the model annotations; labels when pending */
-    int64_t gpus;        /* of all the group's pods */
+    /* ns, priority_class, the model annotations; labels when pending, rule_record when bound */
+    struct pod_info pod;
+    int64_t gpus; /* of all the group's pods */
     bool pending;
 };
 

@@ -84,7 +84,10 @@ struct pod_info {
     struct str ann_strategy;
     struct str ann_use_gputype;
     struct str ann_nouse_gputype;
-    struct str ann_gpus;       /* gpu-extender.io/gpus: indices we bound the pod to */
+    struct str ann_gpus; /* gpu-extender.io/gpus: indices we bound the pod to */
+    /* gpu-extender.io/policy-rule on a pod we bound (as for ann_gpu_model): the rule that placed
+     * it. Empty otherwise. */
+    struct str rule_record;
     struct str labels;         /* metadata.labels as its raw JSON object; empty when none */
     struct str priority_class; /* spec.priorityClassName */
     /* spec.priority. The Priority admission plugin fills it from priorityClassName (or the

@@ -158,13 +158,13 @@ void sched_pod_memo_models(struct sched_pod *sp, const struct node_info *const *
                            size_t count, struct sched_model_memo *memo);
 
 /* The rule that applies to pod: the first in file order that selects it, else the default
- * rule. Never NULL; borrowed from pol. */
+ * rule; but for a pod we bound (pod->rule_record), the rule that placed it while pol still has
+ * a rule of that name. Never NULL; borrowed from pol. */
 const struct policy_rule *sched_select_rule(const struct policy *pol, const struct pod_info *pod);
-/* Chooses the rule for pod (rules in file order, first match, else the default rule) and
- * checks the pod's annotations against it once, before any node. Returns false with a message
- * in eb when one is unusable: an unknown strategy, or an annotation the rule does not let pods
- * set. The scheduler must see that as an Error: every node would fail the same way. *sp is
- * written only on success. */
+/* Chooses the rule for pod (sched_select_rule()) and checks the pod's annotations against it
+ * once, before any node. Returns false with a message in eb when one is unusable: an unknown
+ * strategy, or an annotation the rule does not let pods set. The scheduler must see that as an
+ * Error: every node would fail the same way. *sp is written only on success. */
 bool sched_pod_prepare(struct sched_pod *sp, const struct pod_info *pod, const struct policy *pol,
                        struct errbuf *eb);
 

@@ -179,6 +179,15 @@ static bool refuse_override(const struct policy_rule *rule, const char *ann, con
 
 const struct policy_rule *sched_select_rule(const struct policy *pol, const struct pod_info *pod)
 {
+    /* A pod we bound names the rule that placed it: the cache keeps no labels of bound pods,
+     * so a rule that selects by label could not select it again. */
+    if (pod->rule_record.len) {
+        if (str_eq(pod->rule_record, pol->default_rule.name))
+            return &pol->default_rule;
+        for (size_t i = 0; i < pol->rule_count; i++)
+            if (str_eq(pod->rule_record, pol->rules[i].name))
+                return &pol->rules[i];
+    }
     for (size_t i = 0; i < pol->rule_count; i++) {
         if (sched_rule_selects(&pol->rules[i], pod))
             return &pol->rules[i];

@@ -113,72 +113,88 @@ void cache_demand_node(struct cache *c, const struct node_info *n, int delta)
 
 /* ---- groups ---- */
 
-/* The fields that key a group, each written as its length, ':' and its bytes, so that no
- * value can pass for two. */
-static void key_field(struct buf *b, struct str s, bool *ok)
+#define GROUP_FIELDS 7
+
+/* The facts of a pod that key its group and that the group keeps, as pointers into p. */
+static void group_fields(struct pod_info *p, struct str *out[GROUP_FIELDS])
 {
-    *ok = *ok && buf_printf(b, "%zu:", s.len) == ERR_OK && buf_append(b, s.ptr, s.len) == ERR_OK;
+    struct str *fields[GROUP_FIELDS] = {&p->ns,
+                                        &p->priority_class,
+                                        &p->ann_gpu_model,
+                                        &p->ann_use_gputype,
+                                        &p->ann_nouse_gputype,
+                                        &p->labels,
+                                        &p->rule_record};
+
+    memcpy(out, fields, sizeof(fields));
 }
 
-static struct demand_group *group_new(const struct pod_info *p, bool pending)
+/* What of p decides its demand: labels only while it is pending (the cache keeps none of a
+ * bound pod's), the rule that placed it only once it is bound. */
+static struct pod_info group_facts(const struct pod_info *p, bool pending)
 {
-    struct pod_info facts = {.ns = p->ns,
+    return (struct pod_info){.ns = p->ns,
                              .priority_class = p->priority_class,
                              .ann_gpu_model = p->ann_gpu_model,
                              .ann_use_gputype = p->ann_use_gputype,
                              .ann_nouse_gputype = p->ann_nouse_gputype,
-                             .labels = pending ? p->labels : STR_NULL};
-    struct str *src[] = {&facts.ns,
-                         &facts.priority_class,
-                         &facts.ann_gpu_model,
-                         &facts.ann_use_gputype,
-                         &facts.ann_nouse_gputype,
-                         &facts.labels};
-    size_t len = 0;
-    struct demand_group *g;
-    char *t;
+                             .labels = pending ? p->labels : STR_NULL,
+                             .rule_record = pending ? STR_NULL : p->rule_record};
+}
 
-    for (size_t i = 0; i < GX_ARRAY_LEN(src); i++)
-        len += src[i]->len + 1;
-    g = xcalloc(1, sizeof(*g) + len);
+static size_t facts_bytes(struct pod_info *facts)
+{
+    struct str *f[GROUP_FIELDS];
+    size_t len = 0;
+
+    group_fields(facts, f);
+    for (size_t i = 0; i < GROUP_FIELDS; i++)
+        len += f[i]->len + 1;
+    return len;
+}
+
+/* Copies the strings of src into dst's fields, from *t on. */
+static void copy_facts(struct pod_info *dst, struct pod_info *src, char **t)
+{
+    struct str *from[GROUP_FIELDS], *to[GROUP_FIELDS];
+
+    group_fields(src, from);
+    group_fields(dst, to);
+    for (size_t i = 0; i < GROUP_FIELDS; i++)
+        *to[i] = cache_put_string(t, *from[i]);
+}
+
+static struct demand_group *group_new(struct pod_info *facts, bool pending)
+{
+    struct demand_group *g = xcalloc(1, sizeof(*g) + facts_bytes(facts));
+    char *t = g->text;
+
     g->pending = pending;
-    g->pod = facts;
-    t = g->text;
-    {
-        struct str *dst[] = {&g->pod.ns,
-                             &g->pod.priority_class,
-                             &g->pod.ann_gpu_model,
-                             &g->pod.ann_use_gputype,
-                             &g->pod.ann_nouse_gputype,
-                             &g->pod.labels};
-        for (size_t i = 0; i < GX_ARRAY_LEN(dst); i++)
-            *dst[i] = cache_put_string(&t, *src[i]);
-    }
+    copy_facts(&g->pod, facts, &t);
     return g;
 }
 
 void cache_demand_attach(struct cache *c, struct pod_rec *r, const struct pod_info *p)
 {
     bool pending = r->pending != NULL, ok = true, created;
-    struct str fields[] = {p->ns,
-                           p->priority_class,
-                           p->ann_gpu_model,
-                           p->ann_use_gputype,
-                           p->ann_nouse_gputype,
-                           pending ? p->labels : STR_NULL};
+    struct pod_info facts = group_facts(p, pending);
+    struct str *fields[GROUP_FIELDS];
     struct strmap_entry *e;
     struct buf key;
 
     if (!pending && !r->counted)
         return;
+    group_fields(&facts, fields);
     buf_init(&key, SIZE_MAX / 2);
     ok = buf_append(&key, pending ? "p" : "b", 1) == ERR_OK;
-    for (size_t i = 0; i < GX_ARRAY_LEN(fields); i++)
-        key_field(&key, fields[i], &ok);
+    /* Each field as its length, ':' and its bytes, so that no value can pass for two. */
+    for (size_t i = 0; i < GROUP_FIELDS && ok; i++)
+        ok = buf_printf(&key, "%zu:", fields[i]->len) == ERR_OK &&
+             buf_append(&key, fields[i]->ptr, fields[i]->len) == ERR_OK;
     if (ok) {
         e = strmap_upsert(&c->demand_groups, (struct str){key.ptr, key.len}, &created);
         if (created) {
-            e->value = group_new(p, pending);
+            e->value = group_new(&facts, pending);
             ((struct demand_group *)e->value)->entry = e;
         }
         r->group = e->value;
@@ -237,8 +253,7 @@ static void count_group(struct strmap_entry *e, void *ctx)
 
     if (g->gpus <= 0)
         return;
-    b->bytes += g->pod.ns.len + g->pod.priority_class.len + g->pod.ann_gpu_model.len +
-                g->pod.ann_use_gputype.len + g->pod.ann_nouse_gputype.len + g->pod.labels.len + 6;
+    b->bytes += facts_bytes(&g->pod);
     b->s->pub.group_count++;
 }
 
@@ -266,12 +281,7 @@ static void put_group(struct strmap_entry *e, void *ctx)
     out = &b->s->groups[b->s->pub.group_count++];
     out->gpus = g->gpus;
     out->pending = g->pending;
-    out->pod.ns = cache_put_string(&b->p, g->pod.ns);
-    out->pod.priority_class = cache_put_string(&b->p, g->pod.priority_class);
-    out->pod.ann_gpu_model = cache_put_string(&b->p, g->pod.ann_gpu_model);
-    out->pod.ann_use_gputype = cache_put_string(&b->p, g->pod.ann_use_gputype);
-    out->pod.ann_nouse_gputype = cache_put_string(&b->p, g->pod.ann_nouse_gputype);
-    out->pod.labels = cache_put_string(&b->p, g->pod.labels);
+    copy_facts(&out->pod, &g->pod, &b->p);
     out->pod.gpus = g->gpus;
 }
 
@@ -315,10 +325,15 @@ static struct demand_impl *build(struct cache *c)
 
 static bool same_pod(const struct pod_info *a, const struct pod_info *b)
 {
-    return str_eq(a->ns, b->ns) && str_eq(a->priority_class, b->priority_class) &&
-           str_eq(a->ann_gpu_model, b->ann_gpu_model) &&
-           str_eq(a->ann_use_gputype, b->ann_use_gputype) &&
-           str_eq(a->ann_nouse_gputype, b->ann_nouse_gputype) && str_eq(a->labels, b->labels);
+    struct pod_info x = *a, y = *b;
+    struct str *fa[GROUP_FIELDS], *fb[GROUP_FIELDS];
+
+    group_fields(&x, fa);
+    group_fields(&y, fb);
+    for (size_t i = 0; i < GROUP_FIELDS; i++)
+        if (!str_eq(*fa[i], *fb[i]))
+            return false;
+    return true;
 }
 
 /* Does a hold exactly what b does, in the same order? (A status update of a running pod takes

@@ -421,20 +421,26 @@ struct pod_ctx {
     struct container_acc acc;
     struct str gpu_count;      /* our bind's record: present on a pod we bound */
     struct str model_required; /* the requirement that record's gpu-model replaced */
+    struct str rule;           /* the rule the record names */
 };
 
-static const char *const pod_ann_names[] = {OBJ_ANN_GPU_MODEL,          OBJ_ANN_GPU_MODEL_PREFERRED,
-                                            OBJ_ANN_STRATEGY,           OBJ_ANN_HAMI_USE,
-                                            OBJ_ANN_HAMI_NOUSE,         OBJ_ANN_GPUS,
-                                            OBJ_ANN_GPU_MODEL_REQUIRED, OBJ_ANN_GPU_COUNT};
+static const char *const pod_ann_names[] = {
+    OBJ_ANN_GPU_MODEL,          OBJ_ANN_GPU_MODEL_PREFERRED, OBJ_ANN_STRATEGY,
+    OBJ_ANN_HAMI_USE,           OBJ_ANN_HAMI_NOUSE,          OBJ_ANN_GPUS,
+    OBJ_ANN_GPU_MODEL_REQUIRED, OBJ_ANN_GPU_COUNT,           OBJ_ANN_POLICY_RULE};
 
 static bool pod_annotation(struct jscan *js, int idx, void *ctx)
 {
     struct pod_ctx *c = ctx;
-    struct str *slots[] = {&c->pod->ann_gpu_model,     &c->pod->ann_gpu_model_preferred,
-                           &c->pod->ann_strategy,      &c->pod->ann_use_gputype,
-                           &c->pod->ann_nouse_gputype, &c->pod->ann_gpus,
-                           &c->model_required,         &c->gpu_count};
+    struct str *slots[] = {&c->pod->ann_gpu_model,
+                           &c->pod->ann_gpu_model_preferred,
+                           &c->pod->ann_strategy,
+                           &c->pod->ann_use_gputype,
+                           &c->pod->ann_nouse_gputype,
+                           &c->pod->ann_gpus,
+                           &c->model_required,
+                           &c->gpu_count,
+                           &c->rule};
 
     if (idx < 0)
         return jscan_skip(js, NULL);
@@ -549,8 +555,10 @@ bool obj_pod_decode(struct jscan *js, struct arena *arena, struct pod_info *out)
     /* On a pod we bound, gpu-model names the model it got, not the ones it asked for: read as
      * a requirement it would pin every running pod to its node's model, and the scarcity part
      * would count all of them as demand for exactly that model. */
-    if (out->node_name.len && c.gpu_count.len)
+    if (out->node_name.len && c.gpu_count.len) {
         out->ann_gpu_model = c.model_required;
+        out->rule_record = c.rule;
+    }
     return true;
 }
 

@@ -816,6 +816,21 @@ current-context: fake
 # ---------------------------------------------------------------- the churn test
 
 
+def run_cluster_test(test: unittest.TestCase, name: str, body) -> None:
+    """body(c) on a fresh Cluster; c keeps its logs if body raises, and the daemons must stop
+    cleanly with no sanitizer report."""
+    t0 = time.monotonic()
+    c = Cluster(name)
+    test.addCleanup(c.close)
+    try:
+        body(c)
+    except BaseException:
+        c.failed = True
+        raise
+    c.finish_daemons(test)
+    log(f"{name}: done in {time.monotonic() - t0:.1f} s")
+
+
 class ChurnTest(unittest.TestCase):
     NODES_TOTAL = int(os.environ.get("GX_CHURN_NODES", "200"))
     PODS_TOTAL = int(os.environ.get("GX_CHURN_PODS", "2000"))

@@ -47,7 +47,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import sched_sim as sim  # noqa: E402
-from test_churn import CheckFailure, Cluster, log  # noqa: E402
+from test_churn import CheckFailure, Cluster, log, run_cluster_test  # noqa: E402
 
 ANN_RULE = "gpu-extender.io/policy-rule"
 PRODUCT = "nvidia.com/gpu.product"
@@ -102,16 +102,7 @@ def policy_text(first: str, second: str) -> str:
 
 class PolicySteeringTest(unittest.TestCase):
     def test_policy_steering(self):
-        t0 = time.monotonic()
-        c = Cluster("policy-steering")
-        self.addCleanup(c.close)
-        try:
-            self._run(c)
-        except BaseException:
-            c.failed = True
-            raise
-        c.finish_daemons(self)
-        log(f"policy steering: done in {time.monotonic() - t0:.1f} s")
+        run_cluster_test(self, "policy-steering", self._run)
 
     # ---- setup
 

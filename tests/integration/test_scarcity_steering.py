@@ -6,14 +6,15 @@
 Same setup as test_policy_steering.py (the harness of test_churn.py): the fake API server, the
 daemon with a kubeconfig, and the kube-scheduler simulator (filter -> prioritize -> bind). The
 daemon runs with the shipped policy/examples/scarcity.yaml (binpack, scarcity weight 4) plus one
-class and one rule appended (namespace t4-only: allow the class t4), with --policy-watch-ms 100.
+class and one rule appended (t4-only: pods labelled gpu-class=t4 may use only the class t4), with
+--policy-watch-ms 100.
 
 The cluster: one T4 node with 2 GPUs, two A100 nodes with 8. The demand the daemon scores on
 comes only from the pods its watch has seen, so every check below is about what the watch fed
 the table. By hand (freeGPUs 1, scarcity 4: the part holds 8 of the 10 points, binpack 2):
 
   - T4-only pods (gpu-extender.io/gpu-model: T4, nvidia.com/use-gputype: T4, or the t4-only
-    rule's namespace) make T4 scarce: 1 GPU of demand over 2 is 0.5, A100 stays 0;
+    rule's label) make T4 scarce: 1 GPU of demand over 2 is 0.5, A100 stays 0;
   - a pod that accepts any model then scores 2 on the half-used T4 node (binpack 2, scarcity 0)
     and 8 or 9 on A100, so it leaves the T4 GPU to the next T4-only pod, which binds;
   - a second flexible pod joins the first on its A100 node (binpack within a model), so the
@@ -21,8 +22,10 @@ the table. By hand (freeGPUs 1, scarcity 4: the part holds 8 of the 10 points, b
   - /debug/explain shows the scarcity part per node: 0 on T4, 1 on A100, and the same after a
     restart, which lists the bound pods afresh: a bound pod's requirement is read from
     gpu-extender.io/gpu-model-required, since the Binding's gpu-model records the model it got;
+  - a running pod of the label rule still counts as T4 demand, though the cache keeps no labels
+    of running pods: by the rule its Binding recorded (gpu-extender.io/policy-rule);
   - with the same cluster and the weight set to 0 by a hot reload, the next flexible pod takes
-    the T4 GPU (binpack's 10 against 5): the scarcity part, not the cluster, made the choice.
+    the T4 GPU (binpack's 10 against 6): the scarcity part, not the cluster, made the choice.
 
 Plus the harness's checks after every step: no node over-allocated, the daemon's cache
 converges to the fake's truth, every bind answered OK is true in the fake; the daemon must exit
@@ -41,7 +44,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from test_churn import CheckFailure, Cluster, log  # noqa: E402
+from test_churn import CheckFailure, Cluster, log, run_cluster_test  # noqa: E402
 
 PRODUCT = "nvidia.com/gpu.product"
 T4, A100 = "Tesla-T4", "NVIDIA-A100-SXM4-80GB"
@@ -56,23 +59,14 @@ classes:
     products: ["Tesla-T4"]
 rules:
   - name: t4-only
-    match: {namespaces: [t4-only]}
+    match: {labels: {gpu-class: t4}}
     allow: [t4]
 """
 
 
 class ScarcitySteeringTest(unittest.TestCase):
     def test_scarcity_steering(self):
-        t0 = time.monotonic()
-        c = Cluster("scarcity-steering")
-        self.addCleanup(c.close)
-        try:
-            self._run(c)
-        except BaseException:
-            c.failed = True
-            raise
-        c.finish_daemons(self)
-        log(f"scarcity steering: done in {time.monotonic() - t0:.1f} s")
+        run_cluster_test(self, "scarcity-steering", self._run)
 
     def write_policy(self, weight: int):
         with open(SHIPPED) as f:
@@ -144,27 +138,37 @@ class ScarcitySteeringTest(unittest.TestCase):
         self.c.after_step("restart", "restart", 0.0)
         self.check_explain("any-c", want_c)
         self.assertEqual(self.drain("any-c"), {"any-c": a100_used})
-        self.create("t4-c", 1, ns="t4-only")
+
+        # A pod bound to T4 by the t4-only rule, which selects it by label. Once it runs, the
+        # cache keeps none of its labels: its demand comes from the rule its Binding recorded
+        # (gpu-extender.io/policy-rule). With t4-a gone it is T4's only demand.
+        self.create("t4-c", 1, labels={"gpu-class": "t4"})
         self.assertEqual(self.drain("t4-c"), {"t4-c": "t4-1"}, "the t4-only rule's pod")
+        self.assertEqual(self.annotations("t4-c").get("gpu-extender.io/policy-rule"), "t4-only")
+        self.c.delete_pod("default", "t4-a", grace=0)
+        self.c.step("delete t4-a", lambda: None)
+        self.create("any-e", 1)
+        self.check_explain("any-e", {"t4-1": (2, 0.0), a100_used: (9, 1.0),
+                                     a100_whole: (None, None)})
+        self.assertEqual(self.drain("any-e"), {"any-e": a100_used})
 
         # The same cluster state with the weight at 0: a hot reload, and the next flexible pod
-        # takes a freed T4 GPU, as plain binpack does (10 on T4 against 5 on the A100 node).
-        self.c.delete_pod("t4-only", "t4-c", grace=0)
-        self.c.step("delete t4-c", lambda: None)
+        # takes the free T4 GPU, as plain binpack does (10 on T4 against 6 on the A100 node).
         pid = d.proc.pid
         self.write_policy(0)
         self.wait_weight(d, 0)
         self.assertTrue(d.alive() and d.proc.pid == pid, "no restart")
         self.create("any-d", 1)
-        self.check_explain("any-d", {"t4-1": (10, None), a100_used: (5, None),
+        self.check_explain("any-d", {"t4-1": (10, None), a100_used: (6, None),
                                      a100_whole: (None, None)})
         self.assertEqual(self.drain("any-d"), {"any-d": "t4-1"},
                          "without the part, binpack takes the T4 GPU")
 
     # ---- helpers
 
-    def create(self, name: str, gpus: int, ns: str = "default", annotations=None):
+    def create(self, name: str, gpus: int, ns: str = "default", annotations=None, labels=None):
         pod = self.c.objects.pod(name, gpus, ns)
+        pod["metadata"]["labels"].update(labels or {})
         if annotations:
             pod["metadata"].setdefault("annotations", {}).update(annotations)
         self.c.api("POST", f"/api/v1/namespaces/{ns}/pods", pod)

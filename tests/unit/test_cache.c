@@ -576,6 +576,43 @@ static void test_demand(void)
     cache_free(c);
 }
 
+/* A bound pod's group keys on the rule that placed it (it has no labels to select one by);
+ * a pending pod's never does: its labels still select its rule. */
+static void test_demand_rule_record(void)
+{
+    struct cache *c = cache_new();
+    struct node_info a = node("a", 8);
+    struct pod_info p = pod("u1", "a", 2, "Running"), q = pod("u2", "a", 1, "Running");
+    struct pod_info r = pod("u3", "", 4, "Pending");
+    struct cache_snapshot *s;
+    const struct cache_demand *d;
+    size_t recorded = 0;
+
+    sync_empty(c);
+    cache_node_upsert(c, &a);
+    p.ns = q.ns = r.ns = STR_LIT("ml");
+    p.rule_record = r.rule_record = STR_LIT("ml-train");
+    cache_pod_upsert(c, &p);
+    cache_pod_upsert(c, &q);
+    cache_pod_upsert(c, &r);
+    s = cache_snapshot_acquire(c);
+    d = s->demand;
+    CHECK_EQ(d->group_count, 3);
+    for (size_t i = 0; i < d->group_count; i++) {
+        const struct cache_demand_group *g = &d->groups[i];
+        if (g->pod.rule_record.len) {
+            CHECK(!g->pending);
+            CHECK_STRN_EQ(g->pod.rule_record.ptr, g->pod.rule_record.len, "ml-train");
+            CHECK_EQ(g->gpus, 2);
+            recorded++;
+        }
+    }
+    CHECK_EQ(recorded, 1);
+    CHECK_EQ(group(d, "ml", "", true)->gpus, 4);
+    cache_snapshot_release(s);
+    cache_free(c);
+}
+
 /* ---- snapshots patched after events against snapshots built whole ---- */
 
 enum op_kind {
@@ -759,6 +796,7 @@ int main(void)
     test_patched_snapshots();
     test_bind_facts();
     test_demand();
+    test_demand_rule_record();
     test_topology_books();
     test_pending_pods();
     test_accounting();

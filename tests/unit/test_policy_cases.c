@@ -233,6 +233,34 @@ static void test_override_refused(const struct policy *pol)
                          "urgent (podOverrides.models)");
 }
 
+static const char *rule_of(const struct policy *pol, const char *ns, const char *labels,
+                           const char *record)
+{
+    static char name[64];
+    struct pod_info p = {.ns = str_from_cstr(ns), .gpus = 1};
+
+    if (labels)
+        p.labels = str_from_cstr(labels);
+    if (record)
+        p.rule_record = str_from_cstr(record);
+    snprintf(name, sizeof(name), "%.*s", (int)sched_select_rule(pol, &p)->name.len,
+             sched_select_rule(pol, &p)->name.ptr);
+    return name;
+}
+
+/* A pod we bound is judged by the rule its record names (the cache keeps no labels of bound
+ * pods), while the policy has a rule of that name; else the rules select it as before. */
+static void test_rule_record(const struct policy *pol)
+{
+    CHECK_STR_EQ(rule_of(pol, "default", "{\"team\":\"infra\"}", NULL), "default");
+    CHECK_STR_EQ(rule_of(pol, "default", NULL, "urgent"), "urgent");
+    CHECK_STR_EQ(rule_of(pol, "ci", NULL, "inference"), "inference");
+    CHECK_STR_EQ(rule_of(pol, "ci", NULL, "default"), "default");
+    CHECK_STR_EQ(rule_of(pol, "ci", NULL, "removed-since"), "ci");
+    CHECK_STR_EQ(rule_of(pol, "ci", NULL, "Inference"), "ci"); /* names are exact */
+    CHECK_STR_EQ(rule_of(pol, "default", NULL, "ml-trai"), "default");
+}
+
 int main(void)
 {
     struct policy *pol = load();
@@ -241,6 +269,7 @@ int main(void)
     test_reasons(pol);
     test_preference_order(pol);
     test_override_refused(pol);
+    test_rule_record(pol);
     policy_unref(pol);
     printf("test_policy_cases: ok\n");
     return 0;

@@ -51,8 +51,8 @@ static void test_gpu_request_rules(void)
     CHECK_EQ(pod_gpus("{\"containers\":[" C("3000m") "]}"), 3);
 }
 
-/* The required models decoded from a pod with these annotations (a JSON object's members) and
- * spec.nodeName (NULL: pending), into out. */
+/* The required models and the rule record decoded from a pod with these annotations (a JSON
+ * object's members) and spec.nodeName (NULL: pending), as "MODELS|RULE" into out. */
 static void pod_required(const char *annotations, const char *node, char *out, size_t cap)
 {
     char doc[4096];
@@ -68,34 +68,38 @@ static void pod_required(const char *annotations, const char *node, char *out, s
     jscan_init(&js, doc, strlen(doc), 64);
     CHECK(obj_pod_decode(&js, &arena, &pod));
     CHECK(jscan_finish(&js));
-    snprintf(out, cap, "%.*s", (int)pod.ann_gpu_model.len,
-             pod.ann_gpu_model.ptr ? pod.ann_gpu_model.ptr : "");
+    snprintf(out, cap, "%.*s|%.*s", (int)pod.ann_gpu_model.len,
+             pod.ann_gpu_model.ptr ? pod.ann_gpu_model.ptr : "", (int)pod.rule_record.len,
+             pod.rule_record.ptr ? pod.rule_record.ptr : "");
     arena_destroy(&arena);
 }
 
 /* Our Binding writes the model it chose over gpu-extender.io/gpu-model and keeps the pod's own
- * in gpu-model-required: a pod we bound requires what it asked for, not what it got. */
+ * in gpu-model-required: a pod we bound requires what it asked for, not what it got, and was
+ * placed by the rule gpu-extender.io/policy-rule names. */
 static void test_bound_pod_requirement(void)
 {
     const char *record = "\"gpu-extender.io/gpu-model\":\"NVIDIA-A100-SXM4-80GB\","
-                         "\"gpu-extender.io/gpu-count\":\"1\"";
+                         "\"gpu-extender.io/gpu-count\":\"1\","
+                         "\"gpu-extender.io/policy-rule\":\"ml\"";
     char buf[256], with_required[512];
 
     snprintf(with_required, sizeof(with_required), "%s,%s", record,
              "\"gpu-extender.io/gpu-model-required\":\"A100,H100\"");
     pod_required(with_required, "n1", buf, sizeof(buf));
-    CHECK_STR_EQ(buf, "A100,H100");
+    CHECK_STR_EQ(buf, "A100,H100|ml");
     pod_required(record, "n1", buf, sizeof(buf)); /* it asked for no model */
-    CHECK_STR_EQ(buf, "");
-    /* Bound without our record (another scheduler): its annotation is its own. */
-    pod_required("\"gpu-extender.io/gpu-model\":\"T4\"", "n1", buf, sizeof(buf));
-    CHECK_STR_EQ(buf, "T4");
+    CHECK_STR_EQ(buf, "|ml");
+    /* Bound without our record (another scheduler): its annotations are its own. */
+    pod_required("\"gpu-extender.io/gpu-model\":\"T4\",\"gpu-extender.io/policy-rule\":\"ml\"",
+                 "n1", buf, sizeof(buf));
+    CHECK_STR_EQ(buf, "T4|");
     /* Pending with a copied record (a manifest saved from a bound pod): gpu-model is what the
-     * filter will hold it to, so it stays the requirement. */
+     * filter will hold it to, so it stays the requirement, and its rule is chosen afresh. */
     pod_required(with_required, NULL, buf, sizeof(buf));
-    CHECK_STR_EQ(buf, "NVIDIA-A100-SXM4-80GB");
+    CHECK_STR_EQ(buf, "NVIDIA-A100-SXM4-80GB|");
     pod_required("\"gpu-extender.io/gpu-model\":\"T4\"", NULL, buf, sizeof(buf));
-    CHECK_STR_EQ(buf, "T4");
+    CHECK_STR_EQ(buf, "T4|");
 }
 
 static void test_bad_quantities(void)
