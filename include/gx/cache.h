@@ -203,7 +203,8 @@ void cache_status_get(struct cache *c, struct cache_status *out);
 /* ---- every GPU pod, for snapshots ---- */
 
 /* A GPU pod the cache holds: bound (node set; its GPU indices in mask when known) or pending
- * (node empty; models is its gpu-extender.io/gpu-model). Strings are valid during the call. */
+ * (node empty). models is its gpu-extender.io/gpu-model, on a pod we bound the one it was bound
+ * with (objects.h). Strings are valid during the call. */
 struct cache_pod_facts {
     struct str uid, ns, name, node, models;
     int64_t gpus;

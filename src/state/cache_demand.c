@@ -230,6 +230,11 @@ void cache_demand_detach(struct cache *c, struct pod_rec *r)
         free(strmap_remove(&c->demand_groups, (struct str){g->entry->key, g->entry->key_len}));
 }
 
+struct str cache_demand_models(const struct pod_rec *r)
+{
+    return r->group ? r->group->pod.ann_gpu_model : STR_NULL;
+}
+
 /* ---- publishing ---- */
 
 struct build {

@@ -257,6 +257,8 @@ void cache_demand_attach(struct cache *c, struct pod_rec *r, const struct pod_in
 void cache_demand_account(struct cache *c, struct pod_rec *r, int delta);
 /* The record is being freed: it leaves its group. */
 void cache_demand_detach(struct cache *c, struct pod_rec *r);
+/* The models the record's pod requires (its group's gpu-extender.io/gpu-model); empty if none. */
+struct str cache_demand_models(const struct pod_rec *r);
 /* The published demand, rebuilt first if anything changed, with a reference added. */
 const struct cache_demand *cache_demand_acquire(struct cache *c);
 void cache_demand_release(const struct cache_demand *d);

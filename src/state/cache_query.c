@@ -289,6 +289,7 @@ static void visit_pod(struct strmap_entry *e, void *ctx)
         f.name = pod_rec_name(r);
         f.node = pod_rec_node(r);
         f.mask = r->mask;
+        f.models = cache_demand_models(r);
     } else {
         return; /* finished, or being deleted before it was bound: holds nothing */
     }

@@ -114,6 +114,8 @@ assert_contains "with the policy's own message" "bad.yaml" "$(cat "$S/err")"
 begin "snapshot: a live cluster (the fake API server) replayed by simulate"
 start_fake snap || finish
 create_pod pend-1
+# Bound by gpu-extender: the Binding's record in gpu-model, the pod's own in gpu-model-required.
+create_pod bound-req 'd["spec"]["nodeName"] = "gpu-node-2"; d["metadata"]["annotations"] = {"gpu-extender.io/gpu-model": "NVIDIA-A100-SXM4-80GB", "gpu-extender.io/gpu-count": "1", "gpu-extender.io/gpu-model-required": "A100,H100"}'
 write_kubeconfig "$S/kc" "${F_URL[snap]}"
 "$GX_DAEMON" snapshot --kubeconfig "$S/kc" >"$S/snap.json" 2>"$S/snap.err"
 assert_eq "snapshot exits 0" 0 "$?"
@@ -121,7 +123,9 @@ assert_contains "says what it saw on stderr" "gpu-extender snapshot: 3 nodes" "$
 assert_json "the fixture's three GPU nodes, with their GPUs" '[(n["name"], n["gpus"]) for n in sorted(d["nodes"], key=lambda n: n["name"])]' \
     '[["gpu-node-1", 8], ["gpu-node-2", 8], ["gpu-node-3", 4]]' "$S/snap.json"
 assert_json "the bound GPU pod with its node, the pending one without" \
-    'sorted((p["name"], p.get("node")) for p in d["pods"])' '[["gpu-pod-1", "gpu-node-1"], ["pend-1", null]]' "$S/snap.json"
+    'sorted((p["name"], p.get("node")) for p in d["pods"])' '[["bound-req", "gpu-node-2"], ["gpu-pod-1", "gpu-node-1"], ["pend-1", null]]' "$S/snap.json"
+assert_json "a pod gpu-extender bound: the models it asked for, not the one it got" \
+    '[p.get("models") for p in d["pods"] if p["name"] == "bound-req"]' '["A100,H100"]' "$S/snap.json"
 sim --nodes "$S/snap.json" --pods "$S/snap.json" --json --no-baselines
 assert_eq "simulate reads it: exit 0" 0 "$RC"
 assert_json "only the pending pod arrives, and it is placed" '[(c["fill"]["pods"], c["fill"]["placed"]) for c in d["columns"]]' '[[1, 1], [1, 1]]' "$S/out"
