@@ -1,9 +1,10 @@
 /* test_sim_agree.c -- the simulator's decisions are the daemon's: along a whole fill run, each
  * pod the simulator places is asked of the daemon's own routes (POST /filter and /prioritize
- * in NodeNames mode, on a cluster cache holding the same nodes, the pods placed so far and the
- * pods that arrived and fit nowhere, pending), and the simulator's node must pass filter with
- * the highest score there. Under binpack, spread, and binpack with the scarcity weight, whose
- * demand table the daemon builds from its cache and the simulator from its own state. */
+ * in NodeNames mode, on a cluster cache holding the same nodes, the pods placed so far (as our
+ * Binding leaves them, read by the watch's decoder) and the pods that arrived and fit nowhere,
+ * pending), and the simulator's node must pass filter with the highest score there. Under
+ * binpack, spread, and binpack with the scarcity weight, whose demand table the daemon builds
+ * from its cache and the simulator from its own state. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "gx/alloc.h"
 #include "gx/cache.h"
 #include "gx/clock.h"
+#include "gx/jscan.h"
+#include "gx/objects.h"
 #include "gx/policy_store.h"
 #include "gx/routes.h"
 #include "gx/sim.h"
@@ -57,19 +60,38 @@ static int score_of(const char *reply, const char *node)
     return at ? (int)strtol(at + strlen(needle), NULL, 10) : -1;
 }
 
-/* The pod as the watch shows it: pending (node NULL) or bound, with its model annotation. */
-static void show_pod(struct agree *a, const struct sim_pod *p, const char *node)
+/* The pod as the watch shows it, decoded by the watch's decoder: pending (node NULL) with its
+ * model annotation, or bound as our Binding leaves it: gpu-model is the record of the node's
+ * model, the pod's own requirement is in gpu-model-required. */
+static void show_pod(struct agree *a, const struct sim_pod *p, const struct sim_node *node)
 {
-    struct pod_info info = {0};
+    char doc[2048], ann[512];
+    struct pod_info info;
+    struct arena arena;
+    struct jscan js;
 
-    info.uid = str_from_cstr(p->name);
-    info.ns = STR_LIT("sim");
-    info.name = info.uid;
-    info.node_name = node ? str_from_cstr(node) : STR_NULL;
-    info.gpus = p->gpus;
-    info.phase = node ? STR_LIT("Running") : STR_LIT("Pending");
-    info.ann_gpu_model = str_from_cstr(p->models);
+    if (node)
+        snprintf(ann, sizeof(ann),
+                 "\"gpu-extender.io/gpu-model\":\"%s\",\"gpu-extender.io/gpu-count\":\"%lld\""
+                 "%s%s%s",
+                 node->model, (long long)p->gpus,
+                 p->models[0] ? ",\"gpu-extender.io/gpu-model-required\":\"" : "", p->models,
+                 p->models[0] ? "\"" : "");
+    else
+        snprintf(ann, sizeof(ann), "\"gpu-extender.io/gpu-model\":\"%s\"", p->models);
+    snprintf(doc, sizeof(doc),
+             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"sim\",\"uid\":\"%s\","
+             "\"annotations\":{%s}},\"spec\":{%s%s%s\"containers\":[{\"name\":\"c\","
+             "\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"%lld\"}}}]},"
+             "\"status\":{\"phase\":\"%s\"}}",
+             p->name, p->name, ann, node ? "\"nodeName\":\"" : "", node ? node->name : "",
+             node ? "\"," : "", (long long)p->gpus, node ? "Running" : "Pending");
+    arena_init(&arena, 1 << 16);
+    jscan_init(&js, doc, strlen(doc), 64);
+    CHECK(obj_pod_decode(&js, &arena, &info));
+    CHECK(jscan_finish(&js));
     cache_pod_upsert(a->cache, &info);
+    arena_destroy(&arena);
 }
 
 static void on_arrive(void *ctx, size_t pod)
@@ -111,7 +133,7 @@ static void on_place(void *ctx, size_t pod, size_t node)
     free(filter);
     free(prio);
     /* The bind, as the watch would show it. */
-    show_pod(a, p, a->c->nodes[node].name);
+    show_pod(a, p, &a->c->nodes[node]);
     a->node_of[pod] = (int)node;
     a->checked++;
 }
