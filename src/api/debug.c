@@ -384,9 +384,29 @@ static void add_preemption(const struct debug_ctx *d, const struct sched_pod *sp
     cJSON_AddItemToObject(doc, "preemption", p);
 }
 
+/* The demand table the pod was scored on: each model's GPUs and scarcity, and whether the pod
+ * may use it. It says why the scarcity part favours a model, or why it does not apply. */
+static void add_scarcity(const struct sched_pod *sp, const struct sched_demand *d, cJSON *doc)
+{
+    uint64_t allowed = sched_demand_allowed(d, sp);
+    cJSON *o = cJSON_AddObjectToObject(doc, "scarcity"), *arr;
+
+    cJSON_AddBoolToObject(o, "applies", sp->demand != NULL);
+    arr = cJSON_AddArrayToObject(o, "models");
+    for (size_t i = 0; i < d->model_count; i++) {
+        const struct sched_demand_model *m = &d->models[i];
+        cJSON *e = cJSON_CreateObject();
+        add_str(e, "model", (struct str){m->product, m->model_len});
+        cJSON_AddNumberToObject(e, "gpus", (double)m->gpus);
+        cJSON_AddNumberToObject(e, "scarcity", ppm(m->scarcity_ppm));
+        cJSON_AddBoolToObject(e, "allowed", (allowed >> i & 1) != 0);
+        cJSON_AddItemToArray(arr, e);
+    }
+}
+
 static cJSON *explain_doc(const struct debug_ctx *d, const struct sched_pod *sp,
-                          const struct cache_snapshot *snap, struct explained *rows,
-                          struct arena *arena)
+                          const struct sched_demand *demand, const struct cache_snapshot *snap,
+                          struct explained *rows, struct arena *arena)
 {
     cJSON *doc = cJSON_CreateObject(), *pod, *arr, *sum;
     size_t counts[3] = {0, 0, 0};
@@ -399,6 +419,8 @@ static cJSON *explain_doc(const struct debug_ctx *d, const struct sched_pod *sp,
     cJSON_AddNumberToObject(doc, "ruleLine", (double)sp->rule->line);
     cJSON_AddStringToObject(doc, "strategy", policy_strategy_name(sp->strategy));
     cJSON_AddStringToObject(doc, "policyHash", sp->pol->hash);
+    if (demand)
+        add_scarcity(sp, demand, doc);
     for (size_t i = 0; i < snap->node_count; i++) {
         struct sched_node view = sched_node_of(cache_snapshot_node(snap, i));
         rows[i].cn = cache_snapshot_node(snap, i);
@@ -490,7 +512,7 @@ void debug_explain(const struct debug_ctx *d, struct exchange *ex)
     else {
         struct demand_hold hold;
         demand_use(d->demand, snap, &sp, &ex->arena, &hold);
-        codec_reply_json(ex, 200, explain_doc(d, &sp, snap, rows, &ex->arena));
+        codec_reply_json(ex, 200, explain_doc(d, &sp, hold.d, snap, rows, &ex->arena));
         demand_done(&hold);
     }
     policy_unref(pol);

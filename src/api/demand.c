@@ -102,6 +102,7 @@ void demand_use(struct demand_memo *m, const struct cache_snapshot *snap, struct
     struct sched_demand *own;
 
     hold->table = NULL;
+    hold->d = NULL;
     if (!m || !snap || sp->pol->weight_scarcity <= 0 || sp->pod->gpus <= 0)
         return;
     hold->table = table_get(m, snap->demand, sp->pol);
@@ -116,6 +117,7 @@ void demand_use(struct demand_memo *m, const struct cache_snapshot *snap, struct
             d = own;
         }
     }
+    hold->d = d;
     sched_pod_use_demand(sp, d);
 }
 
@@ -123,4 +125,5 @@ void demand_done(struct demand_hold *hold)
 {
     table_release(hold->table);
     hold->table = NULL;
+    hold->d = NULL;
 }

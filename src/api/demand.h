@@ -14,6 +14,7 @@ struct demand_table;
 /* A request's hold on a table, from demand_use() until demand_done(). */
 struct demand_hold {
     struct demand_table *table;
+    const struct sched_demand *d; /* the table the pod was scored on; NULL when none */
 };
 
 struct demand_memo *demand_memo_new(void);
@@ -22,9 +23,10 @@ void demand_memo_free(struct demand_memo *m);
 
 /* Gives the prepared pod the scarcity part's table (sched_pod_use_demand()): the memo's for
  * snap->demand and sp->pol, built now if it is not the current one; when snap counts the pod
- * itself as pending, a copy in arena with the pod taken out. Nothing happens when snap is NULL
- * (standalone), when the policy's scarcity weight is 0 or when the pod asks no GPU. The table
- * stays valid until demand_done(hold); hold is always safe to pass there. Thread-safe. */
+ * itself as pending, a copy in arena with the pod taken out; hold->d is that table, whether the
+ * part applies to the pod or not. Nothing happens when snap is NULL (standalone), when the
+ * policy's scarcity weight is 0 or when the pod asks no GPU. The table stays valid until
+ * demand_done(hold); hold is always safe to pass there. Thread-safe. */
 void demand_use(struct demand_memo *m, const struct cache_snapshot *snap, struct sched_pod *sp,
                 struct arena *arena, struct demand_hold *hold);
 void demand_done(struct demand_hold *hold);

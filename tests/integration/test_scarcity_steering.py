@@ -105,7 +105,8 @@ class ScarcitySteeringTest(unittest.TestCase):
         # Two flexible pods: both on one A100 node, none on the half-used T4 node. Before the
         # round, explain gives the parts of the first one's score.
         self.create("any-a", 1)
-        self.check_explain("any-a", {"t4-1": (2, 0.0), "a100-1": (8, 1.0), "a100-2": (8, 1.0)})
+        self.check_explain("any-a", {"t4-1": (2, 0.0), "a100-1": (8, 1.0), "a100-2": (8, 1.0)},
+                           {T4: 0.5, A100: 0.0})
         placed = self.drain("any-a")
         self.assertIn(placed["any-a"], ("a100-1", "a100-2"), "a flexible pod leaves T4 alone")
         a100_used = placed["any-a"]
@@ -118,6 +119,12 @@ class ScarcitySteeringTest(unittest.TestCase):
 
         # The T4 GPU the flexible pods left: taken by a pod bound to T4 by HAMi's annotation.
         self.create("t4-b", 1, annotations={"nvidia.com/use-gputype": "T4"})
+        # Explain shows it the table too, and why the part does not apply: one model allowed.
+        status, body = self.c.daemon.http.json("GET", "/debug/explain/default/t4-b")
+        self.assertEqual(status, 200, body)
+        rows = {m["model"]: (m["allowed"], m["scarcity"]) for m in body["scarcity"]["models"]}
+        self.assertEqual(rows, {T4: (True, 0.5), A100: (False, 0.0)}, body["scarcity"])
+        self.assertFalse(body["scarcity"]["applies"], body["scarcity"])
         self.assertEqual(self.drain("t4-b"), {"t4-b": "t4-1"})
 
         # The whole A100 node takes an 8-GPU pod.
@@ -129,14 +136,14 @@ class ScarcitySteeringTest(unittest.TestCase):
         self.c.step("delete t4-b", lambda: None)
         self.create("any-c", 1)
         want_c = {"t4-1": (2, 0.0), a100_used: (9, 1.0), a100_whole: (None, None)}
-        self.check_explain("any-c", want_c)
+        self.check_explain("any-c", want_c, {T4: 0.5, A100: 0.0})
 
         # A restart lists the bound pods afresh (no pending state to remember their
         # requirements from): the same table, the same scores.
         self.c.stop_daemon(d)
         d = self.c.start_daemon("2", "--policy", self.policy_path, "--policy-watch-ms", "100")
         self.c.after_step("restart", "restart", 0.0)
-        self.check_explain("any-c", want_c)
+        self.check_explain("any-c", want_c, {T4: 0.5, A100: 0.0})
         self.assertEqual(self.drain("any-c"), {"any-c": a100_used})
 
         # A pod bound to T4 by the t4-only rule, which selects it by label. Once it runs, the
@@ -149,7 +156,7 @@ class ScarcitySteeringTest(unittest.TestCase):
         self.c.step("delete t4-a", lambda: None)
         self.create("any-e", 1)
         self.check_explain("any-e", {"t4-1": (2, 0.0), a100_used: (9, 1.0),
-                                     a100_whole: (None, None)})
+                                     a100_whole: (None, None)}, {T4: 0.5, A100: 0.0})
         self.assertEqual(self.drain("any-e"), {"any-e": a100_used})
 
         # The same cluster state with the weight at 0: a hot reload, and the next flexible pod
@@ -193,11 +200,18 @@ class ScarcitySteeringTest(unittest.TestCase):
                 return {name: p["spec"].get("nodeName")}
         raise CheckFailure(f"{ns}/{name} is not in the fake's truth")
 
-    def check_explain(self, name: str, want: dict):
-        """want: node -> (score or None: does not pass, scarcity part or None: absent)."""
+    def check_explain(self, name: str, want: dict, table=None):
+        """want: node -> (score or None: does not pass, scarcity part or None: absent); table:
+        model -> its scarcity in the table the pod was scored on (None: no table shown)."""
         ns = self.last[0]
         status, body = self.c.daemon.http.json("GET", f"/debug/explain/{ns}/{name}")
         self.assertEqual(status, 200, body)
+        if table is None:
+            self.assertNotIn("scarcity", body)
+        else:
+            got = {m["model"]: m["scarcity"] for m in body["scarcity"]["models"]}
+            self.assertEqual(got, table, body["scarcity"])
+            self.assertTrue(body["scarcity"]["applies"], body["scarcity"])
         nodes = {n["name"]: n for n in body["nodes"]}
         for node, (score, part) in want.items():
             got = nodes[node]
