@@ -191,3 +191,18 @@ if(TARGET gpu-extender-agent AND TARGET fake_nvml)
     ENVIRONMENT "${GX_INTEGRATION_ENV};GX_AGENT_BIN=$<TARGET_FILE:gpu-extender-agent>;FAKE_NVML_LIB=$<TARGET_FILE:fake_nvml>;GX_GRPC_PYTHON3=${gx_grpc_python3}"
     REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_agent_k8s.py;${CMAKE_CURRENT_SOURCE_DIR}/integration/test_preempt_e2e.py")
 endif()
+
+# The scarcity part against a real kube-apiserver and kube-scheduler (tests/integration/
+# test_scarcity_k8s.py, harness code from test_preempt_e2e.py): the Binding's records merged by
+# the real API server and read back by the watch, flexible pods kept off the T4 node the
+# constrained ones need, and binpack's choice again with the weight at 0. Skipped (77) without
+# K8S_BIN, as integration_preempt_e2e is.
+add_test(NAME integration_scarcity_k8s COMMAND ${GX_PYTHON3_EXECUTABLE} -u
+         ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_scarcity_k8s.py -v)
+set_tests_properties(integration_scarcity_k8s PROPERTIES
+  LABELS integration
+  TIMEOUT 240
+  PROCESSORS 2
+  SKIP_RETURN_CODE 77
+  ENVIRONMENT "${GX_INTEGRATION_ENV}"
+  REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_scarcity_k8s.py;${CMAKE_CURRENT_SOURCE_DIR}/integration/test_preempt_e2e.py;${CMAKE_SOURCE_DIR}/policy/examples/scarcity.yaml")

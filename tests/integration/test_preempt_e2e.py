@@ -329,7 +329,7 @@ class Cluster:
     """The harness's control plane, the daemon, the fake kubelet; every process is stopped by
     its own id (cluster-down.sh stops only the PIDs it recorded)."""
 
-    def __init__(self, setup: Setup):
+    def __init__(self, setup: Setup, policy: str = POLICY):
         self.s = setup
         self.tmp = tempfile.mkdtemp(prefix="gx-preempt-e2e-")
         self.current = os.path.join(self.tmp, "harness.current")
@@ -342,7 +342,7 @@ class Cluster:
         self.failed = False
         self.policy = os.path.join(self.tmp, "policy.yaml")
         with open(self.policy, "w") as f:
-            f.write(POLICY)
+            f.write(policy)
 
     # ---- start
 
@@ -497,8 +497,11 @@ class Cluster:
 
     # ---- objects
 
-    def make_node(self, prefix: str, gpus: int, annotations: dict | None = None) -> str:
+    def make_node(self, prefix: str, gpus: int, annotations: dict | None = None,
+                  product: str | None = None) -> str:
         env = dict(self.env, GPU_COUNTS=str(gpus), KUBELET_VERSION="v1.28.7")
+        if product:
+            env["GPU_PRODUCT"] = product
         r = subprocess.run([os.path.join(self.s.harness, "make-gpu-nodes.sh"), "1", prefix],
                            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=60)
@@ -548,10 +551,13 @@ class Cluster:
         except OSError as e:
             return repr(e)
 
-    def create_pod(self, name: str, gpus: int, priority_class: str, scenario: str) -> dict:
+    def create_pod(self, name: str, gpus: int, priority_class: str, scenario: str,
+                   labels: dict | None = None, annotations: dict | None = None) -> dict:
         return self.api.call("POST", f"/api/v1/namespaces/{NS}/pods", {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": NS, "labels": {SCENARIO_LABEL: scenario}},
+            "metadata": {"name": name, "namespace": NS,
+                         "labels": {SCENARIO_LABEL: scenario, **(labels or {})},
+                         "annotations": annotations or {}},
             "spec": {
                 "priorityClassName": priority_class,
                 "automountServiceAccountToken": False,
@@ -673,12 +679,13 @@ class ClusterTestCase(unittest.TestCase):
     """One control plane and daemon for the class: up before its tests, down after them, the
     daemon's exit code and sanitizer report checked (test_agent_k8s.py uses it too)."""
     setup: Setup = None
+    policy: str = POLICY
     c: Cluster = None
 
     @classmethod
     def setUpClass(cls):
         cls.t0 = time.monotonic()
-        cls.c = Cluster(cls.setup)
+        cls.c = Cluster(cls.setup, cls.policy)
         try:
             cls.c.up()
         except BaseException:
