@@ -270,7 +270,9 @@ static void reserve_and_post(struct bind_ctx *b, const char *pod_path, const str
     if (!reserve(b, pod, &choice))
         return;
     snprintf(b->out->gpu_indices, sizeof(b->out->gpu_indices), "%s", choice.gpus);
-    buf_init(&body, (size_t)64 * 1024);
+    /* Our fields fit in 64 KiB; the pod's own gpu-model, copied into gpu-model-required, may
+     * take up to six bytes per byte escaped. */
+    buf_init(&body, (size_t)64 * 1024 + 6 * pod->ann_gpu_model.len);
     if (binding_body(b, b->out->model, pod, &choice, &body) == ERR_OK)
         post_binding(b, pod_path, &body);
     else

@@ -402,6 +402,14 @@ admin DELETE /fault >/dev/null
 bind b-drop gpu-node-2 "$drop_uid"
 assert_json "then it binds" 'd["Error"]' ""
 
+begin "a pod's own gpu-model of 100 KB, quotes in it: the Binding carries it whole"
+# Annotations may hold 256 KiB in all; the Binding's own fields fit in 64 KiB, this does not.
+create_pod b-long 'd["metadata"]["annotations"] = {"gpu-extender.io/gpu-model": "A100," + "\"x\"," * 25000 + "H100"}'
+bind b-long gpu-node-1 "$POD_UID"
+assert_json "success" 'd["Error"]' ""
+get_pod b-long
+assert_json "gpu-model-required holds all of it" 'len(d["metadata"]["annotations"]["gpu-extender.io/gpu-model-required"])' 100009 "$KAPI_FILE"
+
 begin "the API server going away: Error"
 write_kubeconfig "$K/dead.kubeconfig" "http://127.0.0.1:1" token=t1
 start_daemon dead --kubeconfig "$K/dead.kubeconfig" --bind-timeout-ms 1000
