@@ -205,4 +205,4 @@ set_tests_properties(integration_scarcity_k8s PROPERTIES
   PROCESSORS 2
   SKIP_RETURN_CODE 77
   ENVIRONMENT "${GX_INTEGRATION_ENV}"
-  REQUIRED_FILES "${CMAKE_CURRENT_SOURCE_DIR}/integration/test_scarcity_k8s.py;${CMAKE_CURRENT_SOURCE_DIR}/integration/test_preempt_e2e.py;${CMAKE_SOURCE_DIR}/policy/examples/scarcity.yaml")
+  REQUIRED_FILES "${GX_PY_INTEGRATION_FILES};${CMAKE_CURRENT_SOURCE_DIR}/integration/test_scarcity_k8s.py;${CMAKE_CURRENT_SOURCE_DIR}/integration/test_scarcity_steering.py;${CMAKE_CURRENT_SOURCE_DIR}/integration/test_preempt_e2e.py;${CMAKE_SOURCE_DIR}/policy/examples/scarcity.yaml")

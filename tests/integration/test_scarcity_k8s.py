@@ -34,30 +34,14 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import test_preempt_e2e as e2e  # noqa: E402
+from test_scarcity_steering import T4, policy_text  # noqa: E402
 
 SCENARIO = "scarcity"
-T4, A100 = "Tesla-T4", "NVIDIA-A100-SXM4-80GB"
 ANN = "gpu-extender.io/"
-with open(os.path.join(e2e.SOURCE_DIR, "policy", "examples", "scarcity.yaml")) as _f:
-    SHIPPED = _f.read()
-RULE = """
-classes:
-  - name: t4
-    products: ["Tesla-T4"]
-rules:
-  - name: t4-only
-    match: {labels: {gpu-class: t4}}
-    allow: [t4]
-"""
-
-
-def policy(weight: int) -> str:
-    assert "scarcity: 4\n" in SHIPPED, "the shipped example changed: update this test"
-    return SHIPPED.replace("scarcity: 4\n", f"scarcity: {weight}\n") + RULE
 
 
 class ScarcityK8sTest(e2e.ClusterTestCase):
-    policy = policy(4)
+    policy = policy_text(4)
 
     def test_scarcity_on_a_real_control_plane(self):
         c = self.c
@@ -110,7 +94,7 @@ class ScarcityK8sTest(e2e.ClusterTestCase):
                          "the label rule's running pod keeps T4 scarce; binpack within A100")
 
         with open(c.policy + ".new", "w") as f:
-            f.write(policy(0))
+            f.write(policy_text(0))
         os.replace(c.policy + ".new", c.policy)
 
         def reloaded():

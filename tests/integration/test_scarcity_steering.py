@@ -52,7 +52,7 @@ NODES = [("t4-1", 2, T4), ("a100-1", 8, A100), ("a100-2", 8, A100)]
 ANN_MODEL, ANN_REQUIRED = "gpu-extender.io/gpu-model", "gpu-extender.io/gpu-model-required"
 SHIPPED = os.path.join(ROOT, "policy", "examples", "scarcity.yaml")
 
-# Appended to the shipped file: a third way to bind a pod to T4, a rule by namespace.
+# Appended to the shipped file: a third way to bind a pod to T4, a rule by label.
 RULE = """
 classes:
   - name: t4
@@ -64,17 +64,24 @@ rules:
 """
 
 
+def policy_text(weight: int) -> str:
+    """The shipped scarcity.yaml with its weight set to weight, plus RULE (test_scarcity_k8s.py
+    uses it too)."""
+    with open(SHIPPED) as f:
+        text = f.read()
+    if "scarcity: 4\n" not in text:
+        raise CheckFailure(f"{SHIPPED} no longer sets scarcity: 4; update this test")
+    return text.replace("scarcity: 4\n", f"scarcity: {weight}\n") + RULE
+
+
 class ScarcitySteeringTest(unittest.TestCase):
     def test_scarcity_steering(self):
         run_cluster_test(self, "scarcity-steering", self._run)
 
     def write_policy(self, weight: int):
-        with open(SHIPPED) as f:
-            text = f.read()
-        self.assertIn("scarcity: 4\n", text, "the shipped example changed: update this test")
         tmp = self.policy_path + ".new"
         with open(tmp, "w") as f:
-            f.write(text.replace("scarcity: 4\n", f"scarcity: {weight}\n") + RULE)
+            f.write(policy_text(weight))
         os.replace(tmp, self.policy_path)
 
     def _run(self, c: Cluster):
