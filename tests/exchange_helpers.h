@@ -33,23 +33,29 @@ static inline char *exchange_reply_join(const struct exchange *ex, size_t *len)
     return out;
 }
 
-/* POSTs body to path through the route table with no socket; the reply must be a 200. Returns
- * it joined (the caller frees it). */
-static inline char *exchange_post(struct routes *r, const char *path, const char *body)
+/* Sends body (NULL: none) to path with method through the route table with no socket; the reply
+ * must be a 200. Returns it joined (the caller frees it). */
+static inline char *exchange_call(struct routes *r, const char *method, const char *path,
+                                  const char *body)
 {
     struct exchange ex;
     char *reply;
 
     memset(&ex, 0, sizeof(ex));
     arena_init(&ex.arena, 16u << 20);
-    ex.method = "POST";
+    ex.method = method;
     ex.path = path;
-    ex.body = body;
-    ex.body_len = strlen(body);
+    ex.body = body ? body : "";
+    ex.body_len = body ? strlen(body) : 0;
     ex.start_ns = clock_mono_ns();
     routes_handle(r, &ex);
     CHECK_EQ(ex.status, 200);
     reply = exchange_reply_join(&ex, NULL);
     arena_destroy(&ex.arena);
     return reply;
+}
+
+static inline char *exchange_post(struct routes *r, const char *path, const char *body)
+{
+    return exchange_call(r, "POST", path, body);
 }

@@ -8,6 +8,7 @@
 
 #include "gx/buf.h"
 #include "gx/err.h"
+#include "gx/str.h"
 
 /* Verbs we time. The order is the label order in the exposition. */
 #define METRICS_VERB_MAP(X)                                                                        \
@@ -161,6 +162,16 @@ enum err metrics_format(struct buf *out) GX_MUST_CHECK;
 /* Appends the cache's figures, values[row] for each row of METRICS_CACHE_MAP. */
 enum err metrics_format_cache(struct buf *out,
                               const double values[METRICS_CACHE_COUNT]) GX_MUST_CHECK;
+/* One GPU model's row of the scarcity part's demand table. */
+struct metrics_model {
+    struct str name;
+    double gpus;     /* the cluster's GPUs of the model */
+    double scarcity; /* the constrained demand it gets per GPU */
+};
+/* Appends gpu_extender_model_gpus and gpu_extender_model_scarcity, one sample per model
+ * (label model, escaped as the text format says). */
+enum err metrics_format_models(struct buf *out, const struct metrics_model *models,
+                               size_t count) GX_MUST_CHECK;
 /* Test hook: sets every value back to zero. */
 void metrics_reset(void);
 /* Reads one counter (for tests). */

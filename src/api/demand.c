@@ -121,6 +121,14 @@ void demand_use(struct demand_memo *m, const struct cache_snapshot *snap, struct
     sched_pod_use_demand(sp, d);
 }
 
+const struct sched_demand *demand_table(struct demand_memo *m, const struct cache_snapshot *snap,
+                                        const struct policy *pol, struct demand_hold *hold)
+{
+    hold->table = table_get(m, snap->demand, pol);
+    hold->d = &hold->table->d;
+    return hold->d;
+}
+
 void demand_done(struct demand_hold *hold)
 {
     table_release(hold->table);

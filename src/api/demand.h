@@ -29,4 +29,8 @@ void demand_memo_free(struct demand_memo *m);
  * demand_done(hold); hold is always safe to pass there. Thread-safe. */
 void demand_use(struct demand_memo *m, const struct cache_snapshot *snap, struct sched_pod *sp,
                 struct arena *arena, struct demand_hold *hold);
+/* The table for snap's demand and pol, held in hold as demand_use() holds it: what every pod
+ * is scored on, before its own demand is taken out (for /metrics). */
+const struct sched_demand *demand_table(struct demand_memo *m, const struct cache_snapshot *snap,
+                                        const struct policy *pol, struct demand_hold *hold);
 void demand_done(struct demand_hold *hold);

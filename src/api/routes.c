@@ -416,6 +416,33 @@ static enum err append_cache_metrics(struct buf *b, struct cache *cache)
     return metrics_format_cache(b, v);
 }
 
+/* Each model's GPUs and scarcity, from the table the scarcity part reads (built for the active
+ * policy whatever its weight, so that the figures are there before the part is turned on). */
+static enum err append_model_metrics(struct buf *b, struct routes *r)
+{
+    struct metrics_model rows[SCHED_DEMAND_MAX_MODELS];
+    struct cache_snapshot *snap;
+    const struct sched_demand *d;
+    struct demand_hold hold;
+    struct policy *pol;
+    enum err e;
+
+    if (!r->cache || !r->demand)
+        return ERR_OK;
+    snap = cache_snapshot_acquire(r->cache);
+    pol = policy_store_get(r->policies);
+    d = demand_table(r->demand, snap, pol, &hold);
+    for (size_t i = 0; i < d->model_count; i++)
+        rows[i] = (struct metrics_model){.name = {d->models[i].product, d->models[i].model_len},
+                                         .gpus = (double)d->models[i].gpus,
+                                         .scarcity = (double)d->models[i].scarcity_ppm / 1e6};
+    e = metrics_format_models(b, rows, d->model_count);
+    demand_done(&hold);
+    policy_unref(pol);
+    cache_snapshot_release(snap);
+    return e;
+}
+
 static enum route_result handle_metrics(struct routes *r, struct exchange *ex)
 {
     struct buf b;
@@ -425,6 +452,8 @@ static enum route_result handle_metrics(struct routes *r, struct exchange *ex)
     e = metrics_format(&b);
     if (e == ERR_OK)
         e = append_cache_metrics(&b, r->cache);
+    if (e == ERR_OK)
+        e = append_model_metrics(&b, r);
     if (e == ERR_OK)
         codec_reply_text(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr);
     else

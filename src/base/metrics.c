@@ -4,6 +4,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "gx/compiler.h"
+
 static const double bucket_le_seconds[] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 #define BUCKETS (sizeof(bucket_le_seconds) / sizeof(bucket_le_seconds[0]))
@@ -205,6 +207,49 @@ enum err metrics_format(struct buf *out)
         e = buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_defs[g].name,
                        gauge_defs[g].help, gauge_defs[g].name, gauge_defs[g].name,
                        (long long)atomic_load_explicit(&reg.gauges[g], memory_order_relaxed));
+    }
+    return e;
+}
+
+/* A label value: backslash, double quote and line feed escaped. */
+static enum err append_label_value(struct buf *out, struct str v)
+{
+    enum err e = ERR_OK;
+
+    for (size_t i = 0; i < v.len && e == ERR_OK; i++) {
+        char c = v.ptr[i];
+        e = c == '\\'   ? buf_append(out, "\\\\", 2)
+            : c == '"'  ? buf_append(out, "\\\"", 2)
+            : c == '\n' ? buf_append(out, "\\n", 2)
+                        : buf_append(out, &c, 1);
+    }
+    return e;
+}
+
+enum err metrics_format_models(struct buf *out, const struct metrics_model *models, size_t count)
+{
+    static const struct {
+        const char *name, *help;
+    } defs[] = {
+        {"gpu_extender_model_gpus", "GPUs of each model in the cluster cache"},
+        {"gpu_extender_model_scarcity",
+         "Demand of the GPU pods that may use only some models, per GPU of the model, as the "
+         "scarcity part weighs it (1: they could fill it)"},
+    };
+    enum err e = ERR_OK;
+
+    if (count == 0)
+        return ERR_OK;
+    for (size_t d = 0; d < GX_ARRAY_LEN(defs) && e == ERR_OK; d++) {
+        e = buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", defs[d].name, defs[d].help,
+                       defs[d].name);
+        for (size_t i = 0; i < count && e == ERR_OK; i++) {
+            e = buf_printf(out, "%s{model=\"", defs[d].name);
+            if (e == ERR_OK)
+                e = append_label_value(out, models[i].name);
+            if (e == ERR_OK)
+                e = buf_printf(out, "\"} %.6g\n", d == 0 ? models[i].gpus : models[i].scarcity);
+        }
     }
     return e;
 }

@@ -114,6 +114,10 @@ class ScarcitySteeringTest(unittest.TestCase):
         self.create("any-a", 1)
         self.check_explain("any-a", {"t4-1": (2, 0.0), "a100-1": (8, 1.0), "a100-2": (8, 1.0)},
                            {T4: 0.5, A100: 0.0})
+        m = d.metrics()
+        self.assertEqual((m.get(f'gpu_extender_model_scarcity{{model="{T4}"}}'),
+                          m.get(f'gpu_extender_model_scarcity{{model="{A100}"}}'),
+                          m.get(f'gpu_extender_model_gpus{{model="{A100}"}}')), (0.5, 0.0, 16.0))
         placed = self.drain("any-a")
         self.assertIn(placed["any-a"], ("a100-1", "a100-2"), "a flexible pod leaves T4 alone")
         a100_used = placed["any-a"]

@@ -7,6 +7,7 @@
 
 #include "gx/cache.h"
 #include "gx/clock.h"
+#include "gx/metrics.h"
 #include "gx/policy.h"
 #include "gx/policy_store.h"
 #include "gx/routes.h"
@@ -184,6 +185,14 @@ static void test_routes(void)
     expect_in(reply, "\"scarcity\":{\"weight\":4,\"value\":0}");
     expect_in(reply, "\"scarcity\":{\"weight\":4,\"value\":1}");
     free(reply);
+    /* /metrics: each model's GPUs and scarcity (T4: 2 of its 4 GPUs asked by T4-only pods). */
+    reply = exchange_call(r, "GET", "/metrics", NULL);
+    expect_in(reply, "# TYPE gpu_extender_model_scarcity gauge\n");
+    expect_in(reply, "gpu_extender_model_gpus{model=\"Tesla-T4\"} 4\n");
+    expect_in(reply, "gpu_extender_model_scarcity{model=\"Tesla-T4\"} 0.5\n");
+    expect_in(reply, "gpu_extender_model_scarcity{model=\"NVIDIA-A10\"} 0\n");
+    expect_in(reply, "gpu_extender_model_gpus{model=\"NVIDIA-A100-SXM4-80GB\"} 8\n");
+    free(reply);
     routes_free(r);
     policy_store_free(store);
     /* The default policy: binpack alone, and no scarcity part in explain. */
@@ -200,6 +209,23 @@ static void test_routes(void)
     routes_free(r);
     policy_store_free(store);
     cache_free(c);
+}
+
+/* Model names are label values: escaped as the text format says. */
+static void test_model_metrics_escaped(void)
+{
+    struct metrics_model rows[] = {{STR_LIT("a\"b\\c\nd"), 2, 0.25}};
+    struct buf b;
+
+    buf_init(&b, 1 << 16);
+    CHECK_EQ(metrics_format_models(&b, rows, 1), ERR_OK);
+    expect_in(b.ptr, "gpu_extender_model_gpus{model=\"a\\\"b\\\\c\\nd\"} 2\n");
+    expect_in(b.ptr, "gpu_extender_model_scarcity{model=\"a\\\"b\\\\c\\nd\"} 0.25\n");
+    buf_destroy(&b);
+    buf_init(&b, 1 << 16);
+    CHECK_EQ(metrics_format_models(&b, rows, 0), ERR_OK);
+    CHECK_EQ(b.len, 0);
+    buf_destroy(&b);
 }
 
 /* Request threads take tables while the watch changes the cache: every table they get is
@@ -268,6 +294,7 @@ int main(void)
 {
     test_own_demand_left_out();
     test_routes();
+    test_model_metrics_escaped();
     test_threads();
     printf("test_demand: ok\n");
     return 0;
