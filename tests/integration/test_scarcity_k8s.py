@@ -61,12 +61,6 @@ class ScarcityK8sTest(e2e.ClusterTestCase):
         c.create_pod(name, 1, "low", SCENARIO, labels, annotations)
         return c.wait_bound(name, 30)
 
-    def t4_used(self, c, t4) -> int | None:
-        status, body = c.daemon_get("/debug/nodes")
-        if status != 200:
-            return None
-        return next((n.get("used") for n in body.get("nodes") or [] if n.get("name") == t4), None)
-
     def body(self, c, nodes):
         t4 = c.make_node("t4", 2, product=T4)
         nodes.append(t4)
@@ -88,7 +82,8 @@ class ScarcityK8sTest(e2e.ClusterTestCase):
         self.assertEqual(p["metadata"]["annotations"].get(ANN + "policy-rule"), "t4-only")
 
         c.api.force_delete_pod("t4-a", None)
-        c.wait("gpu-extender to see t4-a gone", lambda: self.t4_used(c, t4) == 1, 15)
+        c.wait("gpu-extender to see t4-a gone",
+               lambda: (c.daemon_node(t4, 2, False) or {}).get("used") == 1, 15)
         p = self.bind(c, "any-b")
         self.assertEqual(p["spec"]["nodeName"], on_a100,
                          "the label rule's running pod keeps T4 scarce; binpack within A100")

@@ -206,6 +206,10 @@ static void test_routes(void)
     reply = call(r, "/debug/explain", explain);
     CHECK(strstr(reply, "scarcity") == NULL);
     free(reply);
+    /* /metrics shows the figures without the weight too, before anyone turns the part on. */
+    reply = exchange_call(r, "GET", "/metrics", NULL);
+    expect_in(reply, "gpu_extender_model_scarcity{model=\"Tesla-T4\"} 0.5\n");
+    free(reply);
     routes_free(r);
     policy_store_free(store);
     cache_free(c);
