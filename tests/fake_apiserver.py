@@ -1319,7 +1319,7 @@ class Handler(BaseHTTPRequestHandler):
             hdrs.append((k, v))
         chunked = (self.server.cfg.go_chunking and not self._is_admin and len(body) > GO_CHUNK_THRESHOLD
                    and self.request_version == "HTTP/1.1")
-        self._status = code
+        self._set_status(code)
         self.send_response(code)
         for k, v in hdrs:
             self.send_header(k, v)
@@ -1349,6 +1349,13 @@ class Handler(BaseHTTPRequestHandler):
         self._abort(rst)
         raise StopHandling()
 
+    def _set_status(self, code):
+        """The status, on the request's record too before a byte of the reply goes out: a client
+        that reads /_admin/requests as soon as it has its answer must find it there."""
+        self._status = code
+        if self._rec is not None:
+            self._rec["status"] = code
+
     def _reply_error(self, e: ApiError):
         self._reply(e.code, e.body, e.ctype, e.headers)
 
@@ -1357,6 +1364,7 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self):
         self._t0 = time.monotonic()
         self._status = None
+        self._rec = None
         self._nbytes = 0
         self._authed = False
         self._fault_after_headers = None
@@ -1386,6 +1394,7 @@ class Handler(BaseHTTPRequestHandler):
                    "headers": _headers_dict(self.headers), "body": self._body.decode("utf-8", "replace"),
                    "tls": isinstance(self.connection, ssl.SSLSocket), "status": None, "fault": None,
                    "user": None}
+            self._rec = rec
             self.server.record(rec)
             fault = self.server.take_fault(self.command, self._rpath, self._query)
             if fault is not None:
@@ -1744,7 +1753,7 @@ class Handler(BaseHTTPRequestHandler):
                     expired = (cursor, st.compacted_rv)
             w = st.add_watch(rt.res, self._rpath, self._query, f"{self.client_address[0]}:{self.client_address[1]}")
         try:
-            self._status = 200
+            self._set_status(200)
             self.send_response(200)
             self.send_header("Audit-Id", str(uuid.uuid4()))
             self.send_header("Cache-Control", "no-cache, private")
