@@ -1441,13 +1441,17 @@ class Handler(BaseHTTPRequestHandler):
                 left = deadline - time.monotonic()
                 if left <= 0 or f.release.is_set() or self.server.stopping.is_set():
                     break
-                if f.release.wait(min(left, 0.5)):
-                    break
+                f.release.wait(min(left, 0.1))
                 if self._peer_closed():
-                    self.close_connection = True
-                    raise StopHandling()
+                    break
             if self.server.stopping.is_set():
                 self._abort()
+                raise StopHandling()
+            # Whatever ended the stall, a request whose client has left is not handled: a
+            # release (DELETE /_admin/fault) that came before the next look at the socket
+            # must not let it change the store after its client was told it failed.
+            if self._peer_closed():
+                self.close_connection = True
                 raise StopHandling()
             return
         if f.action == "drop":

@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 from urllib.parse import quote
@@ -540,6 +541,37 @@ class PlainTest(unittest.TestCase):
         st, r, body = f.req("GET", "/api/v1/nodes/gpu-node-3")
         self.assertEqual((st, r.getheader("Retry-After")), (429, "1"))
         self.assertEqual([x["remaining"] for x in f.admin("GET", "/fault")], [0, 0, 0, 0, 0])
+
+    def test_stall_whose_client_left_is_not_handled(self):
+        # The client gives up during the stall and the fault is cleared at once, before the
+        # fake's next look at the socket: the binding must still not be stored, as its client
+        # was told nothing landed (this let a late bind through in a CI run of bind_races).
+        f = self.f
+        st, _ = f.json("POST", PODS, pod_manifest("stall-left", 1))
+        self.assertEqual(st, 201)
+        path = PODS + "/stall-left/binding"
+        f.admin("POST", "/fault", {"match": "^POST " + path + "$", "action": "stall",
+                                   "seconds": 30})
+        c = f.conn(timeout=0.3)
+        with self.assertRaises(socket.timeout):
+            f.req("POST", path, binding("stall-left", "gpu-node-2"), conn=c)
+        c.close()
+        f.admin("DELETE", "/fault")
+        time.sleep(0.5)
+        st, pod = f.json("GET", PODS + "/stall-left")
+        self.assertEqual((st, pod["spec"].get("nodeName")), (200, None))
+        # with the client still there, a release lets the request through
+        f.admin("POST", "/fault", {"match": "^POST " + path + "$", "action": "stall",
+                                   "seconds": 30})
+        c = f.conn(timeout=5)
+        t = threading.Timer(0.3, f.admin, ("DELETE", "/fault"))
+        t.start()
+        try:
+            st, _, _ = f.req("POST", path, binding("stall-left", "gpu-node-2"), conn=c)
+        finally:
+            t.join()
+            c.close()
+        self.assertEqual(st, 201)
 
     def test_recorded_requests(self):
         f = self.f
