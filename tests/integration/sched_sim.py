@@ -826,22 +826,38 @@ class Simulator:
         finally:
             st.time_call(verb, time.monotonic() - t0)
 
+    def _call(self, verb: str, body: bytes, st: RoundStats, errors: str, want: type,
+              label: str = "", strict: str = ""):
+        """POSTs one verb and returns its decoded reply, or None after counting the failure in
+        st.<errors>: a transport error (also counted in transport_errors), or an answer that is
+        not a 200 carrying a JSON <want>. label names the verb in the notes (default: verb);
+        with strict (the pod's name), a bad answer is a protocol error rather than a note."""
+        label = label or verb
+        try:
+            status, reply = self._post(verb, body, st)
+        except (OSError, http.client.HTTPException) as e:
+            setattr(st, errors, getattr(st, errors) + 1)
+            st.transport_errors += 1
+            st.note_error(f"{label} transport: {type(e).__name__}")
+            return None
+        if status != 200 or not isinstance(reply, want):
+            setattr(st, errors, getattr(st, errors) + 1)
+            if strict:
+                st.protocol_errors.append(f"{strict}: {label} answered HTTP {status}: "
+                                          f"{str(reply)[:200]}")
+            else:
+                st.note_error(f"{label} HTTP {status}: {str(reply)[:80]}")
+            return None
+        return reply
+
     def schedule_one(self, pod: dict, names: list, st: RoundStats):
         pname = f'{pod["metadata"].get("namespace")}/{pod["metadata"]["name"]}'
         st.attempted += 1
         if not names:
             st.unschedulable += 1
             return
-        try:
-            status, reply = self._post("filter", self.filter_body(pod, names), st)
-        except (OSError, http.client.HTTPException) as e:
-            st.filter_errors += 1
-            st.transport_errors += 1
-            st.note_error(f"filter transport: {type(e).__name__}")
-            return
-        if status != 200 or not isinstance(reply, dict):
-            st.filter_errors += 1
-            st.note_error(f"filter HTTP {status}: {str(reply)[:80]}")
+        reply = self._call("filter", self.filter_body(pod, names), st, "filter_errors", dict)
+        if reply is None:
             return
         if reply.get("Error"):
             st.filter_errors += 1
@@ -864,16 +880,9 @@ class Simulator:
         target = passed[0]
         if len(passed) >= 2:
             st.prioritized += 1
-            try:
-                status, scores = self._post("prioritize", self.prioritize_body(pod, passed, nodes), st)
-            except (OSError, http.client.HTTPException) as e:
-                st.filter_errors += 1
-                st.transport_errors += 1
-                st.note_error(f"prioritize transport: {type(e).__name__}")
-                return None
-            if status != 200 or not isinstance(scores, list):
-                st.filter_errors += 1
-                st.note_error(f"prioritize HTTP {status}: {str(scores)[:80]}")
+            scores = self._call("prioritize", self.prioritize_body(pod, passed, nodes), st,
+                                "filter_errors", list)
+            if scores is None:
                 return None
             best, best_hosts = None, []
             for hp in scores:
@@ -889,16 +898,8 @@ class Simulator:
             if best_hosts:
                 with self.rng_lock:
                     target = self.rng.choice(best_hosts)
-        try:
-            status, reply = self._post("bind", self.bind_body(pod, target), st)
-        except (OSError, http.client.HTTPException) as e:
-            st.bind_errors += 1
-            st.transport_errors += 1
-            st.note_error(f"bind transport: {type(e).__name__}")
-            return None
-        if status != 200 or not isinstance(reply, dict):
-            st.bind_errors += 1
-            st.note_error(f"bind HTTP {status}: {str(reply)[:80]}")
+        reply = self._call("bind", self.bind_body(pod, target), st, "bind_errors", dict)
+        if reply is None:
             return None
         m = pod["metadata"]
         if reply.get("Error"):
@@ -952,16 +953,9 @@ class Simulator:
         """findNodesThatPassExtenders for our one extender: returns the passing names, or None
         after an error (counted). FailedAndUnresolvableNodes and FailedNodes go into statuses."""
         pname = pod_ref(pod)
-        try:
-            status, reply = self._post("filter", self.filter_body(pod, names, view.nodes), st)
-        except (OSError, http.client.HTTPException) as e:
-            st.filter_errors += 1
-            st.transport_errors += 1
-            st.note_error(f"filter transport: {type(e).__name__}")
-            return None
-        if status != 200 or not isinstance(reply, dict):
-            st.filter_errors += 1
-            st.note_error(f"filter HTTP {status}: {str(reply)[:80]}")
+        reply = self._call("filter", self.filter_body(pod, names, view.nodes), st, "filter_errors",
+                           dict)
+        if reply is None:
             return None
         if _ci_get(reply, "Error"):
             st.filter_errors += 1
@@ -1223,16 +1217,9 @@ class Simulator:
         pname = pod_ref(pod)
         st.preempt_calls += 1
         body = self.preempt_body(pod, offered)
-        try:
-            status, reply = self._post(self.preempt_verb, body, st)
-        except (OSError, http.client.HTTPException) as e:
-            st.preempt_errors += 1
-            st.transport_errors += 1
-            st.note_error(f"preempt transport: {type(e).__name__}")
-            return None
-        if status != 200 or not isinstance(reply, dict):
-            st.preempt_errors += 1
-            st.protocol_errors.append(f"{pname}: preempt answered HTTP {status}: {str(reply)[:200]}")
+        reply = self._call(self.preempt_verb, body, st, "preempt_errors", dict, label="preempt",
+                           strict=pname)
+        if reply is None:
             return None
         got = _ci_get(reply, "NodeNameToMetaVictims")
         if got is None:
