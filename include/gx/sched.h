@@ -131,6 +131,13 @@ struct sched_pod {
     const struct sched_demand *demand;
     int64_t scarcity_lo_ppm, scarcity_hi_ppm;
     int32_t scarcity_part_ppm[SCHED_DEMAND_MAX_MODELS];
+    /* The fleet-share mark-down (sched_pod_use_demand()), for a pod that may use every model:
+     * the table, borrowed, and on each of its models how much larger a share of that model's
+     * GPUs in the fleet the pod would take than on the model where its share is least, 0..1e6
+     * (twice the pod's GPUs over the model's, at most 1). share_table is NULL when the
+     * mark-down does not apply to the pod. */
+    const struct sched_demand *share_table;
+    int32_t share_excess_ppm[SCHED_DEMAND_MAX_MODELS];
     /* The model memo (sched_pod_memo_models()): what the node's model facts alone decide,
      * worked out once per distinct facts. NULL: every node is worked out on its own. */
     const struct sched_model_memo *memo;
@@ -149,6 +156,7 @@ struct sched_model_memo {
     int model_rank;       /* as in struct sched_score */
     int64_t model_ppm;
     int64_t scarcity_ppm; /* meaningful when sp->demand is set */
+    int64_t share_ppm;    /* meaningful when sp->share_table is set */
 };
 
 /* Works the memo out for models[0..count) (the facts numbered 1..count) into memo, which must
@@ -170,8 +178,9 @@ bool sched_pod_prepare(struct sched_pod *sp, const struct pod_info *pod, const s
 
 /* Gives a prepared pod the scarcity of the models it may use, for sched_score_node(). The part
  * applies only with scoring.weights.scarcity above 0, to a pod asking GPUs that may use models
- * of different scarcity; otherwise sp->demand stays NULL. d (may be NULL) is borrowed: it must
- * outlive sp's use. */
+ * of different scarcity; otherwise sp->demand stays NULL. With the same weight, a pod that may
+ * use every model of the table also gets the fleet-share mark-down (sp->share_table), whatever
+ * the demand. d (may be NULL) is borrowed: it must outlive sp's use. */
 void sched_pod_use_demand(struct sched_pod *sp, const struct sched_demand *d);
 
 /* Do the pod's rule and annotations let it use the node's model (the filter's model checks
@@ -233,6 +242,8 @@ struct sched_score {
     int64_t model_ppm;               /* model-preference component, 0..1e6 */
     int64_t topo_ppm;                /* interconnect component, 0..1e6 */
     int64_t scarcity_ppm;            /* model-scarcity component, 0..1e6 */
+    int64_t share_ppm;               /* fleet-share excess on the node's model, 0..1e6 */
+    int share_levels;                /* levels the fleet-share mark-down took off score */
     int64_t w_free, w_model, w_topo; /* the weights that counted (0 when a part did not) */
     int64_t w_scarcity;
     int model_rank;    /* 1-based position in the preference list; 0 = no match */
@@ -247,7 +258,9 @@ struct sched_score {
  *       min(pair score, 100) / 100 (any NVLink 1, PIX 0.5, ..., SYS 0.1)
  *   score = round(10 * (wf*f + wm*m + wt*t) / (wf + wm + wt)), where wm counts only when a
  *   preference applies, and wt only for pods asking 2 or more GPUs on a node that publishes
- *   its topology. */
+ *   its topology. With a scarcity weight, the scarcity part holds S of the 10 levels
+ *   (sp->demand), and the fleet-share mark-down takes up to S off (sp->share_table):
+ *   policy/README.md, "How nodes are scored". */
 struct sched_score sched_score_node(const struct sched_pod *sp, const struct sched_node *node);
 /* sched_score_node(...).score, without the parts. */
 int sched_score_value(const struct sched_pod *sp, const struct sched_node *node);

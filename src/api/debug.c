@@ -300,6 +300,11 @@ static cJSON *score_json(const struct sched_score *s)
         cJSON_AddNumberToObject(t, "weight", (double)s->w_scarcity);
         cJSON_AddNumberToObject(t, "value", ppm(s->scarcity_ppm));
     }
+    if (s->share_ppm) { /* the fleet-share mark-down, where it takes something off */
+        t = cJSON_AddObjectToObject(parts, "fleetShare");
+        cJSON_AddNumberToObject(t, "excess", ppm(s->share_ppm));
+        cJSON_AddNumberToObject(t, "levels", s->share_levels);
+    }
     return parts;
 }
 
@@ -392,6 +397,7 @@ static void add_scarcity(const struct sched_pod *sp, const struct sched_demand *
     cJSON *o = cJSON_AddObjectToObject(doc, "scarcity"), *arr;
 
     cJSON_AddBoolToObject(o, "applies", sp->demand != NULL);
+    cJSON_AddBoolToObject(o, "fleetShare", sp->share_table != NULL);
     arr = cJSON_AddArrayToObject(o, "models");
     for (size_t i = 0; i < d->model_count; i++) {
         const struct sched_demand_model *m = &d->models[i];

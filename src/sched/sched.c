@@ -293,15 +293,39 @@ bool sched_model_allowed(const struct sched_pod *sp, const struct node_info *nod
     return filter_models(sp, node).verdict == SCHED_PASS;
 }
 
+/* The fleet-share mark-down's input (see struct sched_pod). A model with few GPUs in the whole
+ * fleet can be used up by a few pods that could have run anywhere, before any pod that needs
+ * it has arrived to show demand for it; a pod that may use every model loses nothing by
+ * going elsewhere. Measured against the pod's least share, so that a fleet of equal pools
+ * marks nothing down. */
+static void use_fleet_share(struct sched_pod *sp, const struct sched_demand *d)
+{
+    int64_t share[SCHED_DEMAND_MAX_MODELS], least = PPM, k2 = 2 * sp->pod->gpus;
+
+    for (size_t i = 0; i < d->model_count; i++) {
+        int64_t g = d->models[i].gpus;
+        share[i] = k2 >= g ? PPM : k2 * PPM / g;
+        least = share[i] < least ? share[i] : least;
+    }
+    for (size_t i = 0; i < d->model_count; i++) {
+        sp->share_excess_ppm[i] = (int32_t)(share[i] - least);
+        if (share[i] > least)
+            sp->share_table = d;
+    }
+}
+
 void sched_pod_use_demand(struct sched_pod *sp, const struct sched_demand *d)
 {
     uint64_t set;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
 
     sp->demand = NULL;
+    sp->share_table = NULL;
     if (!d || sp->pol->weight_scarcity <= 0 || sp->pod->gpus <= 0)
         return;
     set = sched_demand_allowed(d, sp);
+    if (set == d->all_models)
+        use_fleet_share(sp, d);
     for (size_t i = 0; i < d->model_count; i++) {
         if (!(set >> i & 1))
             continue;
@@ -480,6 +504,14 @@ static int64_t scarcity_ppm(const struct sched_pod *sp, const struct node_info *
     return i >= 0 ? sp->scarcity_part_ppm[i] : PPM;
 }
 
+/* Fleet-share excess on the node's model; 0 on a model the table does not hold. */
+static int64_t share_ppm(const struct sched_pod *sp, const struct node_info *node)
+{
+    int i = sched_demand_find(sp->share_table, node->model);
+
+    return i >= 0 ? sp->share_excess_ppm[i] : 0;
+}
+
 /* Interconnect quality of a set: the mean over its pairs of min(pair score, 100) / 100. */
 static int64_t set_quality_ppm(const struct topo *t, uint32_t set)
 {
@@ -519,15 +551,18 @@ static void score_topology(const struct sched_pod *sp, const struct sched_node *
  * 8-GPU node below one partly used. */
 #define SCARCITY_MAX_LEVELS 8
 
+static int64_t scarcity_levels(int64_t w_scarcity, int64_t w_rest)
+{
+    int64_t w_all = w_rest + w_scarcity;
+    int64_t levels = (10 * w_scarcity + w_all / 2) / w_all;
+
+    return levels > SCARCITY_MAX_LEVELS && w_rest > 0 ? SCARCITY_MAX_LEVELS : levels;
+}
+
 static int combine(const struct sched_score *s, int64_t sum, int64_t w_rest)
 {
-    int64_t w_all = w_rest + s->w_scarcity;
-    int64_t levels = (10 * s->w_scarcity + w_all / 2) / w_all;
-    int64_t rest, score = 0;
-
-    if (levels > SCARCITY_MAX_LEVELS && w_rest > 0)
-        levels = SCARCITY_MAX_LEVELS;
-    rest = 10 - levels;
+    int64_t levels = scarcity_levels(s->w_scarcity, w_rest);
+    int64_t rest = 10 - levels, score = 0;
 
     if (w_rest > 0)
         score = (rest * sum + w_rest * PPM / 2) / (w_rest * PPM);
@@ -584,6 +619,15 @@ static GX_ALWAYS_INLINE void score_node(const struct sched_pod *sp, const struct
         s.score = (int)((10 * sum + w_rest * PPM / 2) / (w_rest * PPM));
     else
         s.score = combine(&s, sum, w_rest);
+    if (sp->share_table) {
+        /* Up to the levels the scarcity part holds, taken off whatever else the node earns:
+         * all of them where the pod would take half the model's GPUs more than elsewhere. */
+        const struct sched_model_memo *m = memo_of(sp, n);
+        s.share_ppm = m ? m->share_ppm : share_ppm(sp, node);
+        s.share_levels =
+            (int)((scarcity_levels(pol->weight_scarcity, w_rest) * s.share_ppm + PPM / 2) / PPM);
+        s.score = s.score > s.share_levels ? s.score - s.share_levels : 0;
+    }
     *out = s;
 }
 
@@ -619,6 +663,7 @@ void sched_pod_memo_models(struct sched_pod *sp, const struct node_info *const *
             .model_rank = s.model_rank,
             .model_ppm = s.model_ppm,
             .scarcity_ppm = sp->demand ? scarcity_ppm(sp, models[i]) : 0,
+            .share_ppm = sp->share_table ? share_ppm(sp, models[i]) : 0,
         };
     }
     sp->memo = memo;

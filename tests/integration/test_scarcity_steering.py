@@ -15,17 +15,20 @@ the table. By hand (freeGPUs 1, scarcity 4: the part holds 8 of the 10 points, b
 
   - T4-only pods (gpu-extender.io/gpu-model: T4, nvidia.com/use-gputype: T4, or the t4-only
     rule's label) make T4 scarce: 1 GPU of demand over 2 is 0.5, A100 stays 0;
-  - a pod that accepts any model then scores 2 on the half-used T4 node (binpack 2, scarcity 0)
-    and 8 or 9 on A100, so it leaves the T4 GPU to the next T4-only pod, which binds;
+  - a pod that accepts any model then scores 0 on the half-used T4 node (binpack 2, scarcity 0,
+    less the fleet-share mark-down: it would take 1 of T4's 2 GPUs against 1 of A100's 16, so
+    round(8 * (2/2 - 2/16)) = 7 levels) and 8 or 9 on A100, so it leaves the T4 GPU to the next
+    T4-only pod, which binds;
   - a second flexible pod joins the first on its A100 node (binpack within a model), so the
     other A100 node stays whole and an 8-GPU pod binds there;
-  - /debug/explain shows the scarcity part per node: 0 on T4, 1 on A100, and the same after a
+  - /debug/explain shows the scarcity part per node: 0 on T4, 1 on A100, the mark-down's 7
+    levels on T4 and none on A100, and the same after a
     restart, which lists the bound pods afresh: a bound pod's requirement is read from
     gpu-extender.io/gpu-model-required, since the Binding's gpu-model records the model it got;
   - a running pod of the label rule still counts as T4 demand, though the cache keeps no labels
     of running pods: by the rule its Binding recorded (gpu-extender.io/policy-rule);
   - with the same cluster and the weight set to 0 by a hot reload, the next flexible pod takes
-    the T4 GPU (binpack's 10 against 6): the scarcity part, not the cluster, made the choice.
+    the T4 GPU (binpack's 10 against 6): the weight, not the cluster, made the choice.
 
 Plus the harness's checks after every step: no node over-allocated, the daemon's cache
 converges to the fake's truth, every bind answered OK is true in the fake; the daemon must exit
@@ -112,8 +115,8 @@ class ScarcitySteeringTest(unittest.TestCase):
         # Two flexible pods: both on one A100 node, none on the half-used T4 node. Before the
         # round, explain gives the parts of the first one's score.
         self.create("any-a", 1)
-        self.check_explain("any-a", {"t4-1": (2, 0.0), "a100-1": (8, 1.0), "a100-2": (8, 1.0)},
-                           {T4: 0.5, A100: 0.0})
+        self.check_explain("any-a", {"t4-1": (0, 0.0, 7), "a100-1": (8, 1.0, None),
+                                     "a100-2": (8, 1.0, None)}, {T4: 0.5, A100: 0.0})
         m = d.metrics()
         self.assertEqual((m.get(f'gpu_extender_model_scarcity{{model="{T4}"}}'),
                           m.get(f'gpu_extender_model_scarcity{{model="{A100}"}}'),
@@ -146,7 +149,7 @@ class ScarcitySteeringTest(unittest.TestCase):
         self.c.delete_pod("default", "t4-b", grace=0)
         self.c.step("delete t4-b", lambda: None)
         self.create("any-c", 1)
-        want_c = {"t4-1": (2, 0.0), a100_used: (9, 1.0), a100_whole: (None, None)}
+        want_c = {"t4-1": (0, 0.0, 7), a100_used: (9, 1.0, None), a100_whole: (None, None)}
         self.check_explain("any-c", want_c, {T4: 0.5, A100: 0.0})
 
         # A restart lists the bound pods afresh (no pending state to remember their
@@ -166,7 +169,7 @@ class ScarcitySteeringTest(unittest.TestCase):
         self.c.delete_pod("default", "t4-a", grace=0)
         self.c.step("delete t4-a", lambda: None)
         self.create("any-e", 1)
-        self.check_explain("any-e", {"t4-1": (2, 0.0), a100_used: (9, 1.0),
+        self.check_explain("any-e", {"t4-1": (0, 0.0, 7), a100_used: (9, 1.0, None),
                                      a100_whole: (None, None)}, {T4: 0.5, A100: 0.0})
         self.assertEqual(self.drain("any-e"), {"any-e": a100_used})
 
@@ -177,7 +180,7 @@ class ScarcitySteeringTest(unittest.TestCase):
         self.wait_weight(d, 0)
         self.assertTrue(d.alive() and d.proc.pid == pid, "no restart")
         self.create("any-d", 1)
-        self.check_explain("any-d", {"t4-1": (10, None), a100_used: (6, None),
+        self.check_explain("any-d", {"t4-1": (10, None, None), a100_used: (6, None, None),
                                      a100_whole: (None, None)})
         self.assertEqual(self.drain("any-d"), {"any-d": "t4-1"},
                          "without the part, binpack takes the T4 GPU")
@@ -212,8 +215,9 @@ class ScarcitySteeringTest(unittest.TestCase):
         raise CheckFailure(f"{ns}/{name} is not in the fake's truth")
 
     def check_explain(self, name: str, want: dict, table=None):
-        """want: node -> (score or None: does not pass, scarcity part or None: absent); table:
-        model -> its scarcity in the table the pod was scored on (None: no table shown)."""
+        """want: node -> (score or None: does not pass, scarcity part or None: absent, and for
+        a node that passes the fleet-share mark-down's levels or None: absent); table: model ->
+        its scarcity in the table the pod was scored on (None: no table shown)."""
         ns = self.last[0]
         status, body = self.c.daemon.http.json("GET", f"/debug/explain/{ns}/{name}")
         self.assertEqual(status, 200, body)
@@ -224,13 +228,15 @@ class ScarcitySteeringTest(unittest.TestCase):
             self.assertEqual(got, table, body["scarcity"])
             self.assertTrue(body["scarcity"]["applies"], body["scarcity"])
         nodes = {n["name"]: n for n in body["nodes"]}
-        for node, (score, part) in want.items():
+        for node, (score, part, *levels) in want.items():
             got = nodes[node]
             if score is None:
                 self.assertNotEqual(got["verdict"], "pass", got)
                 continue
             self.assertEqual(got["verdict"], "pass", got)
             self.assertEqual(got["score"], score, got)
+            share = got["parts"].get("fleetShare")
+            self.assertEqual(share and share["levels"], levels[0], got)
             scarcity = got["parts"].get("scarcity")
             if part is None:
                 self.assertIsNone(scarcity, got)

@@ -156,7 +156,9 @@ static void expect_in(const char *reply, const char *needle)
 /* Through the routes: prioritize scores with the table, explain shows the part. The T4 node
  * (4 GPUs, 2 taken by the T4-only pod) against the A10 one (4, empty) for a one-GPU pod that
  * accepts any model: T4 is the scarce model, so round(2 * 3/4) + 0 = 2 against
- * round(2 * 1/4) + 8 = 9. Without the weight, binpack: 8 against 3. */
+ * round(2 * 1/4) + 8 = 9. The fleet-share mark-down takes round(8 * (2/4 - 2/8)) = 2 off both:
+ * the pod would take 1 of A10's or T4's 4 GPUs, against 1 of A100's 8. So 0 against 7.
+ * Without the weight, binpack: 8 against 3. */
 static void test_routes(void)
 {
     static const char pod[] =
@@ -178,12 +180,14 @@ static void test_routes(void)
     rc.policies = store;
     r = routes_new(&rc);
     reply = call(r, "/prioritize", pod);
-    expect_in(reply, "{\"Host\":\"t4\",\"Score\":2}");
-    expect_in(reply, "{\"Host\":\"a10\",\"Score\":9}");
+    expect_in(reply, "{\"Host\":\"t4\",\"Score\":0}");
+    expect_in(reply, "{\"Host\":\"a10\",\"Score\":7}");
     free(reply);
     reply = call(r, "/debug/explain", explain);
     expect_in(reply, "\"scarcity\":{\"weight\":4,\"value\":0}");
     expect_in(reply, "\"scarcity\":{\"weight\":4,\"value\":1}");
+    expect_in(reply, "\"fleetShare\":{\"excess\":0.25,\"levels\":2}");
+    expect_in(reply, "\"applies\":true,\"fleetShare\":true");
     free(reply);
     /* /metrics: each model's GPUs and scarcity (T4: 2 of its 4 GPUs asked by T4-only pods). */
     reply = exchange_call(r, "GET", "/metrics", NULL);
@@ -205,6 +209,7 @@ static void test_routes(void)
     free(reply);
     reply = call(r, "/debug/explain", explain);
     CHECK(strstr(reply, "scarcity") == NULL);
+    CHECK(strstr(reply, "fleetShare") == NULL);
     free(reply);
     /* /metrics shows the figures without the weight too, before anyone turns the part on. */
     reply = exchange_call(r, "GET", "/metrics", NULL);

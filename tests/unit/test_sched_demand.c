@@ -1,7 +1,9 @@
 /* test_sched_demand.c -- the constrained-demand table (water-filling, computed by hand), which
  * models a pod may use, and the scarcity part of the score on hand-sized clusters: a pod that
  * accepts any model leaves the only T4 node to the pod that needs it, binpack still keeps an
- * 8-GPU node whole, and a pod bound to one model scores as before. */
+ * 8-GPU node whole, and a pod bound to one model scores as before; and the fleet-share
+ * mark-down, which keeps a pod that accepts any model off a model with few GPUs before any
+ * demand for it shows. */
 #include <string.h>
 
 #include "gx/objects.h"
@@ -178,7 +180,9 @@ static struct sched_score score(const struct sched_pod *sp, const struct node_in
  * half fills (score 5, against 1 for breaking into the A100 node), and the T4 pod could then
  * never run there. With the scarcity part, T4 is the scarcer model (1 GPU wanted of 2, A100
  * none): the T4 node scores round(2 * 0.5) + 8 * 0 = 1 and the A100 node round(2 * 0.125) +
- * 8 * 1 = 8, so the pod goes to the A100 node. */
+ * 8 * 1 = 8, so the pod goes to the A100 node. The fleet-share mark-down agrees: the pod would
+ * take half of T4's GPUs and an eighth of A100's, so T4 loses round(8 * (1 - 2/8)) = 6 more
+ * levels, to 0. */
 static void test_leaves_t4(void)
 {
     struct node_info t4 = node("Tesla-T4", 2), a100 = node("NVIDIA-A100-SXM4-80GB", 8);
@@ -204,8 +208,12 @@ static void test_leaves_t4(void)
     CHECK(sched_pod_prepare(&sp, &any, pol, &eb));
     sched_pod_use_demand(&sp, &d);
     CHECK(sp.demand == &d);
-    CHECK_EQ(score(&sp, &t4, 0).score, 1);
+    CHECK(sp.share_table == &d);
+    CHECK_EQ(score(&sp, &t4, 0).score, 0);
     CHECK_EQ(score(&sp, &t4, 0).scarcity_ppm, 0);
+    CHECK_EQ(score(&sp, &t4, 0).share_ppm, 750000);
+    CHECK_EQ(score(&sp, &t4, 0).share_levels, 6);
+    CHECK_EQ(score(&sp, &a100, 0).share_levels, 0);
     CHECK_EQ(score(&sp, &a100, 0).score, 8);
     CHECK_EQ(score(&sp, &a100, 0).scarcity_ppm, 1000000);
     CHECK_EQ(score(&sp, &a100, 0).w_scarcity, 4);
@@ -213,15 +221,19 @@ static void test_leaves_t4(void)
     CHECK(sched_pod_prepare(&sp, &only, pol, &eb));
     sched_pod_use_demand(&sp, &d);
     CHECK(sp.demand == NULL);
+    CHECK(sp.share_table == NULL); /* nor the mark-down: it may not go elsewhere */
     CHECK_EQ(score(&sp, &t4, 1).score, 10);
     CHECK_EQ(score(&sp, &t4, 1).w_scarcity, 0);
-    /* No demand at all: every model equally scarce, the part stays off. */
+    /* No demand at all: every model equally scarce, the part stays off; the mark-down still
+     * takes its 6 levels off binpack's 5 on the T4 node, against 1 on the A100 node. */
     sched_demand_add(&d, sched_demand_allowed(&d, &sp), -1);
     sched_demand_finish(&d);
     CHECK(sched_pod_prepare(&sp, &any, pol, &eb));
     sched_pod_use_demand(&sp, &d);
     CHECK(sp.demand == NULL);
-    CHECK_EQ(score(&sp, &t4, 0).score, 5);
+    CHECK_EQ(score(&sp, &t4, 0).score, 0);
+    CHECK_EQ(score(&sp, &t4, 0).share_levels, 6);
+    CHECK_EQ(score(&sp, &a100, 0).score, 1);
     policy_unref(binpack);
     policy_unref(pol);
 }
@@ -229,7 +241,9 @@ static void test_leaves_t4(void)
 /* Two A100 nodes, one empty and one with 3 GPUs taken, and a scarce T4 node: the one-GPU pod
  * goes to the partly used A100 node (round(2 * 4/8) + 8 = 9) and leaves the empty one whole
  * (round(2 * 1/8) + 8 = 8). The scarcity part holds at most 8 of the 10 points, so no weight
- * takes the difference away; with a light weight the strategy has more points. */
+ * takes the difference away; with a light weight the strategy has more points. On the T4 node
+ * the fleet-share mark-down (the pod would take 2/2 of T4 against 2/16 of A100: 0.875 of the
+ * part's levels) leaves nothing. */
 static void test_keeps_whole_node(void)
 {
     struct node_info t4 = node("Tesla-T4", 2), a100 = node("NVIDIA-A100-SXM4-80GB", 8);
@@ -241,9 +255,9 @@ static void test_keeps_whole_node(void)
         int64_t w;
         int empty, partly, t4;
     } cases[] = {
-        {1, 6, 8, 3},  /* S = 5: round(5/8) + 5, round(5 * 4/8) + 5, round(5 * 1/2) */
-        {4, 8, 9, 1},  /* S = 8 */
-        {100, 8, 9, 1} /* S would be 10; held to 8 */
+        {1, 6, 8, 0},  /* S = 5: round(5/8) + 5, round(5 * 4/8) + 5, round(5 * 1/2) - 4 */
+        {4, 8, 9, 0},  /* S = 8: T4 round(2 * 1/2) - 7 */
+        {100, 8, 9, 0} /* S would be 10; held to 8 */
     };
 
     sched_demand_init(&d);
@@ -259,6 +273,7 @@ static void test_keeps_whole_node(void)
         CHECK_EQ(score(&sp, &a100, 0).score, cases[i].empty);
         CHECK_EQ(score(&sp, &a100, 3).score, cases[i].partly);
         CHECK_EQ(score(&sp, &t4, 0).score, cases[i].t4);
+        CHECK_EQ(score(&sp, &a100, 0).share_levels, 0);
         CHECK(score(&sp, &a100, 3).score > score(&sp, &a100, 0).score);
         policy_unref(pol);
     }
@@ -295,17 +310,96 @@ static void test_proportion(void)
         struct node_info v100 = node("Tesla-V100-SXM2-16GB", 4);
         struct sched_score s = score(&sp, &v100, 0);
         CHECK_EQ(s.scarcity_ppm, 500000);
-        CHECK_EQ(s.score, 1 + 4); /* round(2 * 1/4) + round(8 * 0.5) */
+        /* round(2 * 1/4) + round(8 * 0.5), less the mark-down: the pod would take 2/4 of
+         * V100's GPUs against 2/16 of A100's, round(8 * 0.375) = 3 levels. */
+        CHECK_EQ(s.share_ppm, 375000);
+        CHECK_EQ(s.score, 1 + 4 - 3);
     }
     /* A pod that may not use T4 sees V100 as its most scarce model. */
     any.ann_gpu_model = STR_LIT("V100,A100");
     CHECK(sched_pod_prepare(&sp, &any, pol, &eb));
     sched_pod_use_demand(&sp, &d);
     CHECK_EQ(sp.scarcity_hi_ppm, 500000);
+    CHECK(sp.share_table == NULL);
     {
         struct node_info v100 = node("Tesla-V100-SXM2-16GB", 4);
         CHECK_EQ(score(&sp, &v100, 0).scarcity_ppm, 0);
     }
+    policy_unref(pol);
+}
+
+/* The fleet's only A10 GPUs are two 1-GPU nodes; G2 has two 8-GPU nodes. No pod has asked for
+ * a model yet, so the scarcity part is off; the first pods on openb's trace used to take the
+ * A10 GPUs here, long before the pods that may only use A10 or T4 arrived. A one-GPU pod that
+ * accepts any model would take 2/2 of A10 (twice its GPUs over the model's, at most 1) against
+ * 2/16 of G2: the A10 node loses round(8 * 0.875) = 7 of binpack's 10. */
+static void test_fleet_share(void)
+{
+    struct node_info a10 = node("NVIDIA-A10", 1), g2 = node("G2", 8), t4 = node("Tesla-T4", 2);
+    struct policy *pol = weights(1, 4);
+    struct pod_info any = pod(1, ""), either = pod(1, "A10,T4"), big = pod(8, "");
+    struct errbuf eb = ERRBUF_INIT;
+    struct sched_demand d;
+    struct sched_pod sp;
+
+    sched_demand_init(&d);
+    sched_demand_add_node(&d, &a10);
+    sched_demand_add_node(&d, &a10);
+    sched_demand_add_node(&d, &g2);
+    sched_demand_add_node(&d, &g2);
+    sched_demand_finish(&d);
+    CHECK(sched_pod_prepare(&sp, &any, pol, &eb));
+    sched_pod_use_demand(&sp, &d);
+    CHECK(sp.demand == NULL);
+    CHECK(sp.share_table == &d);
+    CHECK_EQ(score(&sp, &a10, 0).share_ppm, 875000);
+    CHECK_EQ(score(&sp, &a10, 0).share_levels, 7);
+    CHECK_EQ(score(&sp, &a10, 0).score, 3);
+    /* A partly used G2 node wins (round(10 * 6/8) = 8); only a G2 node with at most one GPU
+     * taken does not: breaking into a whole 8-GPU node still costs more than the mark-down. */
+    CHECK_EQ(score(&sp, &g2, 5).score, 8);
+    CHECK_EQ(score(&sp, &g2, 1).score, 3);
+    CHECK_EQ(score(&sp, &g2, 0).score, 1);
+    CHECK_EQ(score(&sp, &g2, 0).share_levels, 0);
+    /* The binpack policy (weight 0): no mark-down, the A10 node's exact fit wins. */
+    {
+        struct policy *binpack = policy_new_default();
+        CHECK(sched_pod_prepare(&sp, &any, binpack, &eb));
+        sched_pod_use_demand(&sp, &d);
+        CHECK(sp.share_table == NULL);
+        CHECK_EQ(score(&sp, &a10, 0).score, 10);
+        policy_unref(binpack);
+    }
+    /* A pod that cannot use A10 at all (8 GPUs) would take all of G2's 16 too, twice over:
+     * no model is worse than another, nothing is marked down. */
+    CHECK(sched_pod_prepare(&sp, &big, pol, &eb));
+    sched_pod_use_demand(&sp, &d);
+    CHECK(sp.share_table == NULL);
+
+    /* With a T4 node (2 GPUs), a pod that may use A10 or T4 is not marked down: its rule or
+     * annotation chose those models, and the scarcity part weighs it against their demand. */
+    sched_demand_init(&d);
+    sched_demand_add_node(&d, &a10);
+    sched_demand_add_node(&d, &a10);
+    sched_demand_add_node(&d, &t4);
+    sched_demand_add_node(&d, &g2);
+    sched_demand_add_node(&d, &g2);
+    sched_demand_finish(&d);
+    CHECK(sched_pod_prepare(&sp, &either, pol, &eb));
+    CHECK_EQ(sched_demand_allowed(&d, &sp), UINT64_C(3)); /* A10 and T4, added first */
+    sched_pod_use_demand(&sp, &d);
+    CHECK(sp.share_table == NULL);
+    CHECK_EQ(score(&sp, &a10, 0).score, 10);
+    /* Equal pools mark nothing down: 2 A10 GPUs against 2 T4 GPUs. */
+    sched_demand_init(&d);
+    sched_demand_add_node(&d, &a10);
+    sched_demand_add_node(&d, &a10);
+    sched_demand_add_node(&d, &t4);
+    sched_demand_finish(&d);
+    CHECK(sched_pod_prepare(&sp, &any, pol, &eb));
+    sched_pod_use_demand(&sp, &d);
+    CHECK(sp.share_table == NULL);
+    CHECK_EQ(score(&sp, &a10, 0).score, 10);
     policy_unref(pol);
 }
 
@@ -316,6 +410,7 @@ int main(void)
     test_leaves_t4();
     test_keeps_whole_node();
     test_proportion();
+    test_fleet_share();
     printf("test_sched_demand: ok\n");
     return 0;
 }
