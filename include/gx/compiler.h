@@ -6,4 +6,5 @@
 #define GX_NORETURN __attribute__((noreturn))
 #define GX_UNUSED __attribute__((unused))
 #define GX_ALWAYS_INLINE inline __attribute__((always_inline))
+#define GX_NOINLINE __attribute__((noinline))
 #define GX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -132,12 +132,11 @@ struct sched_pod {
     int64_t scarcity_lo_ppm, scarcity_hi_ppm;
     int32_t scarcity_part_ppm[SCHED_DEMAND_MAX_MODELS];
     /* The fleet-share mark-down (sched_pod_use_demand()), for a pod that may use every model:
-     * the table, borrowed, and on each of its models how much larger a share of that model's
-     * GPUs in the fleet the pod would take than on the model where its share is least, 0..1e6
-     * (twice the pod's GPUs over the model's, at most 1). share_table is NULL when the
-     * mark-down does not apply to the pod. */
+     * the table, borrowed, and the pod's least share of a model's GPUs in the fleet (twice its
+     * GPUs over the model's, at most 1), in millionths; a node is marked down by how much its
+     * model's share exceeds it. share_table is NULL when the mark-down does not apply. */
     const struct sched_demand *share_table;
-    int32_t share_excess_ppm[SCHED_DEMAND_MAX_MODELS];
+    int64_t share_least_ppm;
     /* The model memo (sched_pod_memo_models()): what the node's model facts alone decide,
      * worked out once per distinct facts. NULL: every node is worked out on its own. */
     const struct sched_model_memo *memo;
@@ -154,9 +153,9 @@ struct sched_pod {
 struct sched_model_memo {
     struct sched_fit fit; /* filter_models(): PASS, or the model or policy rejection */
     int model_rank;       /* as in struct sched_score */
+    int32_t share_ppm;    /* fleet-share excess, 0..1e6: meaningful when sp->share_table is set */
     int64_t model_ppm;
     int64_t scarcity_ppm; /* meaningful when sp->demand is set */
-    int64_t share_ppm;    /* meaningful when sp->share_table is set */
 };
 
 /* Works the memo out for models[0..count) (the facts numbered 1..count) into memo, which must
@@ -242,8 +241,6 @@ struct sched_score {
     int64_t model_ppm;               /* model-preference component, 0..1e6 */
     int64_t topo_ppm;                /* interconnect component, 0..1e6 */
     int64_t scarcity_ppm;            /* model-scarcity component, 0..1e6 */
-    int64_t share_ppm;               /* fleet-share excess on the node's model, 0..1e6 */
-    int share_levels;                /* levels the fleet-share mark-down took off score */
     int64_t w_free, w_model, w_topo; /* the weights that counted (0 when a part did not) */
     int64_t w_scarcity;
     int model_rank;    /* 1-based position in the preference list; 0 = no match */
@@ -262,6 +259,12 @@ struct sched_score {
  *   (sp->demand), and the fleet-share mark-down takes up to S off (sp->share_table):
  *   policy/README.md, "How nodes are scored". */
 struct sched_score sched_score_node(const struct sched_pod *sp, const struct sched_node *node);
+/* The fleet-share mark-down in a score s that sched_score_node() gave on node: the levels it
+ * took off s->score, and in *excess_ppm the share of the node's model beyond the pod's least
+ * (0..1e6). 0 and 0 where it does not apply. (Kept out of struct sched_score, which every
+ * prioritize builds per node, for explanations and tests.) */
+int sched_share_levels(const struct sched_pod *sp, const struct node_info *node,
+                       const struct sched_score *s, int64_t *excess_ppm);
 /* sched_score_node(...).score, without the parts. */
 int sched_score_value(const struct sched_pod *sp, const struct sched_node *node);
 

@@ -300,11 +300,6 @@ static cJSON *score_json(const struct sched_score *s)
         cJSON_AddNumberToObject(t, "weight", (double)s->w_scarcity);
         cJSON_AddNumberToObject(t, "value", ppm(s->scarcity_ppm));
     }
-    if (s->share_ppm) { /* the fleet-share mark-down, where it takes something off */
-        t = cJSON_AddObjectToObject(parts, "fleetShare");
-        cJSON_AddNumberToObject(t, "excess", ppm(s->share_ppm));
-        cJSON_AddNumberToObject(t, "levels", s->share_levels);
-    }
     return parts;
 }
 
@@ -353,8 +348,16 @@ static cJSON *explain_node(const struct sched_pod *sp, const struct explained *e
     }
     {
         struct sched_score s = sched_score_node(sp, &view);
+        int64_t excess;
+        int levels = sched_share_levels(sp, &e->cn->info, &s, &excess);
+        cJSON *parts = score_json(&s);
+        if (excess > 0) { /* the fleet-share mark-down, where the node's model has any */
+            cJSON *f = cJSON_AddObjectToObject(parts, "fleetShare");
+            cJSON_AddNumberToObject(f, "excess", ppm(excess));
+            cJSON_AddNumberToObject(f, "levels", levels);
+        }
         cJSON_AddNumberToObject(o, "score", s.score);
-        cJSON_AddItemToObject(o, "parts", score_json(&s));
+        cJSON_AddItemToObject(o, "parts", parts);
     }
     return o;
 }

@@ -298,19 +298,25 @@ bool sched_model_allowed(const struct sched_pod *sp, const struct node_info *nod
  * it has arrived to show demand for it; a pod that may use every model loses nothing by
  * going elsewhere. Measured against the pod's least share, so that a fleet of equal pools
  * marks nothing down. */
+static int64_t fleet_share(const struct sched_pod *sp, const struct sched_demand_model *m)
+{
+    int64_t k2 = 2 * sp->pod->gpus;
+
+    return k2 >= m->gpus ? PPM : k2 * PPM / m->gpus;
+}
+
 static void use_fleet_share(struct sched_pod *sp, const struct sched_demand *d)
 {
-    int64_t share[SCHED_DEMAND_MAX_MODELS], least = PPM, k2 = 2 * sp->pod->gpus;
+    int64_t least = PPM, most = 0;
 
     for (size_t i = 0; i < d->model_count; i++) {
-        int64_t g = d->models[i].gpus;
-        share[i] = k2 >= g ? PPM : k2 * PPM / g;
-        least = share[i] < least ? share[i] : least;
+        int64_t h = fleet_share(sp, &d->models[i]);
+        least = h < least ? h : least;
+        most = h > most ? h : most;
     }
-    for (size_t i = 0; i < d->model_count; i++) {
-        sp->share_excess_ppm[i] = (int32_t)(share[i] - least);
-        if (share[i] > least)
-            sp->share_table = d;
+    if (most > least) { /* else no model is worse than another */
+        sp->share_table = d;
+        sp->share_least_ppm = least;
     }
 }
 
@@ -509,7 +515,7 @@ static int64_t share_ppm(const struct sched_pod *sp, const struct node_info *nod
 {
     int i = sched_demand_find(sp->share_table, node->model);
 
-    return i >= 0 ? sp->share_excess_ppm[i] : 0;
+    return i >= 0 ? fleet_share(sp, &sp->share_table->models[i]) - sp->share_least_ppm : 0;
 }
 
 /* Interconnect quality of a set: the mean over its pairs of min(pair score, 100) / 100. */
@@ -559,14 +565,36 @@ static int64_t scarcity_levels(int64_t w_scarcity, int64_t w_rest)
     return levels > SCARCITY_MAX_LEVELS && w_rest > 0 ? SCARCITY_MAX_LEVELS : levels;
 }
 
-static int combine(const struct sched_score *s, int64_t sum, int64_t w_rest)
+/* The fleet-share mark-down: up to the levels the scarcity part holds, taken off whatever else
+ * the node earns; all of them where the pod would take half the model's GPUs more than on the
+ * model where it takes least. */
+static int share_cut(int64_t levels, int64_t excess_ppm)
 {
-    int64_t levels = scarcity_levels(s->w_scarcity, w_rest);
-    int64_t rest = 10 - levels, score = 0;
+    return (int)((levels * excess_ppm + PPM / 2) / PPM);
+}
 
-    if (w_rest > 0)
-        score = (rest * sum + w_rest * PPM / 2) / (w_rest * PPM);
-    return (int)(score + (levels * s->scarcity_ppm + PPM / 2) / PPM);
+/* The score with a scarcity weight: the part's levels where it applies (sp->demand), else the
+ * weighted average; less the fleet-share mark-down where that applies (sp->share_table). Out
+ * of line, so that the scoring loop of a policy without the weight stays as it was. */
+static GX_NOINLINE int scarcity_score(const struct sched_pod *sp, const struct sched_node *n,
+                                      const struct sched_score *s, int64_t sum, int64_t w_rest)
+{
+    int64_t levels = scarcity_levels(sp->pol->weight_scarcity, w_rest), score = 0;
+
+    if (!s->w_scarcity) { /* the part does not apply: the weighted average */
+        score = (10 * sum + w_rest * PPM / 2) / (w_rest * PPM);
+    } else {
+        /* s->w_scarcity is the policy's weight, so levels are the part's */
+        if (w_rest > 0)
+            score = ((10 - levels) * sum + w_rest * PPM / 2) / (w_rest * PPM);
+        score += (levels * s->scarcity_ppm + PPM / 2) / PPM;
+    }
+    if (sp->share_table) {
+        const struct sched_model_memo *m = memo_of(sp, n);
+        int cut = share_cut(levels, m ? m->share_ppm : share_ppm(sp, n->info));
+        score = score > cut ? score - cut : 0;
+    }
+    return (int)score;
 }
 
 /* Scores n into *out. Inlined into both entry points, so the one that wants only the score
@@ -615,20 +643,25 @@ static GX_ALWAYS_INLINE void score_node(const struct sched_pod *sp, const struct
         return;
     }
     sum = s.w_free * s.free_ppm + s.w_model * s.model_ppm + s.w_topo * s.topo_ppm;
-    if (!s.w_scarcity) /* the weighted average, as without the part */
+    if (!s.w_scarcity && !sp->share_table) /* the weighted average, as without the weight */
         s.score = (int)((10 * sum + w_rest * PPM / 2) / (w_rest * PPM));
     else
-        s.score = combine(&s, sum, w_rest);
-    if (sp->share_table) {
-        /* Up to the levels the scarcity part holds, taken off whatever else the node earns:
-         * all of them where the pod would take half the model's GPUs more than elsewhere. */
-        const struct sched_model_memo *m = memo_of(sp, n);
-        s.share_ppm = m ? m->share_ppm : share_ppm(sp, node);
-        s.share_levels =
-            (int)((scarcity_levels(pol->weight_scarcity, w_rest) * s.share_ppm + PPM / 2) / PPM);
-        s.score = s.score > s.share_levels ? s.score - s.share_levels : 0;
-    }
+        s.score = scarcity_score(sp, n, &s, sum, w_rest);
     *out = s;
+}
+
+int sched_share_levels(const struct sched_pod *sp, const struct node_info *node,
+                       const struct sched_score *s, int64_t *excess_ppm)
+{
+    int64_t w_rest = s->w_free + s->w_model + s->w_topo;
+
+    *excess_ppm = 0;
+    /* where score_node() stops before any part: no pod GPUs, no node GPUs, no weight */
+    if (!sp->share_table || sp->pod->gpus <= 0 || node->gpu_allocatable <= 0 ||
+        w_rest + s->w_scarcity <= 0)
+        return 0;
+    *excess_ppm = share_ppm(sp, node);
+    return share_cut(scarcity_levels(sp->pol->weight_scarcity, w_rest), *excess_ppm);
 }
 
 struct sched_score sched_score_node(const struct sched_pod *sp, const struct sched_node *n)
@@ -663,7 +696,7 @@ void sched_pod_memo_models(struct sched_pod *sp, const struct node_info *const *
             .model_rank = s.model_rank,
             .model_ppm = s.model_ppm,
             .scarcity_ppm = sp->demand ? scarcity_ppm(sp, models[i]) : 0,
-            .share_ppm = sp->share_table ? share_ppm(sp, models[i]) : 0,
+            .share_ppm = sp->share_table ? (int32_t)share_ppm(sp, models[i]) : 0,
         };
     }
     sp->memo = memo;

@@ -175,6 +175,30 @@ static struct sched_score score(const struct sched_pod *sp, const struct node_in
     return sched_score_node(sp, &sn);
 }
 
+/* The fleet-share mark-down on an empty n: its levels, and in *excess the share beyond the
+ * pod's least. */
+static int share(const struct sched_pod *sp, const struct node_info *n, int64_t *excess)
+{
+    struct sched_score s = score(sp, n, 0);
+
+    return sched_share_levels(sp, n, &s, excess);
+}
+
+static int64_t excess_of(const struct sched_pod *sp, const struct node_info *n)
+{
+    int64_t excess;
+
+    (void)share(sp, n, &excess);
+    return excess;
+}
+
+static int levels_of(const struct sched_pod *sp, const struct node_info *n)
+{
+    int64_t excess;
+
+    return share(sp, n, &excess);
+}
+
 /* One T4 node (2 GPUs) and one A100 node (8 GPUs). A pod that may only use T4 is pending;
  * then comes a one-GPU pod that accepts any model. Binpack sends it to the T4 node, which it
  * half fills (score 5, against 1 for breaking into the A100 node), and the T4 pod could then
@@ -211,9 +235,9 @@ static void test_leaves_t4(void)
     CHECK(sp.share_table == &d);
     CHECK_EQ(score(&sp, &t4, 0).score, 0);
     CHECK_EQ(score(&sp, &t4, 0).scarcity_ppm, 0);
-    CHECK_EQ(score(&sp, &t4, 0).share_ppm, 750000);
-    CHECK_EQ(score(&sp, &t4, 0).share_levels, 6);
-    CHECK_EQ(score(&sp, &a100, 0).share_levels, 0);
+    CHECK_EQ(excess_of(&sp, &t4), 750000);
+    CHECK_EQ(levels_of(&sp, &t4), 6);
+    CHECK_EQ(levels_of(&sp, &a100), 0);
     CHECK_EQ(score(&sp, &a100, 0).score, 8);
     CHECK_EQ(score(&sp, &a100, 0).scarcity_ppm, 1000000);
     CHECK_EQ(score(&sp, &a100, 0).w_scarcity, 4);
@@ -232,7 +256,7 @@ static void test_leaves_t4(void)
     sched_pod_use_demand(&sp, &d);
     CHECK(sp.demand == NULL);
     CHECK_EQ(score(&sp, &t4, 0).score, 0);
-    CHECK_EQ(score(&sp, &t4, 0).share_levels, 6);
+    CHECK_EQ(levels_of(&sp, &t4), 6);
     CHECK_EQ(score(&sp, &a100, 0).score, 1);
     policy_unref(binpack);
     policy_unref(pol);
@@ -273,7 +297,7 @@ static void test_keeps_whole_node(void)
         CHECK_EQ(score(&sp, &a100, 0).score, cases[i].empty);
         CHECK_EQ(score(&sp, &a100, 3).score, cases[i].partly);
         CHECK_EQ(score(&sp, &t4, 0).score, cases[i].t4);
-        CHECK_EQ(score(&sp, &a100, 0).share_levels, 0);
+        CHECK_EQ(levels_of(&sp, &a100), 0);
         CHECK(score(&sp, &a100, 3).score > score(&sp, &a100, 0).score);
         policy_unref(pol);
     }
@@ -312,7 +336,7 @@ static void test_proportion(void)
         CHECK_EQ(s.scarcity_ppm, 500000);
         /* round(2 * 1/4) + round(8 * 0.5), less the mark-down: the pod would take 2/4 of
          * V100's GPUs against 2/16 of A100's, round(8 * 0.375) = 3 levels. */
-        CHECK_EQ(s.share_ppm, 375000);
+        CHECK_EQ(excess_of(&sp, &v100), 375000);
         CHECK_EQ(s.score, 1 + 4 - 3);
     }
     /* A pod that may not use T4 sees V100 as its most scarce model. */
@@ -352,15 +376,15 @@ static void test_fleet_share(void)
     sched_pod_use_demand(&sp, &d);
     CHECK(sp.demand == NULL);
     CHECK(sp.share_table == &d);
-    CHECK_EQ(score(&sp, &a10, 0).share_ppm, 875000);
-    CHECK_EQ(score(&sp, &a10, 0).share_levels, 7);
+    CHECK_EQ(excess_of(&sp, &a10), 875000);
+    CHECK_EQ(levels_of(&sp, &a10), 7);
     CHECK_EQ(score(&sp, &a10, 0).score, 3);
     /* A partly used G2 node wins (round(10 * 6/8) = 8); only a G2 node with at most one GPU
      * taken does not: breaking into a whole 8-GPU node still costs more than the mark-down. */
     CHECK_EQ(score(&sp, &g2, 5).score, 8);
     CHECK_EQ(score(&sp, &g2, 1).score, 3);
     CHECK_EQ(score(&sp, &g2, 0).score, 1);
-    CHECK_EQ(score(&sp, &g2, 0).share_levels, 0);
+    CHECK_EQ(levels_of(&sp, &g2), 0);
     /* The binpack policy (weight 0): no mark-down, the A10 node's exact fit wins. */
     {
         struct policy *binpack = policy_new_default();

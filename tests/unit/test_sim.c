@@ -141,8 +141,9 @@ static void test_model_constraint(void)
 /* One T4 node (2 GPUs) and one A100 node (8). A pod that may only use T4 comes first, a pod
  * that accepts any model next, then a second T4-only pod. Binpack sends the second pod to the
  * T4 node (score 10 against 1), and the last one fits nowhere. With the scarcity weight the
- * running T4-only pod makes T4 the scarce model: the second pod scores 2 there against 8 on
- * the A100 node, and the last one gets the T4 GPU left. */
+ * running T4-only pod makes T4 the scarce model: the second pod scores 0 there (binpack's 2,
+ * less 6 for the fleet-share mark-down: it would take 2/2 of T4 against 2/8 of A100) against 8
+ * on the A100 node, and the last one gets the T4 GPU left. */
 static void test_scarcity(void)
 {
     static const char *const models[] = {"Tesla-T4", "NVIDIA-A100-SXM4-80GB"};
