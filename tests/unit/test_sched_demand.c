@@ -352,6 +352,15 @@ static void test_proportion(void)
     policy_unref(pol);
 }
 
+/* A table of the given nodes' models and no demand. */
+static void fleet(struct sched_demand *d, const struct node_info *const *nodes, size_t n)
+{
+    sched_demand_init(d);
+    for (size_t i = 0; i < n; i++)
+        sched_demand_add_node(d, nodes[i]);
+    sched_demand_finish(d);
+}
+
 /* The fleet's only A10 GPUs are two 1-GPU nodes; G2 has two 8-GPU nodes. No pod has asked for
  * a model yet, so the scarcity part is off; the first pods on openb's trace used to take the
  * A10 GPUs here, long before the pods that may only use A10 or T4 arrived. A one-GPU pod that
@@ -366,12 +375,7 @@ static void test_fleet_share(void)
     struct sched_demand d;
     struct sched_pod sp;
 
-    sched_demand_init(&d);
-    sched_demand_add_node(&d, &a10);
-    sched_demand_add_node(&d, &a10);
-    sched_demand_add_node(&d, &g2);
-    sched_demand_add_node(&d, &g2);
-    sched_demand_finish(&d);
+    fleet(&d, (const struct node_info *[]){&a10, &a10, &g2, &g2}, 4);
     CHECK(sched_pod_prepare(&sp, &any, pol, &eb));
     sched_pod_use_demand(&sp, &d);
     CHECK(sp.demand == NULL);
@@ -394,32 +398,22 @@ static void test_fleet_share(void)
         CHECK_EQ(score(&sp, &a10, 0).score, 10);
         policy_unref(binpack);
     }
-    /* A pod that cannot use A10 at all (8 GPUs) would take all of G2's 16 too, twice over:
-     * no model is worse than another, nothing is marked down. */
+    /* An 8-GPU pod, which no A10 node can hold, would take all of G2's 16 GPUs too (twice its
+     * 8 is 16): no model is worse than another, nothing is marked down. */
     CHECK(sched_pod_prepare(&sp, &big, pol, &eb));
     sched_pod_use_demand(&sp, &d);
     CHECK(sp.share_table == NULL);
 
     /* With a T4 node (2 GPUs), a pod that may use A10 or T4 is not marked down: its rule or
      * annotation chose those models, and the scarcity part weighs it against their demand. */
-    sched_demand_init(&d);
-    sched_demand_add_node(&d, &a10);
-    sched_demand_add_node(&d, &a10);
-    sched_demand_add_node(&d, &t4);
-    sched_demand_add_node(&d, &g2);
-    sched_demand_add_node(&d, &g2);
-    sched_demand_finish(&d);
+    fleet(&d, (const struct node_info *[]){&a10, &a10, &t4, &g2, &g2}, 5);
     CHECK(sched_pod_prepare(&sp, &either, pol, &eb));
     CHECK_EQ(sched_demand_allowed(&d, &sp), UINT64_C(3)); /* A10 and T4, added first */
     sched_pod_use_demand(&sp, &d);
     CHECK(sp.share_table == NULL);
     CHECK_EQ(score(&sp, &a10, 0).score, 10);
     /* Equal pools mark nothing down: 2 A10 GPUs against 2 T4 GPUs. */
-    sched_demand_init(&d);
-    sched_demand_add_node(&d, &a10);
-    sched_demand_add_node(&d, &a10);
-    sched_demand_add_node(&d, &t4);
-    sched_demand_finish(&d);
+    fleet(&d, (const struct node_info *[]){&a10, &a10, &t4}, 3);
     CHECK(sched_pod_prepare(&sp, &any, pol, &eb));
     sched_pod_use_demand(&sp, &d);
     CHECK(sp.share_table == NULL);
